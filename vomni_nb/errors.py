@@ -1,0 +1,249 @@
+"""The one exception tree of vomni_nb.
+
+::
+
+    VomniError                          everything below; catch this to catch all of ours
+    ├── InvalidRequestError (+ValueError) bad input, caught before any request is sent
+    ├── APIError                        a request was sent and did not give a usable result
+    │   ├── APIStatusError              the server answered with an error status (.status_code, .body)
+    │   │   ├── BadRequestError          400
+    │   │   ├── AuthenticationError      401
+    │   │   ├── NotFoundError            404
+    │   │   ├── ConflictError            409
+    │   │   ├── PayloadTooLargeError     413
+    │   │   ├── UnprocessableEntityError 422
+    │   │   ├── RateLimitError           429
+    │   │   └── ServerError              5xx
+    │   │       ├── OverloadedError      503
+    │   │       ├── GatewayTimeoutError  504
+    │   │       └── InsufficientStorageError 507
+    │   ├── APIConnectionError          no answer: refused, reset, DNS (+ConnectionError)
+    │   │   └── APITimeoutError         no answer in time (+TimeoutError)
+    │   ├── StreamError                 an in-band error after a stream started (.partial)
+    │   ├── ResponseFormatError         a body we cannot read (HTML from a proxy, truncated JSON, bad base64)
+    │   └── JobFailedError              a video job ended with status "failed" (.job)
+    └── ServerManagerError              the kernel-side server manager
+        ├── ServerStartError            a launch failed (.cause, .advice, .log_tail)
+        │   ├── ServerExited            the process exited before it was ready (.returncode)
+        │   └── ServerStartTimeout      not ready before the deadline
+        ├── PortInUseError              the port is taken by another program
+        └── NoGPUError                  a real launch without a GPU (use --sim)
+
+Every message says what to do next. API keys never appear in a message: build messages
+only through :func:`redact` when they may contain request data.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+__all__ = [
+    "VomniError",
+    "InvalidRequestError",
+    "APIError",
+    "APIStatusError",
+    "BadRequestError",
+    "AuthenticationError",
+    "NotFoundError",
+    "ConflictError",
+    "PayloadTooLargeError",
+    "UnprocessableEntityError",
+    "RateLimitError",
+    "ServerError",
+    "OverloadedError",
+    "GatewayTimeoutError",
+    "InsufficientStorageError",
+    "APIConnectionError",
+    "APITimeoutError",
+    "StreamError",
+    "ResponseFormatError",
+    "JobFailedError",
+    "ServerManagerError",
+    "ServerStartError",
+    "ServerExited",
+    "ServerStartTimeout",
+    "PortInUseError",
+    "NoGPUError",
+    "redact",
+]
+
+_BEARER = re.compile(r"(Bearer\s+)[^\s\"',]+", re.IGNORECASE)
+_KEY_ARG = re.compile(r"(--api-key[= ]|api_key=|VLLM_API_KEY=|VOMNI_API_KEY=)[^\s\"',]+")
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """Remove bearer tokens, ``--api-key`` values and each given secret from ``text``."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    text = _BEARER.sub(r"\1***", text)
+    return _KEY_ARG.sub(r"\1***", text)
+
+
+class VomniError(Exception):
+    """Base of every error vomni_nb raises on purpose."""
+
+
+class InvalidRequestError(VomniError, ValueError):
+    """Input that cannot make a valid request; raised before anything is sent."""
+
+
+class APIError(VomniError):
+    """A request reached (or tried to reach) a server and gave no usable result."""
+
+    def __init__(self, message: str, *, url: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.url = url
+
+
+class APIStatusError(APIError):
+    """The server answered with an HTTP error status."""
+
+    status_code: int = 0
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        url: str | None = None,
+        body: Any = None,
+        error_type: str | None = None,
+        param: str | None = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, url=url)
+        self.status_code = status_code
+        self.body = body
+        self.error_type = error_type
+        self.param = param
+        self.request_id = request_id
+        self.retry_after = retry_after
+
+
+class BadRequestError(APIStatusError):
+    """400: the server refused the request's content."""
+
+
+class AuthenticationError(APIStatusError):
+    """401: missing or wrong API key."""
+
+
+class NotFoundError(APIStatusError):
+    """404: unknown model, voice, job or route."""
+
+
+class ConflictError(APIStatusError):
+    """409: the resource is busy (cancellation in progress, output not yet saved)."""
+
+
+class PayloadTooLargeError(APIStatusError):
+    """413: the input is too large for the server."""
+
+
+class UnprocessableEntityError(APIStatusError):
+    """422: a well-formed request the server cannot act on."""
+
+
+class RateLimitError(APIStatusError):
+    """429: too many requests."""
+
+
+class ServerError(APIStatusError):
+    """5xx: the server failed."""
+
+
+class OverloadedError(ServerError):
+    """503: the server is busy or not healthy."""
+
+
+class GatewayTimeoutError(ServerError):
+    """504: the server gave up waiting for the generation."""
+
+
+class InsufficientStorageError(ServerError):
+    """507: not enough GPU memory or disk for this request."""
+
+
+class APIConnectionError(APIError, ConnectionError):
+    """No HTTP answer at all."""
+
+
+class APITimeoutError(APIConnectionError, TimeoutError):
+    """No answer before the timeout."""
+
+
+class StreamError(APIError):
+    """An error event arrived after a stream had started; ``partial`` holds what came before."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str | None = None,
+        partial: Any = None,
+        error_type: str | None = None,
+        code: int | str | None = None,
+    ) -> None:
+        super().__init__(message, url=url)
+        self.partial = partial
+        self.error_type = error_type
+        self.code = code
+
+
+class ResponseFormatError(APIError):
+    """A response body that does not match the protocol."""
+
+
+class JobFailedError(APIError):
+    """A video job finished with status ``failed``."""
+
+    def __init__(self, message: str, *, url: str | None = None, job: Any = None) -> None:
+        super().__init__(message, url=url)
+        self.job = job
+
+
+class ServerManagerError(VomniError):
+    """Base of the server manager's errors."""
+
+
+class ServerStartError(ServerManagerError):
+    """A server did not become ready. ``cause`` and ``advice`` are one line each."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        cause: str = "",
+        advice: str = "",
+        log_tail: str = "",
+        log_path: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.cause = cause
+        self.advice = advice
+        self.log_tail = log_tail
+        self.log_path = log_path
+
+
+class ServerExited(ServerStartError):
+    """The server process exited (before it was ready, or while in use)."""
+
+    def __init__(self, message: str, *, returncode: int | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.returncode = returncode
+
+
+class ServerStartTimeout(ServerStartError, TimeoutError):
+    """The server was alive but not ready before the deadline."""
+
+
+class PortInUseError(ServerManagerError, OSError):
+    """The requested port is held by another program."""
+
+
+class NoGPUError(ServerManagerError):
+    """A real vLLM-Omni launch was asked for on a machine without an NVIDIA GPU."""

@@ -1,0 +1,3 @@
+from vomni_nb.sim.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,38 @@
+"""Everything a running vomni-sim knows about itself; routers read it from ``request.app.state.sim``."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from vomni_nb.sim.families import Family
+
+DEFAULT_MAX_IMAGE_PIXELS = 7680 * 4320
+
+
+@dataclasses.dataclass
+class Faults:
+    """Fault injection knobs (simulator only)."""
+
+    latency: float = 0.0  # seconds added before each generation
+    tokens_per_second: float = 50.0  # streamed text rate
+    rate_503: float = 0.0  # fraction of generation requests answered 503 (with Retry-After)
+    retry_after: float = 1.0  # value of the Retry-After header on injected 503s
+    rate_507: float = 0.0  # fraction answered 507 (out of memory)
+    midstream_error_after: int | None = None  # chunks sent before an in-band stream error
+    crash_after: int | None = None  # exit the process after N generation requests
+    fault_seed: int = 0  # makes the injected fault sequence repeatable
+
+
+@dataclasses.dataclass
+class SimConfig:
+    model: str
+    family: Family
+    served_model_name: str
+    host: str = "127.0.0.1"
+    port: int = 8091
+    api_keys: tuple[str, ...] = ()
+    max_generated_image_size: int = DEFAULT_MAX_IMAGE_PIXELS
+    storage_dir: Path = Path("/tmp/storage")
+    voices_dir: Path = Path.home() / ".cache" / "vomni-sim" / "speakers"
+    faults: Faults = dataclasses.field(default_factory=Faults)
