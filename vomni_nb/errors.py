@@ -29,6 +29,7 @@
         ├── PortInUseError              the port is taken by another program
         └── NoGPUError                  a real launch without a GPU (use --sim)
 
+Status errors are made in one place, :func:`status_error`, which picks the class for a status.
 Every message says what to do next. API keys never appear in a message: build messages
 only through :func:`redact` when they may contain request data.
 """
@@ -66,6 +67,7 @@ __all__ = [
     "PortInUseError",
     "NoGPUError",
     "redact",
+    "status_error",
 ]
 
 _BEARER = re.compile(r"(Bearer\s+)[^\s\"',]+", re.IGNORECASE)
@@ -247,3 +249,25 @@ class PortInUseError(ServerManagerError, OSError):
 
 class NoGPUError(ServerManagerError):
     """A real vLLM-Omni launch was asked for on a machine without an NVIDIA GPU."""
+
+
+_STATUS_CLASSES: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    404: NotFoundError,
+    409: ConflictError,
+    413: PayloadTooLargeError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+    503: OverloadedError,
+    504: GatewayTimeoutError,
+    507: InsufficientStorageError,
+}
+
+
+def status_error(message: str, *, status_code: int, **details: Any) -> APIStatusError:
+    """The :class:`APIStatusError` subclass for ``status_code`` (5xx without a class of its own: ServerError)."""
+    cls = _STATUS_CLASSES.get(status_code)
+    if cls is None:
+        cls = ServerError if status_code >= 500 else APIStatusError
+    return cls(message, status_code=status_code, **details)

@@ -36,3 +36,4 @@ class SimConfig:
     storage_dir: Path = Path("/tmp/storage")
     voices_dir: Path = Path.home() / ".cache" / "vomni-sim" / "speakers"
     faults: Faults = dataclasses.field(default_factory=Faults)
+    enable_request_id_headers: bool = False  # echo X-Request-Id on responses, as vLLM's flag does

@@ -12,7 +12,7 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Awaitable
+from collections.abc import Awaitable, MutableMapping
 from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
@@ -40,7 +40,7 @@ T = TypeVar("T")
 CRASH_FLAG = "vomni_crash_after_response"
 # The short window in which /health already says unhealthy but the process is still up,
 # as after a real engine death (vLLM's watchdog notices within seconds).
-DEATH_WINDOW_S = 0.6
+DEATH_WINDOW_S = 1.0
 
 
 class ClientGone(Exception):
@@ -98,7 +98,7 @@ def engine_dead_response(request: Request) -> JSONResponse:
     return JSONResponse(body, status_code=500)
 
 
-def crash_pending(scope: dict[str, Any]) -> bool:
+def crash_pending(scope: MutableMapping[str, Any]) -> bool:
     """True when this request was the one after which ``--crash-after`` kills the engine."""
     state = scope.get("state")
     return bool(isinstance(state, dict) and state.get(CRASH_FLAG))

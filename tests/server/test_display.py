@@ -1,0 +1,51 @@
+"""The live status line: throttled updates of one output, always a final static summary."""
+
+from __future__ import annotations
+
+from vomni_nb.display import LiveLine, StartStatusLine, bundle, status_table
+from vomni_nb.errors import ServerExited
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _recorder() -> tuple[list[tuple[dict[str, str], bool]], object]:
+    shown: list[tuple[dict[str, str], bool]] = []
+    return shown, lambda data, first: shown.append((data, first))
+
+
+def test_updates_are_throttled_and_finish_always_shows() -> None:
+    shown, sink = _recorder()
+    clock = FakeClock()
+    line = LiveLine(0.1, sink=sink, clock=clock)  # type: ignore[arg-type]
+    assert line.update("a")
+    clock.now = 0.05
+    assert not line.update("b")
+    clock.now = 0.12
+    assert line.update("c")
+    clock.now = 0.13
+    line.finish("done")
+    assert [d["text/plain"] for d, _ in shown] == ["a", "c", "done"]
+    assert [first for _, first in shown] == [True, False, False]  # one output, updated in place
+    assert not line.update("late")
+
+
+def test_bundles_carry_text_and_html() -> None:
+    data = bundle("<x> & y")
+    assert data["text/plain"] == "<x> & y" and "&lt;x&gt; &amp; y" in data["text/html"]
+    table = status_table([{"name": "m", "state": "ready"}], ["name", "state"])
+    assert "<table>" in table["text/html"] and table["text/plain"].splitlines()[1].startswith("m")
+
+
+def test_start_status_line_shows_phase_then_failure() -> None:
+    shown, sink = _recorder()
+    status = StartStatusLine(LiveLine(0.0, sink=sink))  # type: ignore[arg-type]
+    status.phase("org/model", "loading weights", 3.21)
+    status.failed("org/model", ServerExited("x", cause="CUDA out of memory: boom"), 4.0)
+    assert "loading weights" in shown[0][0]["text/plain"] and "3.2 s" in shown[0][0]["text/plain"]
+    assert "CUDA out of memory" in shown[-1][0]["text/plain"] and "failed" in shown[-1][0]["text/html"]

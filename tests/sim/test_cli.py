@@ -1,0 +1,147 @@
+"""vomni-sim's command line: start-up order, bind-then-listen, failures and their exit codes."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from tests.conftest import IMAGE_MODEL, free_port
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def run_cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "vomni_nb.sim", *args],
+        capture_output=True, text=True, timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def test_bind_then_listen_refuses_connections_while_loading(start_sim) -> None:
+    sim = start_sim(IMAGE_MODEL, "--startup-delay", "3", wait=False)
+    sim.wait_for_log("vLLM server version 0.30.0, serving model Tongyi-MAI/Z-Image-Turbo")
+    # Port already taken (bound) but nobody listens: connection refused, never a 503.
+    with socket.socket() as probe:
+        with pytest.raises(OSError) as bind_error:
+            probe.bind(("127.0.0.1", sim.port))
+        assert bind_error.value.errno == errno.EADDRINUSE
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(sim.url + "/health", timeout=1)
+    log = sim.wait_for_log("Application startup complete.", timeout=15)
+    assert httpx.get(sim.url + "/health").json() == {"status": "healthy"}
+    order = [
+        "SIMULATOR",
+        "vLLM server version 0.30.0",
+        "[OmniEngine] Initializing with model Tongyi-MAI/Z-Image-Turbo",
+        "[OmniEngine] Orchestrator ready with 1 stages",
+        "AsyncOmniEngine initialized in",
+        "Pure diffusion API server initialized for model: Tongyi-MAI/Z-Image-Turbo",
+        f"Starting vLLM API server (pure diffusion mode) on http://127.0.0.1:{sim.port}",
+        "Available routes are:",
+        "Route: /v1/images/generations, Methods: POST",
+        "INFO:     Started server process",
+        "INFO:     Waiting for application startup.",
+        "INFO:     Application startup complete.",
+    ]
+    positions = [log.index(text) for text in order]
+    assert positions == sorted(positions)
+    assert "Uvicorn running on" not in log
+    assert f"(APIServer pid={sim.process.pid}) INFO " in log
+
+
+def test_loading_takes_the_startup_delay_and_phases_are_spread(start_sim) -> None:
+    sim = start_sim(IMAGE_MODEL, "--startup-delay", "1.5", wait=False)
+    sim.wait_for_log("[OmniEngine] Initializing with model")
+    # Lines are flushed one by one: a watcher sees "loading" while the process is still loading.
+    assert "Orchestrator ready" not in sim.log() and sim.process.poll() is None
+    sim.wait_for_log("Application startup complete.", timeout=15)
+
+
+def test_sigterm_and_sigint_exit_cleanly(start_sim) -> None:
+    ready = start_sim(IMAGE_MODEL)
+    assert ready.stop() == 0
+    loading = start_sim(IMAGE_MODEL, "--startup-delay", "5", wait=False)
+    loading.wait_for_log("[OmniEngine] Initializing")
+    loading.process.send_signal(signal.SIGINT)
+    assert loading.process.wait(10) == 0
+
+
+@pytest.mark.parametrize(
+    ("kind", "code", "text"),
+    [
+        ("oom", 1, "torch.OutOfMemoryError: CUDA out of memory"),
+        ("free-memory", 1, "RuntimeError: Engine core initialization failed. See root cause above."),
+        ("missing-model", 1, "huggingface_hub.errors.RepositoryNotFoundError: 401 Client Error."),
+        ("port-in-use", 1, "OSError: [Errno 98] Address already in use"),
+        ("init-timeout", 1, "TimeoutError: Orchestrator did not become ready within 600s"),
+        ("bad-flag", 2, "vllm serve: error: unrecognized arguments:"),
+    ],
+)
+def test_fail_at_start_prints_the_real_failure(kind: str, code: int, text: str) -> None:
+    result = run_cli(IMAGE_MODEL, "--port", str(free_port()), "--fail-at-start", kind)
+    assert result.returncode == code, result.stderr
+    assert text in result.stdout + result.stderr
+    if kind == "free-memory":
+        assert "ValueError: Free memory on device" in result.stderr
+    if kind == "init-timeout":
+        assert "[OmniEngine] Orchestrator startup timed out after 600s" in result.stdout
+
+
+def test_unknown_model_fails_like_a_missing_model() -> None:
+    result = run_cli("nobody/no-such-model", "--port", str(free_port()))
+    assert result.returncode == 1
+    assert "Repository Not Found for url: https://huggingface.co/api/models/nobody/no-such-model" in result.stderr
+    assert "vLLM server version 0.30.0" in result.stdout  # bound and logged before "loading" failed
+
+
+def test_a_real_port_conflict_is_the_real_oserror() -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        result = run_cli(IMAGE_MODEL, "--port", str(holder.getsockname()[1]))
+    assert result.returncode == 1
+    assert "OSError: [Errno 98] Address already in use" in result.stderr
+    assert "Initializing with model" not in result.stdout  # fails at bind, before any loading
+
+
+def test_unknown_flags_are_refused_like_argparse() -> None:
+    result = run_cli(IMAGE_MODEL, "--stage-configs-path", "x.yaml")
+    assert result.returncode == 2
+    assert "unrecognized arguments: --stage-configs-path" in result.stderr
+    assert run_cli(IMAGE_MODEL, "--rate-503", "2").returncode == 2
+
+
+def test_console_script_is_installed() -> None:
+    script = Path(sys.executable).with_name("vomni-sim")
+    assert script.exists()
+    result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0
+    assert "--fail-at-start" in result.stdout and "--omni" in result.stdout
+
+
+def test_family_flag_serves_an_unknown_id_under_its_served_name(start_sim) -> None:
+    sim = start_sim("my-org/my-finetune", "--family", "image", "--served-model-name", "fox", "--omni")
+    card = httpx.get(sim.url + "/v1/models").json()["data"][0]
+    assert (card["id"], card["root"], card["simulated"]) == ("fox", "my-org/my-finetune", True)
+    body = {"prompt": "p", "size": "32x32", "model": "my-org/my-finetune"}
+    reply = httpx.post(sim.url + "/v1/images/generations", json=body)
+    assert reply.status_code == 400
+    assert reply.json()["error"]["message"] == (
+        "Model mismatch: request specifies 'my-org/my-finetune' but server is running 'fox'."
+    )
+
+
+def test_idle_memory_stays_small(image_server) -> None:
+    rss_mb = psutil.Process(image_server.process.pid).memory_info().rss / 2**20
+    print(f"vomni-sim idle RSS: {rss_mb:.1f} MB")
+    assert rss_mb < 150
+

@@ -1,0 +1,151 @@
+"""AsyncOmniClient round-trips, and parity: the same calls through both clients give the same results."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from vomni_nb import AsyncOmniClient, OmniClient
+from vomni_nb.errors import BadRequestError, InvalidRequestError, JobFailedError, NotFoundError, StreamError
+from vomni_nb.results import ImageBatch
+from vomni_nb.streams import AudioDelta, TextDelta
+from tests.conftest import OMNI_MODEL, VIDEO_MODEL
+
+
+def run(factory: Callable[[], Awaitable[Any]]) -> Any:
+    return asyncio.run(factory())  # type: ignore[arg-type]
+
+
+def test_async_images_and_sweep(image_server) -> None:  # type: ignore[no-untyped-def]
+    async def main() -> None:
+        async with AsyncOmniClient(image_server.url) as client:
+            image = await client.image("a red fox", size="64x64")
+            assert image.width == 64 and isinstance(image.seed, int)
+            batch = await client.images("a red fox", seeds=[1, 2, 3, 4, 5], size="64x64", concurrency=2)
+            assert isinstance(batch, ImageBatch) and [i.seed for i in batch] == [1, 2, 3, 4, 5]
+            chat = await client.image("a red fox", size="64x64", via="chat", seed=1)
+            assert chat.format == "png"
+            assert await client.models() and (await client.health())["ok"] and await client.version() == "0.30.0"
+            with pytest.raises(InvalidRequestError):
+                await client.image("a red fox", n=0)
+
+    run(main)
+
+
+def test_async_streams_speech_voices(omni_server, tts_server) -> None:  # type: ignore[no-untyped-def]
+    async def main() -> None:
+        async with AsyncOmniClient(omni_server.url) as client:
+            stream = await client.chat_stream("Tell me a story", seed=3)
+            kinds = {type(event) async for event in stream}
+            assert kinds == {TextDelta, AudioDelta}
+            result = await stream.finish()
+            assert result.text and result.audio and result.model == OMNI_MODEL
+            with pytest.raises(NotFoundError, match=OMNI_MODEL):
+                await client.chat("hi", model="nope")
+        async with AsyncOmniClient(tts_server.url) as client:
+            speech = await client.speak("Hello", response_format="pcm")
+            raw = await client.speak_stream("Hello", response_format="pcm")
+            async with raw:
+                assert (await raw.finish()).audio == speech.audio
+            sse = await client.speak_stream("Hello", mode="sse", response_format="pcm")
+            assert (await sse.finish()).audio == speech.audio
+            assert "vivian" in (await client.voices.list())["voices"]
+            with pytest.raises(NotFoundError):
+                await client.voices.delete("nobody")
+
+    run(main)
+
+
+def test_async_video_and_failures(video_server, start_sim) -> None:  # type: ignore[no-untyped-def]
+    failing = start_sim(VIDEO_MODEL, "--rate-507", "1")
+
+    async def main() -> None:
+        async with AsyncOmniClient(video_server.url) as client:
+            video = await client.video("a boat", size="64x64", seconds=1, fps=8, poll_interval=0.05)
+            assert video.data[4:8] == b"ftyp"
+            assert video.id in [job["id"] for job in await client.video_jobs()]
+        async with AsyncOmniClient(failing.url) as client:
+            with pytest.raises(JobFailedError):
+                await client.video("a boat", size="64x64", seconds=1, fps=8, poll_interval=0.05)
+
+    run(main)
+
+
+def test_async_midstream_error(start_sim) -> None:  # type: ignore[no-untyped-def]
+    sim = start_sim(OMNI_MODEL, "--midstream-error-after", "3", "--tokens-per-second", "2000")
+
+    async def main() -> None:
+        async with AsyncOmniClient(sim.url) as client:
+            stream = await client.chat_stream("tell me a story", modalities=["text"])
+            with pytest.raises(StreamError) as caught:
+                await stream.finish()
+            assert caught.value.partial == stream.text
+
+    run(main)
+
+
+def _comparable(result: Any) -> Any:
+    """What must be equal between the two clients (timings and ids naturally differ)."""
+    if isinstance(result, ImageBatch):
+        return [_comparable(i) for i in result]
+    fields = ("data", "audio", "text", "format", "width", "height", "seed", "params", "model", "server_url",
+              "sample_rate", "frames", "images", "finish_reason", "fps", "num_frames", "duration_s", "prompt")
+    values = {name: getattr(result, name) for name in fields if hasattr(result, name)}
+    if "images" in values:
+        values["images"] = [_comparable(i) for i in values["images"]]
+    return values
+
+
+PARITY_CALLS: list[tuple[str, str, tuple[Any, ...], dict[str, Any]]] = [
+    ("image", "image", ("a red fox",), {"size": "64x64", "seed": 11, "steps": 2}),
+    ("image", "image", ("a red fox",), {"size": "64x64", "seed": 11, "n": 2, "output_format": "webp"}),
+    ("image", "image", ("a red fox",), {"size": "64x64", "seed": 11, "via": "chat"}),
+    ("image", "images", ("a red fox",), {"size": "64x64", "seeds": [1, 2]}),
+    ("omni", "chat", ("Say hello",), {"seed": 5}),
+    ("omni", "chat", ("Say hello",), {"seed": 5, "modalities": ["text"]}),
+    ("tts", "speak", ("Hello there",), {"voice": "vivian", "seed": 2}),
+    ("tts", "speak", ("Hello there",), {"response_format": "flac", "seed": 2}),
+    ("video", "video", ("a boat",), {"size": "64x64", "seconds": 1, "fps": 8, "seed": 3, "poll_interval": 0.05}),
+]
+
+
+def test_sync_async_parity(image_server, omni_server, tts_server, video_server) -> None:  # type: ignore[no-untyped-def]
+    servers = {"image": image_server, "omni": omni_server, "tts": tts_server, "video": video_server}
+    sync_results = []
+    for server, method, args, kwargs in PARITY_CALLS:
+        with OmniClient(servers[server].url) as client:
+            sync_results.append(getattr(client, method)(*args, **kwargs))
+
+    async def all_async() -> list[Any]:
+        results = []
+        for server, method, args, kwargs in PARITY_CALLS:
+            async with AsyncOmniClient(servers[server].url) as client:
+                results.append(await getattr(client, method)(*args, **kwargs))
+        return results
+
+    async_results = run(all_async)
+    for call, left, right in zip(PARITY_CALLS, sync_results, async_results):
+        assert type(left) is type(right), call
+        assert _comparable(left) == _comparable(right), call
+
+    async def streams() -> tuple[str, bytes | None]:
+        async with AsyncOmniClient(omni_server.url) as client:
+            result = await (await client.chat_stream("Say hello", seed=5)).finish()
+            return result.text, result.audio
+
+    with OmniClient(omni_server.url) as client:
+        sync_stream = client.chat_stream("Say hello", seed=5).finish()
+    assert (sync_stream.text, sync_stream.audio) == run(streams)
+
+    async def bad() -> None:
+        async with AsyncOmniClient(image_server.url) as client:
+            await client.image("fox", size="64x64", extra={"size": "64"})
+
+    with pytest.raises(BadRequestError) as async_error:
+        run(bad)
+    with OmniClient(image_server.url) as client, pytest.raises(BadRequestError) as sync_error:
+        client.image("fox", size="64x64", extra={"size": "64"})
+    assert str(async_error.value) == str(sync_error.value)

@@ -1,0 +1,129 @@
+"""Ctrl-C (sync) and task cancellation (async) close the connection at once; the server aborts."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from vomni_nb import AsyncOmniClient, OmniClient
+from tests.conftest import IMAGE_MODEL, OMNI_MODEL
+
+ABORTED = "[AsyncOmni] Request"
+PROMPT_BOUND_S = 0.5  # the issue's bound from Ctrl-C to a closed connection
+
+
+def _interrupt_main_after(delay: float, when: list[float]) -> threading.Timer:
+    """A real SIGINT to the main thread (interrupt_main would not wake a blocking socket read)."""
+    main = threading.main_thread().ident
+    assert main is not None
+
+    def fire() -> None:
+        when.append(time.perf_counter())
+        signal.pthread_kill(main, signal.SIGINT)
+
+    timer = threading.Timer(delay, fire)
+    timer.start()
+    return timer
+
+
+def _open_connections(client: Any) -> int:
+    pool = client._http._transport._pool
+    return sum(1 for connection in pool.connections if not connection.is_closed())
+
+
+def _interrupted(call: Callable[[], Any]) -> float:
+    fired: list[float] = []
+    timer = _interrupt_main_after(0.4, fired)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            call()
+        caught = time.perf_counter()
+    finally:
+        timer.cancel()
+    assert fired, "the interrupt did not fire"
+    return caught - fired[0]
+
+
+@pytest.fixture(autouse=True)
+def _default_sigint() -> Any:
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_during_image_request(start_sim) -> None:  # type: ignore[no-untyped-def]
+    sim = start_sim(IMAGE_MODEL, "--latency", "1.5")
+    with OmniClient(sim.url) as client:
+        client.models()  # warm: the interrupt must land in the generation request itself
+        elapsed = _interrupted(lambda: client.image("a fox", size="64x64"))
+        assert elapsed < PROMPT_BOUND_S
+        assert _open_connections(client) == 0
+        sim.wait_for_log(ABORTED)
+        assert "aborted." in sim.log()
+
+
+def test_ctrl_c_during_streaming_chat(start_sim) -> None:  # type: ignore[no-untyped-def]
+    sim = start_sim(OMNI_MODEL, "--tokens-per-second", "10")
+    received: list[str] = []
+    with OmniClient(sim.url) as client:
+        client.models()
+
+        def consume() -> None:
+            for event in client.chat_stream("Tell me a long story", modalities=["text"]):
+                received.append(type(event).__name__)
+
+        elapsed = _interrupted(consume)
+        assert elapsed < PROMPT_BOUND_S
+        assert received, "the interrupt should arrive mid-stream"
+        assert _open_connections(client) == 0
+        log = sim.wait_for_log(ABORTED)
+        assert "aborted." in log
+
+
+def test_cancelled_task_aborts_request_and_stream(start_sim) -> None:  # type: ignore[no-untyped-def]
+    image_sim = start_sim(IMAGE_MODEL, "--latency", "1.5")
+    chat_sim = start_sim(OMNI_MODEL, "--tokens-per-second", "10")
+
+    async def main() -> None:
+        async with AsyncOmniClient(image_sim.url) as client:
+            task = asyncio.create_task(client.image("a fox", size="64x64"))
+            await asyncio.sleep(0.5)
+            started = time.perf_counter()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert time.perf_counter() - started < PROMPT_BOUND_S
+        async with AsyncOmniClient(chat_sim.url) as client:
+            events: list[Any] = []
+
+            async def consume() -> None:
+                async for event in await client.chat_stream("Tell me a long story", modalities=["text"]):
+                    events.append(event)
+
+            task = asyncio.create_task(consume())
+            await asyncio.sleep(0.8)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert events
+
+    asyncio.run(main())
+    image_sim.wait_for_log(ABORTED)
+    chat_sim.wait_for_log(ABORTED)
+
+
+def test_ctrl_c_during_a_sweep_drops_every_request(start_sim) -> None:  # type: ignore[no-untyped-def]
+    sim = start_sim(IMAGE_MODEL, "--latency", "1.5")
+    with OmniClient(sim.url) as client:
+        elapsed = _interrupted(lambda: client.images("a fox", seeds=[1, 2, 3], size="64x64", concurrency=3))
+        assert elapsed < PROMPT_BOUND_S
+    deadline = time.monotonic() + 5
+    while sim.log().count("aborted.") < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sim.log().count("aborted.") == 3

@@ -1,0 +1,233 @@
+"""OmniClient round-trips every capability against real vomni-sim servers."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import httpx
+import pytest
+
+from vomni_nb import AsyncOmniClient, OmniClient
+from vomni_nb.errors import (
+    APIConnectionError,
+    AuthenticationError,
+    BadRequestError,
+    InvalidRequestError,
+    JobFailedError,
+    NotFoundError,
+)
+from vomni_nb.protocol.wav import parse_wav
+from vomni_nb.results import ChatResult, ImageBatch, ImageResult, SpeechResult
+from vomni_nb.streams import AudioDelta, ImageDelta, TextDelta
+from tests.conftest import EDIT_MODEL, IMAGE_MODEL, OMNI_MODEL, TTS_MODEL, VIDEO_MODEL, free_port
+
+
+@dataclasses.dataclass
+class Handle:
+    """What the server manager's Server handle looks like to a client (duck-typed)."""
+
+    url: str
+    model: str
+    api_key: str | None = None
+
+
+def test_image_generation(image_server) -> None:  # type: ignore[no-untyped-def]
+    with OmniClient(image_server.url) as client:
+        result = client.image("a red fox", size="64x48", steps=2, guidance=3.5, negative="blur")
+        assert isinstance(result, ImageResult) and (result.format, result.width, result.height) == ("png", 64, 48)
+        assert result.data.startswith(b"\x89PNG") and isinstance(result.seed, int)  # seed chosen client-side
+        assert result.model == IMAGE_MODEL and result.server_url == image_server.url
+        assert result.params["num_inference_steps"] == 2 and result.timings["total_s"] > 0
+        again = client.image("a red fox", size="64x48", steps=2, guidance=3.5, negative="blur", seed=result.seed)
+        assert again.data == result.data  # the recorded seed reproduces the image
+        jpeg = client.image("a red fox", size="64x64", output_format="jpeg", seed=1)
+        assert jpeg.format == "jpeg" and jpeg.data.startswith(b"\xff\xd8")
+        batch = client.image("a red fox", size="64x64", n=3, seed=5)
+        assert isinstance(batch, ImageBatch) and len(batch) == 3 and {i.seed for i in batch} == {5}
+        assert len({i.data for i in batch}) == 3
+
+
+def test_image_via_chat(image_server) -> None:  # type: ignore[no-untyped-def]
+    with OmniClient(image_server.url) as client:
+        result = client.image("a red fox", size="64x64", seed=9, via="chat")
+        assert (result.format, result.size, result.seed, result.params["via"]) == ("png", "64x64", 9, "chat")
+        with pytest.raises(InvalidRequestError, match="always PNG"):
+            client.image("a red fox", via="chat", output_format="jpeg")
+        stream = client.chat_stream("a red fox", extra={"size": "64x64", "seed": 1})
+        events = list(stream)  # pure diffusion ignores stream=true and answers JSON; replayed as events
+        assert [type(e) for e in events] == [ImageDelta] and stream.finish().images[0].width == 64
+
+
+def test_sweep_uses_a_thread_pool_and_keeps_order(image_server) -> None:  # type: ignore[no-untyped-def]
+    with OmniClient(image_server.url) as client:
+        batch = client.images("a red fox", seeds=[3, 1, 2], size="64x64", concurrency=3)
+        assert [i.seed for i in batch] == [3, 1, 2]
+        grid = client.images("a red fox", seeds=[4], grid={"guidance": [1.0, 7.0], "steps": [1, 2]}, size="64x64")
+        assert [(i.params["guidance_scale"], i.params["num_inference_steps"]) for i in grid] == [
+            (1.0, 1), (1.0, 2), (7.0, 1), (7.0, 2)]
+        shared = client.images("a red fox", grid=[{"guidance": 1.0}, {"guidance": 2.0}], size="64x64")
+        assert shared[0].seed == shared[1].seed  # no seeds given: one shared seed, so only the grid differs
+
+
+def test_sweep_inside_a_running_event_loop(image_server) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    async def cell() -> ImageBatch:  # like a Jupyter cell: sync code while a loop runs
+        with OmniClient(image_server.url) as client:
+            return client.images("a red fox", seeds=[1, 2], size="64x64")
+
+    assert len(asyncio.run(cell())) == 2
+
+
+def test_edit(edit_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with OmniClient(Handle(edit_server.url, EDIT_MODEL)) as client:
+        source = client.image("a house", size="64x64", seed=1)
+        edited = client.edit(source, "paint it blue", seed=2)
+        assert edited.size == "64x64" and edited.data != source.data and edited.params["size"] == "auto"
+        path = source.save(tmp_path)
+        two = client.edit([path], "paint it blue", size="32x32", n=2, seed=3)
+        assert isinstance(two, ImageBatch) and [i.size for i in two] == ["32x32", "32x32"]
+
+
+def test_chat_text_and_audio(omni_server) -> None:  # type: ignore[no-untyped-def]
+    with OmniClient(omni_server.url) as client:
+        text = client.chat("Say hello", modalities=["text"], seed=1)
+        assert isinstance(text, ChatResult) and text.text and text.audio is None and text.model == OMNI_MODEL
+        both = client.chat("Say hello", seed=1, system="be brief", max_tokens=50)
+        assert both.text and both.audio is not None and both.sample_rate == 24000
+        assert parse_wav(both.audio).frames == both.audio_frames
+        pcm = client.chat("Say hello", modalities=["audio"], audio_format="pcm")
+        assert pcm.audio_format == "pcm" and pcm.audio
+
+
+def test_chat_stream(omni_server) -> None:  # type: ignore[no-untyped-def]
+    with OmniClient(omni_server.url) as client:
+        stream = client.chat_stream("Tell me a story", seed=2)
+        kinds = [type(event) for event in stream]
+        assert TextDelta in kinds and AudioDelta in kinds
+        result = stream.finish()
+        assert result.text == stream.text and result.audio == stream.audio and result.finish_reason == "stop"
+        assert result.timings["first_event_s"] <= result.timings["total_s"]
+        assert parse_wav(result.audio or b"").frames == result.audio_frames
+        plain = client.chat("Tell me a story", seed=2, modalities=["text"])
+        with client.chat_stream("Tell me a story", seed=2, modalities=["text"]) as streamed:
+            assert streamed.finish().text == plain.text
+
+
+def test_speech_all_modes(tts_server) -> None:  # type: ignore[no-untyped-def]
+    with OmniClient(tts_server.url) as client:
+        wav = client.speak("Hello world", voice="vivian", seed=1)
+        assert isinstance(wav, SpeechResult) and wav.sample_rate == 24000 and wav.duration_s and wav.voice == "vivian"
+        assert wav.usage.get("total_tokens", 0) > 0
+        raw = client.speak("Hello world", voice="vivian", response_format="pcm", seed=1)
+        assert raw.audio == parse_wav(wav.audio).pcm
+        mp3 = client.speak("Hello world", response_format="mp3")
+        assert mp3.format == "mp3" and mp3.audio
+        streamed = client.speak_stream("Hello world", voice="vivian", seed=1)
+        assert all(isinstance(e, AudioDelta) for e in streamed)
+        assert parse_wav(streamed.finish().audio).pcm == raw.audio
+        sse = client.speak_stream("Hello world", voice="vivian", seed=1, mode="sse", response_format="pcm")
+        assert sse.finish().audio == raw.audio and sse.finish().usage["total_tokens"] > 0
+        with pytest.raises(InvalidRequestError, match="wav or pcm"):
+            client.speak_stream("Hello", response_format="flac")
+        with pytest.raises(BadRequestError, match="does not support Chat"):
+            client.chat("hi")  # a TTS server answers chat with an error body under HTTP 200
+
+
+def test_voices(start_sim, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    sim = start_sim(TTS_MODEL)
+    with OmniClient(sim.url) as client:
+        sample = client.speak("This is my voice sample.", voice="vivian")
+        voice = client.voices.upload("my_voice", sample, consent="I recorded this myself", ref_text="This is my voice")
+        assert voice["name"] == "my_voice" and voice["consent"] == "I recorded this myself"
+        listing = client.voices.list()
+        assert "my_voice" in [v["name"] for v in listing["uploaded_voices"]]
+        assert client.voices.delete("my_voice")["success"] is True
+        with pytest.raises(NotFoundError, match="my_voice"):
+            client.voices.delete("my_voice")
+
+
+def test_video_create_poll_download(video_server) -> None:  # type: ignore[no-untyped-def]
+    seen: list[str] = []
+    with OmniClient(video_server.url) as client:
+        video = client.video("a boat", size="64x64", seconds=1, fps=8, seed=4, poll_interval=0.05,
+                             on_progress=lambda job: seen.append(job["status"]))
+        assert video.data[4:8] == b"ftyp" and (video.width, video.height, video.fps, video.num_frames) == (64, 64, 8.0, 8)
+        assert seen[0] == "queued" and seen[-1] == "completed" and video.seed == 4
+        assert video.id in [job["id"] for job in client.video_jobs()]
+
+
+def test_video_failure_and_cancel(start_sim) -> None:  # type: ignore[no-untyped-def]
+    failing = start_sim(VIDEO_MODEL, "--rate-507", "1")
+    with OmniClient(failing.url) as client, pytest.raises(JobFailedError, match="failed") as caught:
+        client.video("a boat", size="64x64", seconds=1, fps=8, poll_interval=0.05)
+    assert caught.value.job["status"] == "failed"
+    slow = start_sim(VIDEO_MODEL, "--latency", "5")
+    jobs: list[str] = []
+
+    def interrupt(job: dict) -> None:  # type: ignore[type-arg]
+        jobs.append(job["id"])
+        raise KeyboardInterrupt
+
+    with OmniClient(slow.url) as client:
+        with pytest.raises(KeyboardInterrupt):
+            client.video("a boat", size="64x64", seconds=1, fps=8, on_progress=interrupt)
+        assert jobs and jobs[0] not in [job["id"] for job in client.video_jobs()]  # DELETEd on interrupt
+    assert f"DELETE /v1/videos/{jobs[0]}" in slow.log()
+
+
+def test_models_health_version(image_server) -> None:  # type: ignore[no-untyped-def]
+    with OmniClient(base_url=image_server.url + "/v1/") as client:  # a trailing /v1 is forgiven
+        assert client.models() == [IMAGE_MODEL]
+        assert client.health()["ok"] is True
+        assert client.version() == "0.30.0"
+
+
+def test_wrong_model_lists_served_names(omni_server, image_server) -> None:  # type: ignore[no-untyped-def]
+    with OmniClient(omni_server.url) as client, pytest.raises(NotFoundError, match=f"This server serves: {OMNI_MODEL}"):
+        client.chat("hi", model="gpt-4o")
+    with OmniClient(image_server.url, model="other/model") as client, pytest.raises(BadRequestError, match="mismatch"):
+        client.image("fox", size="64x64")
+
+
+def test_api_keys(start_sim, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    secret = "sk-test-7f3a9"
+    sim = start_sim(IMAGE_MODEL, api_key=secret)
+    monkeypatch.delenv("VOMNI_API_KEY", raising=False)
+    monkeypatch.delenv("VLLM_API_KEY", raising=False)
+    with OmniClient(sim.url) as client, pytest.raises(AuthenticationError, match="VOMNI_API_KEY") as caught:
+        client.image("fox", size="64x64")
+    assert secret not in str(caught.value)
+    with OmniClient(sim.url, api_key="wrong-key") as client, pytest.raises(AuthenticationError) as wrong:
+        client.image("fox", size="64x64")
+    assert "wrong-key" not in str(wrong.value)
+    with OmniClient(sim.url, api_key=secret) as client:
+        assert client.image("fox", size="64x64").width == 64
+        assert secret not in repr(client) and "***" in repr(client)
+    monkeypatch.setenv("VLLM_API_KEY", secret)
+    with OmniClient(sim.url) as client:
+        assert client.health()["ok"] and client.models() == [IMAGE_MODEL]
+    monkeypatch.setenv("VOMNI_API_KEY", secret)
+    monkeypatch.setenv("VLLM_API_KEY", "ignored")
+    with OmniClient(Handle(sim.url, IMAGE_MODEL)) as client:
+        assert client.image("fox", size="64x64").model == IMAGE_MODEL
+
+
+def test_connection_refused_names_the_url() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    with OmniClient(url, max_retries=1, sleep=lambda _: None) as client:
+        with pytest.raises(APIConnectionError, match="omni_server status") as caught:
+            client.health()
+    assert url in str(caught.value)
+
+
+def test_constructor_arguments() -> None:
+    with pytest.raises(InvalidRequestError):
+        OmniClient("http://a", base_url="http://b")
+    with pytest.raises(InvalidRequestError, match="no .url"):
+        OmniClient(object())
+    client = OmniClient("127.0.0.1:9")
+    assert client.base_url == "http://127.0.0.1:9"
+    client.close()
+    assert AsyncOmniClient(Handle("http://h:1", "m", "k")).model == "m"
+    assert isinstance(httpx.Timeout(1), httpx.Timeout)

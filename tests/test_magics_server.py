@@ -1,0 +1,86 @@
+"""%omni_server in an in-process IPython shell: parsing, outputs, and errors without tracebacks."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.utils.capture import capture_output
+
+from tests.conftest import free_port
+from vomni_nb.magics import ServerCommandError, _split_extra
+from vomni_nb.server import ServerManager
+from vomni_nb.server.manager import _reset_default_for_tests
+
+STAND_IN = Path(__file__).resolve().parent / "stand_in"
+MODEL = "Qwen/Qwen-Image"
+
+
+@pytest.fixture
+def shell(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[InteractiveShell]:
+    monkeypatch.setenv("PATH", f"{STAND_IN}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("STANDIN_DELAY", "0.1")
+    monkeypatch.delenv("STANDIN_FAIL", raising=False)
+    manager = ServerManager(registry_dir=tmp_path / "reg", register_atexit=False, default_port=free_port())
+    restore = _reset_default_for_tests(manager)
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "vomni_nb")
+    yield ip
+    manager.shutdown(grace=2.0)
+    restore()
+
+
+def _text(captured: object) -> str:
+    return "\n".join(out.data.get("text/plain", "") for out in captured.outputs)  # type: ignore[attr-defined]
+
+
+def test_split_extra_passes_everything_after_double_dash() -> None:
+    assert _split_extra("start m --port 5 -- --x 'a b'") == ("start m --port 5", ["--x", "a b"])
+    assert _split_extra("list") == ("list", [])
+
+
+def test_start_status_logs_list_stop(shell: InteractiveShell) -> None:
+    with capture_output() as started:
+        shell.run_line_magic("omni_server", f"start {MODEL} --name img -- --vae-use-tiling")
+    with capture_output() as status:
+        shell.run_line_magic("omni_server", "status img")
+    assert "ready" in _text(status) and "img" in _text(status)
+    with capture_output() as logs:
+        shell.run_line_magic("omni_server", "logs img -n 3")
+    assert len(_text(logs).splitlines()) == 3
+    with capture_output() as listed:
+        shell.run_line_magic("omni_server", "list")
+    assert "img" in _text(listed) and "ready" in _text(listed)
+    assert "<table>" in listed.outputs[0].data["text/html"]
+    with capture_output() as stopped:
+        shell.run_line_magic("omni_server", "stop img")
+    assert "stopped img" in _text(stopped)
+    assert started.outputs == []  # outside a kernel no live line; test_kernel_server checks it in one
+
+
+def test_bad_input_is_a_usage_error(shell: InteractiveShell) -> None:
+    for line in ("frobnicate", "start", "start m --port nine", "status -- --x", "start m --gpus a", "start 'm"):
+        with pytest.raises(UsageError):
+            shell.run_line_magic("omni_server", line)
+
+
+def test_a_failed_start_renders_cause_advice_and_tail(shell: InteractiveShell, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STANDIN_FAIL", "oom")
+    with pytest.raises(ServerCommandError) as caught:
+        shell.run_line_magic("omni_server", f"start {MODEL}")
+    rendered = "\n".join(caught.value._render_traceback_())
+    assert "ServerExited" in rendered and "Advice:" in rendered and "last log lines" in rendered
+    assert "CUDA out of memory" in rendered and "Traceback (most recent call last)" in rendered  # the log's, not ours
+
+
+def test_use_and_unknown_names(shell: InteractiveShell) -> None:
+    shell.run_line_magic("omni_server", f"start {MODEL}")
+    with capture_output() as used:
+        shell.run_line_magic("omni_server", "use qwen-image")
+    assert "default server: Qwen/Qwen-Image" in _text(used)
+    with pytest.raises(ServerCommandError):
+        shell.run_line_magic("omni_server", "stop nothing-like-this")

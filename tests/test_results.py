@@ -1,0 +1,94 @@
+"""Result objects: static mime bundles with provenance, safe saving, short reprs."""
+
+from __future__ import annotations
+
+import base64
+import io
+import sys
+
+from PIL import Image
+
+from vomni_nb.protocol.wav import parse_wav, pcm_to_wav
+from vomni_nb.results import ChatResult, ImageBatch, ImageResult, SpeechResult, VideoResult, save_new
+
+
+def _image(fmt: str = "PNG", seed: int = 7) -> ImageResult:
+    buffer = io.BytesIO()
+    Image.new("RGB", (6, 3), "blue").save(buffer, fmt)
+    return ImageResult(data=buffer.getvalue(), format=fmt.lower(), width=6, height=3, prompt="a blue box", seed=seed,
+                       params={"size": "6x3"}, model="m", server_url="http://sim", timings={"total_s": 0.1})
+
+
+def test_image_bundle_and_provenance() -> None:
+    image = _image()
+    data, metadata = image._repr_mimebundle_()
+    assert base64.b64decode(data["image/png"]) == image.data
+    assert "ImageResult(6x3 png" in data["text/plain"] and "seed=7" in data["text/plain"]
+    record = metadata["vomni_nb"]
+    assert record["model"] == "m" and record["seed"] == 7 and record["server"] == "http://sim"
+    assert record["params"] == {"size": "6x3"} and record["timings"] == {"total_s": 0.1}
+    jpeg_data, _ = _image("JPEG")._repr_mimebundle_()
+    assert "image/jpeg" in jpeg_data
+    webp_data, _ = _image("WEBP")._repr_mimebundle_()
+    assert "data:image/webp;base64," in webp_data["text/html"] and "image/webp" not in webp_data
+    assert len(repr(image)) < 200 and image.to_pil().size == (6, 3)
+
+
+def test_save_never_overwrites(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    image = _image()
+    first, second = image.save(tmp_path), image.save(tmp_path)
+    assert first.name == "image-7.png" and second.name == "image-7-1.png"
+    assert first.read_bytes() == second.read_bytes() == image.data
+    named = tmp_path / "mine.png"
+    named.write_bytes(b"keep me")
+    third = image.save(named)
+    assert named.read_bytes() == b"keep me" and third.name == "mine-1.png"
+    nested = save_new(b"x", tmp_path / "new" / "dir" / "f.bin", "unused")
+    assert nested.read_bytes() == b"x"
+
+
+def test_batch() -> None:
+    batch = ImageBatch((_image(seed=1), _image(seed=2)))
+    assert len(batch) == 2 and batch[1].seed == 2 and [i.seed for i in batch] == [1, 2]
+    data, metadata = batch._repr_mimebundle_()
+    assert data["text/html"].count("<img") == 2 and "seeds=[1, 2]" in data["text/plain"]
+    assert [item["seed"] for item in metadata["vomni_nb"]["items"]] == [1, 2]
+
+
+def test_speech_bundle(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    wav = pcm_to_wav(b"\0\0" * 100, 8000)
+    speech = SpeechResult(audio=wav, format="wav", sample_rate=8000, channels=1, frames=100, text="hi", voice="v",
+                          model="tts", server_url="http://sim")
+    data, metadata = speech._repr_mimebundle_()
+    assert data["text/html"].startswith("<audio controls src=\"data:audio/wav;base64,")
+    assert "autoplay" not in data["text/html"] and "loop" not in data["text/html"]
+    assert metadata["vomni_nb"]["duration_s"] == 0.0125 and "0.01s" in repr(speech)
+    assert speech.save(tmp_path).suffix == ".wav"
+    pcm = SpeechResult(audio=b"\0\0" * 10, format="pcm", sample_rate=8000, frames=10)
+    pcm_html = pcm._repr_mimebundle_()[0]["text/html"]
+    played = base64.b64decode(pcm_html.split("base64,")[1].split('"')[0])
+    assert parse_wav(played).pcm == b"\0\0" * 10  # raw PCM is wrapped as WAV for the player
+    assert pcm.save(tmp_path).suffix == ".pcm"
+
+
+def test_chat_and_video_bundles(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    chat = ChatResult(text="**hello**", model="omni", usage={"total_tokens": 3}, finish_reason="stop")
+    data, metadata = chat._repr_mimebundle_()
+    assert data["text/markdown"] == "**hello**" and data["text/plain"] == "**hello**" and "text/html" not in data
+    assert metadata["vomni_nb"]["usage"] == {"total_tokens": 3} and str(chat) == "**hello**"
+    with_audio = ChatResult(text="hi", audio=pcm_to_wav(b"\0\0", 24000), audio_format="wav")
+    assert "<audio controls" in with_audio._repr_mimebundle_()[0]["text/html"]
+    assert chat.save(tmp_path).read_text() == "**hello**"
+    video = VideoResult(data=b"\0\0\0\x18ftypmp42", id="video_gen_1", prompt="boat", width=64, height=64, fps=8.0,
+                        duration_s=1.0, seed=3)
+    vdata, vmeta = video._repr_mimebundle_()
+    assert vdata["text/html"].startswith('<video controls src="data:video/mp4;base64,')
+    assert vmeta["vomni_nb"]["id"] == "video_gen_1" and "64x64" in repr(video)
+    assert video.save(tmp_path).name == "video_gen_1.mp4"
+
+
+def test_results_module_imports_no_ipython() -> None:
+    assert "IPython" not in sys.modules or "vomni_nb.results" in sys.modules  # results never needs it
+    import vomni_nb.results as module
+
+    assert "IPython" not in module.__dict__ and "httpx" not in module.__dict__

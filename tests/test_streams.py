@@ -1,0 +1,101 @@
+"""Stream state: chat deltas (text, audio as joined PCM, images) and the speech stream modes."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from PIL import Image
+
+from vomni_nb.errors import ResponseFormatError, StreamError
+from vomni_nb.protocol.parse import Context
+from vomni_nb.protocol.sse import SSEEvent
+from vomni_nb.protocol.streaming import AudioDelta, ChatStreamState, ImageDelta, SpeechStreamState, TextDelta
+from vomni_nb.protocol.wav import parse_wav, pcm_to_wav, wav_header
+
+
+def _event(payload: object) -> SSEEvent:
+    return SSEEvent(json.dumps(payload))
+
+
+def _chunk(delta: dict, modality: str | None = "text", **choice: object) -> SSEEvent:  # type: ignore[type-arg]
+    body: dict[str, object] = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "m",
+                               "choices": [{"index": 0, "delta": delta, "finish_reason": None, **choice}]}
+    if modality:
+        body["modality"] = modality
+    return _event(body)
+
+
+def test_chat_text_audio_and_images() -> None:
+    state = ChatStreamState(Context(server_url="http://sim", prompt="hi"))
+    assert state.feed(_chunk({"role": "assistant", "content": ""})) == []
+    assert state.feed(_chunk({"content": "Hel"})) == [TextDelta("Hel")]
+    assert state.feed(_chunk({"content": "lo"}, finish_reason="stop")) == [TextDelta("lo")]
+    first, second = b"\x01\x00" * 10, b"\x02\x00" * 5
+    for pcm in (first, second):
+        (delta,) = state.feed(_chunk({"role": "assistant", "content": base64.b64encode(pcm_to_wav(pcm, 24000)).decode()},
+                                     modality="audio", audio_metadata={"format": "wav", "sample_rate_hz": 24000}))
+        assert isinstance(delta, AudioDelta) and delta.pcm == pcm and delta.sample_rate == 24000
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(buffer, "PNG")
+    url = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    (image,) = state.feed(_chunk({"content": [{"type": "image_url", "image_url": {"url": url}}]}, modality="image"))
+    assert isinstance(image, ImageDelta) and image.image.width == 4
+    state.feed(_event({"id": "chatcmpl-1", "choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 2}}))
+    state.feed(SSEEvent("[DONE]"))
+    assert state.done and state.feed(_chunk({"content": "late"})) == []
+    result = state.result({"total_s": 1.0})
+    assert result.text == "Hello" and result.finish_reason == "stop" and result.usage["completion_tokens"] == 2
+    assert result.audio is not None and parse_wav(result.audio).pcm == first + second
+    assert result.audio_frames == 15 and result.sample_rate == 24000 and len(result.images) == 1
+
+
+def test_chat_error_event_carries_partial_text() -> None:
+    state = ChatStreamState(Context())
+    state.feed(_chunk({"content": "partial "}))
+    with pytest.raises(StreamError, match="engine died") as caught:
+        state.feed(_event({"error": {"message": "engine died", "type": "InternalServerError", "param": None, "code": 500}}))
+    assert caught.value.partial == "partial " and caught.value.error_type == "InternalServerError"
+    with pytest.raises(ResponseFormatError):
+        ChatStreamState(Context()).feed(SSEEvent("{not json"))
+    with pytest.raises(ResponseFormatError):
+        ChatStreamState(Context()).feed(SSEEvent("[1]"))
+
+
+@given(st.binary(max_size=300), st.lists(st.integers(0, 400), max_size=6), st.sampled_from(["wav", "pcm"]))
+def test_raw_speech_stream_any_split(pcm: bytes, cuts: list[int], fmt: str) -> None:
+    pcm = pcm[: len(pcm) - len(pcm) % 2]
+    raw = (wav_header(16000) if fmt == "wav" else b"") + pcm
+    state = SpeechStreamState(Context(params={"sample_rate": 16000}), fmt, "audio")
+    pieces: list[bytes] = []
+    start = 0
+    for cut in sorted(c % (len(raw) + 1) for c in cuts) + [len(raw)]:
+        pieces += [e.pcm for e in state.feed_bytes(raw[start:cut]) if isinstance(e, AudioDelta) and e.pcm]
+        start = cut
+    assert b"".join(pieces) == pcm and all(len(p) % 2 == 0 for p in pieces)
+    result = state.result()
+    assert result.sample_rate == 16000 and result.frames == len(pcm) // 2
+    assert (parse_wav(result.audio).pcm if fmt == "wav" else result.audio) == pcm
+
+
+def test_sse_speech_stream_header_first_then_done_and_errors() -> None:
+    state = SpeechStreamState(Context(prompt="hi"), "wav", "sse")
+    header = base64.b64encode(wav_header(22050)).decode()
+    assert state.feed(SSEEvent(json.dumps({"type": "speech.audio.delta", "audio": header}), "speech.audio.delta")) == []
+    body = base64.b64encode(b"\x05\x00" * 4).decode()
+    (delta,) = state.feed(SSEEvent(json.dumps({"type": "speech.audio.delta", "audio": body})))
+    assert isinstance(delta, AudioDelta) and delta.sample_rate == 22050
+    usage = {"input_tokens": 1, "output_tokens": 2, "total_tokens": 3}
+    state.feed(SSEEvent(json.dumps({"type": "speech.audio.done", "usage": usage}), "speech.audio.done"))
+    assert state.done and state.result().usage == usage and state.result().frames == 4
+    failing = SpeechStreamState(Context(), "pcm", "sse")
+    failing.feed(SSEEvent(json.dumps({"type": "speech.audio.delta", "audio": body})))
+    error = {"type": "speech.audio.error", "error": {"message": "talker crashed", "type": "server_error",
+                                                     "param": None, "code": 500, "partial_audio": True}}
+    with pytest.raises(StreamError, match="talker crashed") as caught:
+        failing.feed(SSEEvent(json.dumps(error), "speech.audio.error"))
+    assert caught.value.partial == b"\x05\x00" * 4

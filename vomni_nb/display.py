@@ -1,0 +1,141 @@
+"""Output helpers: a live status line (one display handle, updated in place, throttled) that ends as
+a static summary. Every bundle has ``text/plain`` and ``text/html``, so a saved notebook, nbconvert
+and GitHub show the final state. IPython is imported only when something is displayed.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vomni_nb.errors import ServerManagerError
+    from vomni_nb.server.handle import Server
+
+__all__ = ["LiveLine", "StartStatusLine", "bundle", "status_table", "show"]
+
+Bundle = dict[str, str]
+Sink = Callable[[Bundle, bool], None]  # (bundle, first) -> shows or updates the one output
+
+
+def bundle(text: str, html_text: str | None = None) -> Bundle:
+    """A display bundle; the HTML defaults to the escaped text in a monospace span."""
+    if html_text is None:
+        html_text = f"<pre style='margin:0'>{html.escape(text)}</pre>"
+    return {"text/plain": text, "text/html": html_text}
+
+
+def _ipython_sink() -> Sink:
+    from IPython.display import display, update_display
+
+    display_id = f"vomni-{time.monotonic_ns()}"
+
+    def sink(data: Bundle, first: bool) -> None:
+        if first:
+            display(data, raw=True, display_id=display_id)
+        else:
+            update_display(data, raw=True, display_id=display_id)
+
+    return sink
+
+
+def show(text: str, html_text: str | None = None) -> None:
+    """Display one static bundle."""
+    from IPython.display import display
+
+    display(bundle(text, html_text), raw=True)
+
+
+class LiveLine:
+    """One output updated in place at most every ``interval`` seconds; ``finish`` always shows the last state."""
+
+    def __init__(self, interval: float = 0.1, *, sink: Sink | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = interval
+        self._sink = sink
+        self._clock = clock
+        self._shown = False
+        self._last = float("-inf")
+        self.finished = False
+
+    def _emit(self, data: Bundle) -> None:
+        if self._sink is None:
+            self._sink = _ipython_sink()
+        self._sink(data, not self._shown)
+        self._shown = True
+        self._last = self._clock()
+
+    def update(self, text: str, html_text: str | None = None) -> bool:
+        """Show ``text`` unless the last update was less than ``interval`` ago; True when shown."""
+        if self.finished:
+            return False
+        data = bundle(text, html_text)
+        if self._clock() - self._last < self.interval:
+            return False  # dropped: a newer state follows, and finish() always shows the last one
+        self._emit(data)
+        return True
+
+    def finish(self, text: str, html_text: str | None = None) -> None:
+        """The final, static state (shown at once, whatever the throttle says)."""
+        if not self.finished:
+            self._emit(bundle(text, html_text))
+            self.finished = True
+
+
+_STYLE = "font-family:monospace;padding:2px 0"
+
+
+def _span(colour: str, symbol: str, body: str) -> str:
+    return f"<div style='{_STYLE}'><span style='color:{colour}'>{symbol}</span> {body}</div>"
+
+
+class StartStatusLine:
+    """Start-up progress of one server as a live line, ending as a summary (a StartReporter)."""
+
+    def __init__(self, live: LiveLine | None = None) -> None:
+        self.live = live or LiveLine()
+
+    def phase(self, model: str, phase: str, elapsed: float) -> None:
+        text = f"⏳ {model}: {phase} … {elapsed:.1f} s"
+        body = f"<b>{html.escape(model)}</b>: {html.escape(phase)} … {elapsed:.1f} s"
+        self.live.update(text, _span("#b58900", "⏳", body))
+
+    def done(self, server: Server, *, reused: bool, note: str = "") -> None:
+        kind = " (vomni-sim)" if server.kind == "sim" else ""
+        if reused:
+            head = f"reusing {server.model}{kind} at {server.url}"
+            tail = f"pid {server.pid}, already running" if server.pid else "already running"
+        else:
+            head = f"{server.model}{kind} ready at {server.url}"
+            ready = f", ready in {server.ready_s:.1f} s" if server.ready_s is not None else ""
+            tail = f"pid {server.pid}{ready}"
+        if server.keep:
+            tail += ", kept after the kernel exits"
+        text = f"✅ {head} — {tail}" + (f" ({note})" if note else "")
+        url = html.escape(server.url)
+        body = (f"<b>{html.escape(server.model)}</b>{html.escape(kind)} "
+                f"{'reused at' if reused else 'ready at'} <a href='{url}/v1/models' target='_blank'>{url}</a> "
+                f"— {html.escape(tail)}")
+        self.live.finish(text, _span("#2e7d32", "✅", body))
+
+    def failed(self, model: str, error: ServerManagerError, elapsed: float) -> None:
+        cause = getattr(error, "cause", "") or str(error).splitlines()[0]
+        text = f"❌ {model} failed after {elapsed:.1f} s: {cause}"
+        body = f"<b>{html.escape(model)}</b> failed after {elapsed:.1f} s: {html.escape(cause)}"
+        self.live.finish(text, _span("#c62828", "❌", body))
+
+
+def status_table(rows: list[dict[str, Any]], columns: list[str]) -> Bundle:
+    """A small table as text (aligned columns) and HTML."""
+    if not rows:
+        return bundle("no servers")
+    cells = [[str(row.get(col, "")) for col in columns] for row in rows]
+    widths = [max(len(col), *(len(line[i]) for line in cells)) for i, col in enumerate(columns)]
+    lines = ["  ".join(col.ljust(w) for col, w in zip(columns, widths))]
+    lines += ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)) for line in cells]
+    head = "".join(f"<th style='text-align:left'>{html.escape(col)}</th>" for col in columns)
+    body = "".join("<tr>" + "".join(f"<td style='text-align:left'>{html.escape(c)}</td>" for c in line) + "</tr>"
+                   for line in cells)
+    return bundle("\n".join(line.rstrip() for line in lines), f"<table><tr>{head}</tr>{body}</table>")

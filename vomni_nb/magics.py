@@ -1,0 +1,134 @@
+"""IPython magics. Thin: parse the line, call the library, display the result.
+
+``%omni_server start MODEL [--port N|auto] [--gpus 0,1] [--timeout S] [--sim] [--api-key auto|K] [--keep]
+[-- extra vllm args] | status [NAME] | logs [NAME] [-n N] | stop [NAME] | restart [NAME] | list |
+attach URL [--name NAME] [--api-key K] | use NAME``
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_magic, magics_class, no_var_expand
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+from vomni_nb.display import bundle, show, status_table
+from vomni_nb.errors import InvalidRequestError, ServerManagerError, ServerStartError
+from vomni_nb.server import default_manager
+
+__all__ = ["VomniMagics", "load_ipython_extension", "ServerCommandError"]
+
+_ACTIONS = ("start", "status", "logs", "stop", "restart", "list", "attach", "use")
+
+
+class ServerCommandError(Exception):
+    """A failed server command, shown as cause + advice + log tail instead of a traceback."""
+
+    def __init__(self, error: ServerManagerError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+    def _render_traceback_(self) -> list[str]:
+        error = self.error
+        lines = [f"\x1b[31m{type(error).__name__}\x1b[0m: {str(error).splitlines()[0]}"]
+        if isinstance(error, ServerStartError):
+            if error.cause and error.cause not in lines[0]:
+                lines.append(f"Cause: {error.cause}")
+            if error.advice:
+                lines.append(f"Advice: {error.advice}")
+            if error.log_tail:
+                lines.append("--- last log lines" + (f" ({error.log_path})" if error.log_path else "") + " ---")
+                lines.extend(error.log_tail.splitlines())
+        else:
+            lines.extend(str(error).splitlines()[1:])
+        return lines
+
+
+def _split_extra(line: str) -> tuple[str, list[str]]:
+    """``start M --port 1 -- --foo 2`` -> (``start M --port 1``, ``["--foo", "2"]``)."""
+    words = shlex.split(line)
+    if "--" not in words:
+        return line, []
+    cut = words.index("--")
+    return shlex.join(words[:cut]), words[cut + 1 :]
+
+
+@magics_class
+class VomniMagics(Magics):
+    """vomni_nb's magics (``%load_ext vomni_nb``)."""
+
+    @no_var_expand
+    @magic_arguments()
+    @argument("action", choices=_ACTIONS, help="what to do")
+    @argument("target", nargs="?", default=None, help="MODEL for start, URL for attach, NAME otherwise")
+    @argument("--port", default=None, help="a port number, or 'auto' (default: 8091 or the next free one)")
+    @argument("--gpus", default=None, help="GPU indices, e.g. 0,1 (sets CUDA_VISIBLE_DEVICES)")
+    @argument("--timeout", type=float, default=None, help="seconds to wait for /health (default 60 sim, 1200 vllm)")
+    @argument("--sim", action="store_true", help="run vomni-sim, the CPU simulator, instead of vLLM-Omni")
+    @argument("--api-key", default=None, help="'auto' makes a key (passed by environment, never shown)")
+    @argument("--keep", action="store_true", help="keep the server running after the kernel exits")
+    @argument("--name", default=None, help="a name for the server (default: its model id)")
+    @argument("-n", "--lines", type=int, default=40, help="log lines to show (logs)")
+    @line_magic
+    def omni_server(self, line: str) -> None:
+        """Start, watch and stop vLLM-Omni servers; everything after `--` goes to `vllm serve`."""
+        try:
+            head, extra = _split_extra(line)
+        except ValueError as exc:  # unbalanced quotes
+            raise UsageError(f"cannot parse {line!r}: {exc}") from exc
+        args = parse_argstring(self.omni_server, head)
+        if extra and args.action not in ("start",):
+            raise UsageError("extra arguments after `--` only go with start")
+        manager = default_manager()
+        try:
+            self._run(manager, args, extra)
+        except InvalidRequestError as exc:
+            raise UsageError(str(exc)) from exc
+        except ServerManagerError as exc:
+            raise ServerCommandError(exc) from exc
+
+    def _run(self, manager: Any, args: Any, extra: list[str]) -> None:
+        action = args.action
+        if action in ("start", "attach", "use") and not args.target:
+            raise UsageError(f"%omni_server {action} needs a {'URL' if action == 'attach' else 'MODEL' if action == 'start' else 'NAME'}")
+        if action == "start":
+            manager.start(args.target, port=args.port, gpus=args.gpus, timeout=args.timeout, sim=args.sim,
+                          api_key=args.api_key, extra_args=extra, keep=args.keep, name=args.name)
+        elif action == "attach":
+            server = manager.attach(args.target, name=args.name, api_key=args.api_key)
+            show(f"attached {server.name} at {server.url} (model {server.model}; started elsewhere, never stopped here)")
+        elif action == "use":
+            server = manager.use(args.target)
+            show(f"default server: {server.name} at {server.url}")
+        elif action == "stop":
+            show(manager.stop(args.target))
+        elif action == "restart":
+            manager.restart(args.target)
+        elif action == "logs":
+            server = manager.get(args.target)
+            text = server.logs(args.lines) or f"(no log here for {server.name}: it was started elsewhere)"
+            show(text)
+        elif action == "status":
+            servers = [manager.get(args.target)] if args.target else manager.servers
+            if not servers:
+                show("no servers (start one with %omni_server start MODEL, add --sim without a GPU)")
+            for server in servers:
+                show(server.status().line())
+        elif action == "list":
+            rows = []
+            default = manager.default_name
+            for status in manager.list_servers():
+                mark = "*" if status.name == default else ""
+                rows.append({"name": status.name + mark, "state": status.state, "url": status.url,
+                             "pid": status.pid or "", "kind": status.kind + (", kept" if status.keep else "")})
+            data = status_table(rows, ["name", "state", "url", "pid", "kind"])
+            from IPython.display import display
+
+            display(data if rows else bundle("no servers"), raw=True)
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext vomni_nb``."""
+    ipython.register_magics(VomniMagics)

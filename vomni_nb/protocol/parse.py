@@ -1,0 +1,281 @@
+"""Parse every success body into result objects; malformed bodies raise ResponseFormatError.
+
+Never a KeyError or IndexError: every lookup goes through :func:`field`, which names what was
+missing. Each parser takes a :class:`Context` (what was asked, of whom, and when) for provenance.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import zipfile
+from collections.abc import Mapping
+from typing import Any
+
+from vomni_nb.errors import ResponseFormatError, status_error
+from vomni_nb.protocol.dataurl import decode_base64, decode_data_url
+from vomni_nb.protocol.wav import parse_wav
+from vomni_nb.results import ChatResult, ImageResult, SpeechResult, VideoResult
+
+__all__ = [
+    "Context",
+    "load_json",
+    "field",
+    "image_info",
+    "parse_images_json",
+    "parse_images_file",
+    "parse_chat_json",
+    "chat_images",
+    "parse_speech",
+    "parse_video_job",
+    "video_result",
+    "parse_models",
+    "DEFAULT_PCM_RATE",
+]
+
+DEFAULT_PCM_RATE = 24000  # Qwen3-TTS / Qwen-Omni native rate; raw PCM carries no header
+
+
+@dataclasses.dataclass(frozen=True)
+class Context:
+    """Provenance of one request, copied onto its result."""
+
+    server_url: str | None = None
+    model: str | None = None
+    params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    seed: int | None = None
+    prompt: str = ""
+    timings: Mapping[str, float] = dataclasses.field(default_factory=dict)
+
+
+def load_json(content: bytes, what: str = "response") -> Any:
+    """JSON from a body; an HTML page or truncated JSON raises ResponseFormatError."""
+    try:
+        return json.loads(content)
+    except (ValueError, UnicodeDecodeError) as exc:
+        snippet = content[:80].decode("utf-8", errors="replace")
+        hint = " (an HTML page: a proxy in between?)" if snippet.lstrip().lower().startswith(("<!doctype", "<html")) else ""
+        raise ResponseFormatError(f"The {what} is not valid JSON{hint}: {snippet!r}...") from exc
+
+
+def field(obj: Any, *path: str | int, what: str = "response") -> Any:
+    """``obj[path0][path1]...`` or ResponseFormatError naming the missing piece."""
+    current = obj
+    for key in path:
+        try:
+            current = current[key]
+        except (KeyError, IndexError, TypeError) as exc:
+            where = "".join(f"[{k!r}]" for k in path)
+            raise ResponseFormatError(f"The {what} has no {where} (got {str(obj)[:120]}...).") from exc
+    return current
+
+
+def _embedded_error(body: Any) -> None:
+    """A 200 answer whose body is an error object (e.g. chat on a TTS-only server) raises."""
+    if isinstance(body, Mapping) and isinstance(body.get("error"), Mapping) and "choices" not in body:
+        error = body["error"]
+        code = error.get("code") if isinstance(error.get("code"), int) else 400
+        raise status_error(
+            f"{code} from the server: {error.get('message')}", status_code=code, body=body, error_type=error.get("type")
+        )
+
+
+def image_info(data: bytes) -> tuple[str, int, int]:
+    """(format, width, height) of an encoded image; reads only the header."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            fmt = (image.format or "").lower()
+            return ("jpeg" if fmt == "jpg" else fmt), image.width, image.height
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise ResponseFormatError(f"The server sent image data that cannot be read ({exc}).") from exc
+
+
+def _image(data: bytes, context: Context, index: int, metrics: Mapping[str, Any] | None) -> ImageResult:
+    fmt, width, height = image_info(data)
+    return ImageResult(
+        data=data,
+        format=fmt,
+        width=width,
+        height=height,
+        prompt=context.prompt,
+        seed=context.seed,
+        params=dict(context.params),
+        model=context.model,
+        server_url=context.server_url,
+        timings=dict(context.timings),
+        metrics=dict(metrics or {}),
+        index=index,
+    )
+
+
+def parse_images_json(content: bytes, context: Context) -> list[ImageResult]:
+    """``ImageGenerationResponse``: ``data[i].b64_json`` plus ``metrics``."""
+    body = load_json(content, "image response")
+    _embedded_error(body)
+    items = field(body, "data", what="image response")
+    if not isinstance(items, list) or not items:
+        raise ResponseFormatError("The image response has no images in 'data'.")
+    metrics = body.get("metrics") if isinstance(body.get("metrics"), Mapping) else {}
+    return [
+        _image(decode_base64(field(item, "b64_json", what="image item"), "an image"), context, i, metrics)
+        for i, item in enumerate(items)
+    ]
+
+
+def parse_images_file(content: bytes, content_type: str, context: Context) -> list[ImageResult]:
+    """``response_format: "file"``: one raw image, or a ZIP of ``image_<i>.<ext>`` members."""
+    if content_type.startswith("application/zip") or content.startswith(b"PK\x03\x04"):
+        try:
+            with zipfile.ZipFile(io.BytesIO(content)) as archive:
+                names = sorted(archive.namelist())
+                blobs = [archive.read(name) for name in names]
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise ResponseFormatError(f"The server sent a broken ZIP of images ({exc}).") from exc
+        return [_image(blob, context, i, None) for i, blob in enumerate(blobs)]
+    return [_image(content, context, 0, None)]
+
+
+def chat_images(content: Any, context: Context) -> list[ImageResult]:
+    """Images from a chat content list (``image_url`` items with PNG data URLs)."""
+    images: list[ImageResult] = []
+    for item in content if isinstance(content, list) else []:
+        if isinstance(item, Mapping) and item.get("type") == "image_url":
+            _, data = decode_data_url(field(item, "image_url", "url", what="image content item"))
+            metrics = {k: item[k] for k in ("stage_durations", "peak_memory_mb") if k in item}
+            images.append(_image(data, context, len(images), metrics))
+    return images
+
+
+def _content_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(str(i.get("text", "")) for i in content if isinstance(i, Mapping) and i.get("type") == "text")
+    return ""
+
+
+def parse_chat_json(content: bytes, context: Context) -> ChatResult:
+    """A ``chat.completion``: string or list content, merged text+audio choice, ``audio_metadata``."""
+    body = load_json(content, "chat response")
+    _embedded_error(body)
+    choice = field(body, "choices", 0, what="chat response")
+    message = field(choice, "message", what="chat choice")
+    if not isinstance(message, Mapping):
+        raise ResponseFormatError("The chat choice's message is not an object.")
+    text = _content_text(message.get("content"))
+    audio_bytes = audio_format = sample_rate = frames = None
+    audio = message.get("audio")
+    if isinstance(audio, Mapping) and audio.get("data"):
+        audio_bytes = decode_base64(audio["data"], "chat audio")
+        meta = choice.get("audio_metadata") if isinstance(choice.get("audio_metadata"), Mapping) else {}
+        audio_format = str(meta.get("format") or context.params.get("audio", {}).get("format") or "wav")
+        sample_rate = meta.get("sample_rate_hz")
+        frames = meta.get("frame_count")
+        if audio_format == "wav":
+            info = parse_wav(audio_bytes)
+            sample_rate, frames = info.sample_rate, info.frames
+        if not text and isinstance(audio.get("transcript"), str):
+            text = audio["transcript"]
+    metrics = body.get("metrics") if isinstance(body.get("metrics"), Mapping) else {}
+    usage = body.get("usage") if isinstance(body.get("usage"), Mapping) else {}
+    return ChatResult(
+        text=text,
+        audio=audio_bytes,
+        audio_format=audio_format,
+        sample_rate=sample_rate,
+        audio_frames=frames,
+        images=tuple(chat_images(message.get("content"), context)),
+        finish_reason=choice.get("finish_reason"),
+        id=body.get("id"),
+        usage=dict(usage),
+        params=dict(context.params),
+        model=body.get("model") or context.model,
+        server_url=context.server_url,
+        timings=dict(context.timings),
+        metrics=dict(metrics),
+    )
+
+
+def _usage_headers(headers: Mapping[str, str]) -> dict[str, int]:
+    usage = {}
+    for name in ("input-tokens", "output-tokens", "total-tokens", "input-text-tokens", "input-audio-tokens"):
+        value = headers.get(f"x-vllm-omni-{name}")
+        if value is not None and value.strip().isdigit():
+            usage[name.replace("-", "_")] = int(value)
+    return usage
+
+
+def parse_speech(content: bytes, headers: Mapping[str, str], context: Context, response_format: str) -> SpeechResult:
+    """A whole speech file: decode WAV headers (raw PCM uses the requested or native rate)."""
+    if not content:
+        raise ResponseFormatError("The server sent an empty speech body.")
+    if content[:1] == b"{":
+        _embedded_error(load_json(content, "speech response"))
+    sample_rate = channels = frames = None
+    if response_format == "wav":
+        info = parse_wav(content)
+        sample_rate, channels, frames = info.sample_rate, info.channels, info.frames
+    elif response_format == "pcm":
+        sample_rate = int(context.params.get("sample_rate") or DEFAULT_PCM_RATE)
+        channels, frames = 1, len(content) // 2
+    return SpeechResult(
+        audio=content,
+        format=response_format,
+        sample_rate=sample_rate,
+        channels=channels,
+        frames=frames,
+        text=context.prompt,
+        voice=context.params.get("voice"),
+        params=dict(context.params),
+        model=context.model,
+        server_url=context.server_url,
+        timings=dict(context.timings),
+        usage=_usage_headers(headers),
+    )
+
+
+def parse_video_job(content: bytes) -> dict[str, Any]:
+    """A video job record; must have an ``id`` and a ``status``."""
+    job = load_json(content, "video job")
+    _embedded_error(job)
+    if not isinstance(job, dict) or not isinstance(job.get("id"), str) or not isinstance(job.get("status"), str):
+        raise ResponseFormatError(f"The video job has no id/status: {str(job)[:120]}.")
+    return job
+
+
+def video_result(data: bytes, job: Mapping[str, Any], context: Context) -> VideoResult:
+    width = height = None
+    size = job.get("size") or context.params.get("size")
+    if isinstance(size, str) and "x" in size:
+        left, _, right = size.partition("x")
+        if left.isdigit() and right.isdigit():
+            width, height = int(left), int(right)
+    metrics: Mapping[str, Any] = job["metrics"] if isinstance(job.get("metrics"), Mapping) else {}
+    return VideoResult(
+        data=data,
+        id=str(job.get("id")),
+        prompt=context.prompt,
+        width=width,
+        height=height,
+        fps=job.get("fps"),
+        num_frames=job.get("num_frames"),
+        duration_s=job.get("duration_s"),
+        seed=context.seed,
+        params=dict(context.params),
+        model=job.get("model") or context.model,
+        server_url=context.server_url,
+        timings=dict(context.timings),
+        metrics=dict(metrics),
+        job=dict(job),
+    )
+
+
+def parse_models(content: bytes) -> list[str]:
+    body = load_json(content, "model list")
+    data = field(body, "data", what="model list")
+    if not isinstance(data, list):
+        raise ResponseFormatError("The model list's 'data' is not a list.")
+    return [str(field(item, "id", what="model entry")) for item in data]

@@ -1,0 +1,137 @@
+"""Turn an error answer (any of the server's body shapes) or a transport failure into our exception.
+
+Body shapes (reference §1): ``{"error": {message, type, param, code, ...}}``; the 401 string form
+``{"error": "Unauthorized"}``; FastAPI's ``{"detail": ...}`` (unknown path, 405, some 422s); a failed
+video job record ``{"status": "failed", "error": {...}}``; and anything else (an HTML page from a proxy).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any
+
+from vomni_nb.errors import APIConnectionError, APIStatusError, APITimeoutError, redact, status_error
+from vomni_nb.protocol.retry import parse_retry_after
+
+__all__ = ["error_from_response", "connection_error", "timeout_error", "advice_for"]
+
+_ADVICE = {
+    400: "Check the request parameters against what this model supports.",
+    401: "Pass api_key=..., or set VOMNI_API_KEY (or VLLM_API_KEY) to the key the server was started with (--api-key).",
+    405: "The server does not accept this method here; is it a vLLM-Omni server?",
+    409: "The resource is busy; try again in a few seconds.",
+    413: "Reduce the input: smaller or fewer images/audio, or a shorter prompt.",
+    422: "The request is well-formed but cannot be acted on; check the inputs it names.",
+    429: "Too many requests: retry later or send fewer at once.",
+    500: "The server failed; see its log (`%omni_server logs`).",
+    503: "The server is overloaded or not ready: retry later, and check it with `%omni_server status`.",
+    504: "The generation took too long: use fewer steps, fewer frames or a smaller size.",
+    507: "Not enough GPU memory or storage: lower the resolution, generate fewer images, or use a quantized model.",
+}
+
+
+def advice_for(status_code: int) -> str:
+    if status_code in _ADVICE:
+        return _ADVICE[status_code]
+    return _ADVICE[500] if status_code >= 500 else "Check the request."
+
+
+def _reason(status_code: int) -> str:
+    try:
+        return HTTPStatus(status_code).phrase
+    except ValueError:
+        return "Error"
+
+
+def _body_fields(body: Any) -> tuple[str | None, str | None, str | None, str | None]:
+    """(message, type, param, request_id) from any known body shape."""
+    if not isinstance(body, Mapping):
+        return None, None, None, None
+    error = body.get("error")
+    if isinstance(error, Mapping):
+        message = error.get("message")
+        param = error.get("param")
+        return (
+            str(message) if message is not None else None,
+            str(error["type"]) if error.get("type") is not None else None,
+            str(param) if param is not None else None,
+            str(error["request_id"]) if error.get("request_id") is not None else None,
+        )
+    if isinstance(error, str):
+        return error, None, None, None
+    detail = body.get("detail")
+    if isinstance(detail, str):
+        return detail, None, None, None
+    if isinstance(detail, list):  # FastAPI validation details
+        parts = [
+            f"{'.'.join(str(p) for p in item.get('loc', ()))}: {item.get('msg')}" if isinstance(item, Mapping) else str(item)
+            for item in detail
+        ]
+        return "; ".join(parts), None, None, None
+    return None, None, None, None
+
+
+def error_from_response(
+    status_code: int,
+    content: bytes,
+    headers: Mapping[str, str],
+    *,
+    url: str | None = None,
+    path: str = "",
+    served_models: Sequence[str] | None = None,
+    secrets: Sequence[str | None] = (),
+) -> APIStatusError:
+    """The APIStatusError subclass for an error answer, with a message that says what to do."""
+    try:
+        body: Any = json.loads(content) if content else None
+    except (ValueError, UnicodeDecodeError):
+        body = None
+    message, error_type, param, request_id = _body_fields(body)
+    if message is None:
+        text = content[:200].decode("utf-8", errors="replace").strip()
+        looks_html = text.lower().startswith(("<!doctype", "<html"))
+        message = "an HTML page instead of an API error (a proxy in between?)" if looks_html else (text or "no body")
+    advice = advice_for(status_code)
+    if status_code == 404:
+        if param == "model" or "model" in message.lower() and "does not exist" in message.lower():
+            advice = (
+                f"This server serves: {', '.join(served_models)}. Pass one of them as model=..."
+                if served_models
+                else "Use the model name the server was started with (see client.models())."
+            )
+        elif message == "Not Found" and body is not None and "detail" in body:
+            advice = f"The server has no route {path or url}: is it the right kind of server (image, omni, TTS, video)?"
+        else:
+            advice = "Check the name or id."
+    elif status_code == 400 and "model mismatch" in message.lower():
+        advice = "Leave model unset or pass the model the server runs."
+    full = f"{status_code} {_reason(status_code)} from {url or path}: {message.rstrip('.')}. {advice}"
+    return status_error(
+        redact(full, *secrets),
+        status_code=status_code,
+        url=url,
+        body=body if body is not None else content[:2000].decode("utf-8", errors="replace"),
+        error_type=error_type,
+        param=param,
+        request_id=request_id,
+        retry_after=parse_retry_after(headers.get("retry-after")),
+    )
+
+
+def connection_error(base_url: str, detail: str = "connection refused") -> APIConnectionError:
+    return APIConnectionError(
+        f"Could not connect to the server at {base_url} ({detail}). Is it running? "
+        "Check with `%omni_server status`, or start one with `%omni_server start MODEL`.",
+        url=base_url,
+    )
+
+
+def timeout_error(url: str, timeout: float | None) -> APITimeoutError:
+    limit = f" after {timeout:g} s" if timeout else ""
+    return APITimeoutError(
+        f"No answer from {url}{limit}. The generation may still be running: raise timeout=..., "
+        "or use fewer steps or a smaller size.",
+        url=url,
+    )

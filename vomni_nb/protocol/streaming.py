@@ -1,0 +1,274 @@
+"""Sans-IO stream state: feed it SSE events or raw bytes, get typed events and a final result.
+
+Both clients drive the same state objects; only the way bytes arrive differs. An in-band error
+event raises StreamError carrying what had arrived before it (text for chat, audio for speech).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from typing import Any, Union
+
+from vomni_nb.errors import ResponseFormatError, StreamError
+from vomni_nb.protocol.dataurl import decode_base64
+from vomni_nb.protocol.parse import DEFAULT_PCM_RATE, Context, chat_images, parse_chat_json
+from vomni_nb.protocol.sse import SSEEvent
+from vomni_nb.protocol.wav import parse_wav, pcm_to_wav
+from vomni_nb.results import ChatResult, ImageResult, SpeechResult
+
+__all__ = ["TextDelta", "AudioDelta", "ImageDelta", "StreamEvent", "ChatStreamState", "SpeechStreamState"]
+
+WAV_HEADER_SIZE = 44
+
+
+@dataclasses.dataclass(frozen=True)
+class TextDelta:
+    text: str
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioDelta:
+    """A piece of audio: ``pcm`` is decoded 16-bit PCM (None for compressed formats, see ``raw``)."""
+
+    pcm: bytes | None
+    sample_rate: int | None
+    channels: int = 1
+    raw: bytes = b""
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageDelta:
+    image: ImageResult
+
+
+StreamEvent = Union[TextDelta, AudioDelta, ImageDelta]
+
+
+def _stream_error(payload: Mapping[str, Any], partial: Any, url: str | None) -> StreamError:
+    error = payload.get("error")
+    error = error if isinstance(error, Mapping) else {"message": str(error)}
+    message = str(error.get("message") or "unknown error")
+    return StreamError(
+        f"The server reported an error after the stream started: {message} (what arrived before is in .partial)",
+        url=url,
+        partial=partial,
+        error_type=error.get("type"),
+        code=error.get("code"),
+    )
+
+
+class ChatStreamState:
+    """Accumulates a chat SSE stream: text deltas, audio chunks (joined as PCM), image items."""
+
+    def __init__(self, context: Context) -> None:
+        self.context = context
+        self.done = False
+        self._text: list[str] = []
+        self._pcm: list[bytes] = []
+        self._raw_audio: list[bytes] = []
+        self._sample_rate: int | None = None
+        self._channels = 1
+        self._images: list[ImageResult] = []
+        self._finish_reason: str | None = None
+        self._usage: dict[str, Any] = {}
+        self._metrics: dict[str, Any] = {}
+        self._id: str | None = None
+        self._model: str | None = None
+        self._final: ChatResult | None = None
+
+    @property
+    def text(self) -> str:
+        return "".join(self._text)
+
+    @property
+    def audio(self) -> bytes | None:
+        """The audio so far: one WAV file of the joined PCM (or the raw chunks for compressed formats)."""
+        if self._pcm:
+            return pcm_to_wav(b"".join(self._pcm), self._sample_rate or DEFAULT_PCM_RATE, self._channels)
+        return b"".join(self._raw_audio) or None
+
+    def feed(self, event: SSEEvent) -> list[StreamEvent]:
+        if self.done:
+            return []
+        if event.data.strip() == "[DONE]":
+            self.done = True
+            return []
+        try:
+            chunk = json.loads(event.data)
+        except ValueError as exc:
+            raise ResponseFormatError(f"A stream event is not JSON: {event.data[:80]!r}") from exc
+        if not isinstance(chunk, Mapping):
+            raise ResponseFormatError(f"A stream event is not a JSON object: {event.data[:80]!r}")
+        if "error" in chunk and "choices" not in chunk:
+            raise _stream_error(chunk, self.text, self.context.server_url)
+        self._id = self._id or chunk.get("id")
+        self._model = self._model or chunk.get("model")
+        modality = chunk.get("modality")
+        if isinstance(chunk.get("usage"), Mapping) and (modality != "audio" or not self._usage):
+            self._usage = dict(chunk["usage"])
+        if isinstance(chunk.get("metrics"), Mapping) and chunk["metrics"]:
+            self._metrics = dict(chunk["metrics"])
+        events: list[StreamEvent] = []
+        for choice in chunk.get("choices") or []:
+            if not isinstance(choice, Mapping):
+                continue
+            if choice.get("finish_reason"):
+                self._finish_reason = str(choice["finish_reason"])
+            delta: Mapping[str, Any] = choice["delta"] if isinstance(choice.get("delta"), Mapping) else {}
+            content = delta.get("content")
+            if isinstance(content, list):
+                for image in chat_images(content, self.context):
+                    image = dataclasses.replace(image, index=len(self._images))
+                    self._images.append(image)
+                    events.append(ImageDelta(image))
+            elif isinstance(content, str) and content:
+                if modality == "audio" or "audio_metadata" in choice:
+                    events.append(self._audio(content, choice.get("audio_metadata")))
+                else:
+                    self._text.append(content)
+                    events.append(TextDelta(content))
+        return events
+
+    def _audio(self, encoded: str, metadata: Any) -> AudioDelta:
+        raw = decode_base64(encoded, "a streamed audio chunk")
+        if raw[:4] == b"RIFF":
+            info = parse_wav(raw)
+            self._sample_rate, self._channels = info.sample_rate, info.channels
+            self._pcm.append(info.pcm)
+            return AudioDelta(info.pcm, info.sample_rate, info.channels, raw)
+        self._raw_audio.append(raw)
+        rate = metadata.get("sample_rate_hz") if isinstance(metadata, Mapping) else None
+        return AudioDelta(None, rate, 1, raw)
+
+    def events_from_json(self, content: bytes) -> list[StreamEvent]:
+        """A server that ignores ``stream`` (pure diffusion) answers one JSON body: replay it as events."""
+        result = parse_chat_json(content, self.context)
+        self._final = result
+        self.done = True
+        events: list[StreamEvent] = [TextDelta(result.text)] if result.text else []
+        if result.audio is not None:
+            pcm = parse_wav(result.audio).pcm if result.audio[:4] == b"RIFF" else None
+            events.append(AudioDelta(pcm, result.sample_rate, 1, result.audio))
+        events += [ImageDelta(image) for image in result.images]
+        return events
+
+    def result(self, timings: Mapping[str, float] | None = None) -> ChatResult:
+        if self._final is not None:
+            return dataclasses.replace(self._final, timings=dict(timings or self._final.timings))
+        audio = self.audio
+        frames = sum(len(p) for p in self._pcm) // (2 * self._channels) if self._pcm else None
+        return ChatResult(
+            text=self.text,
+            audio=audio,
+            audio_format=("wav" if self._pcm else self.context.params.get("audio", {}).get("format")) if audio else None,
+            sample_rate=self._sample_rate,
+            audio_frames=frames,
+            images=tuple(self._images),
+            finish_reason=self._finish_reason,
+            id=self._id,
+            usage=self._usage,
+            params=dict(self.context.params),
+            model=self._model or self.context.model,
+            server_url=self.context.server_url,
+            timings=dict(timings or self.context.timings),
+            metrics=self._metrics,
+        )
+
+
+class SpeechStreamState:
+    """Accumulates streamed speech: raw bytes (``mode="audio"``) or SSE ``speech.audio.*`` events."""
+
+    def __init__(self, context: Context, response_format: str, mode: str) -> None:
+        self.context = context
+        self.format = response_format
+        self.mode = mode
+        self.done = False
+        self.sample_rate = int(context.params.get("sample_rate") or DEFAULT_PCM_RATE)
+        self.channels = 1
+        self.usage: dict[str, Any] = {}
+        self._pcm: list[bytes] = []
+        self._pending = b""  # bytes before the WAV header is complete, or half a sample
+        self._header_seen = response_format != "wav"
+
+    @property
+    def pcm(self) -> bytes:
+        return b"".join(self._pcm)
+
+    @property
+    def audio(self) -> bytes:
+        """What arrived so far as one file in the requested format (WAV with real sizes, or raw PCM)."""
+        return pcm_to_wav(self.pcm, self.sample_rate, self.channels) if self.format == "wav" else self.pcm
+
+    def feed_bytes(self, chunk: bytes) -> list[StreamEvent]:
+        data = self._pending + chunk
+        if not self._header_seen:
+            if len(data) < WAV_HEADER_SIZE:
+                self._pending = data
+                return []
+            info = parse_wav(data)
+            self.sample_rate, self.channels = info.sample_rate, info.channels
+            self._header_seen = True
+            data = info.pcm
+        return self._pcm_piece(data)
+
+    def _pcm_piece(self, data: bytes) -> list[StreamEvent]:
+        width = 2 * self.channels
+        usable = len(data) - len(data) % width
+        self._pending = data[usable:]
+        if not usable:
+            return []
+        pcm = data[:usable]
+        self._pcm.append(pcm)
+        return [AudioDelta(pcm, self.sample_rate, self.channels, pcm)]
+
+    def feed(self, event: SSEEvent) -> list[StreamEvent]:
+        if event.data.strip() == "[DONE]":
+            self.done = True
+            return []
+        try:
+            payload = json.loads(event.data)
+        except ValueError as exc:
+            raise ResponseFormatError(f"A speech stream event is not JSON: {event.data[:80]!r}") from exc
+        kind = payload.get("type") if isinstance(payload, Mapping) else None
+        kind = kind or event.event
+        if kind == "speech.audio.error" or (isinstance(payload, Mapping) and "error" in payload):
+            raise _stream_error(payload, self.audio, self.context.server_url)
+        if kind == "speech.audio.done":
+            self.done = True
+            if isinstance(payload.get("usage"), Mapping):
+                self.usage = dict(payload["usage"])
+            return []
+        if kind != "speech.audio.delta":
+            return []
+        raw = decode_base64(field_str(payload, "audio"), "streamed speech")
+        if raw[:4] == b"RIFF":
+            info = parse_wav(raw)
+            self.sample_rate, self.channels = info.sample_rate, info.channels
+            self._header_seen = True
+            raw = info.pcm
+        return self._pcm_piece(self._pending + raw)
+
+    def result(self, timings: Mapping[str, float] | None = None) -> SpeechResult:
+        return SpeechResult(
+            audio=self.audio,
+            format=self.format,
+            sample_rate=self.sample_rate,
+            channels=self.channels,
+            frames=len(self.pcm) // (2 * self.channels),
+            text=self.context.prompt,
+            voice=self.context.params.get("voice"),
+            params=dict(self.context.params),
+            model=self.context.model,
+            server_url=self.context.server_url,
+            timings=dict(timings or self.context.timings),
+            usage=self.usage,
+        )
+
+
+def field_str(payload: Any, key: str) -> str:
+    value = payload.get(key) if isinstance(payload, Mapping) else None
+    if not isinstance(value, str):
+        raise ResponseFormatError(f"A speech stream event has no {key!r} string.")
+    return value

@@ -1,0 +1,104 @@
+"""Input checks made before anything is sent; each failure is an InvalidRequestError with the reason."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from vomni_nb.errors import InvalidRequestError
+
+__all__ = [
+    "parse_size",
+    "format_size",
+    "check_prompt",
+    "check_int",
+    "check_float",
+    "check_seed",
+    "image_output_format",
+    "speech_format",
+    "IMAGE_FORMATS",
+    "SPEECH_FORMATS",
+    "STREAMING_SPEECH_FORMATS",
+    "SEED_MIN",
+    "SEED_MAX",
+]
+
+IMAGE_FORMATS = ("png", "jpeg", "webp")
+SPEECH_FORMATS = ("wav", "pcm", "flac", "mp3", "opus")
+STREAMING_SPEECH_FORMATS = ("wav", "pcm")
+SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1
+MAX_SIDE = 16384
+
+_SIZE = re.compile(r"^\s*(\d+)\s*[xX×]\s*(\d+)\s*$")
+
+
+def parse_size(size: str | tuple[int, int] | list[int]) -> tuple[int, int]:
+    """``"1024x768"`` (or a (width, height) pair) -> (1024, 768)."""
+    if isinstance(size, (tuple, list)) and len(size) == 2:
+        width, height = size
+    elif isinstance(size, str):
+        match = _SIZE.match(size)
+        if match is None:
+            raise InvalidRequestError(f"size must look like 'WIDTHxHEIGHT', e.g. '1024x1024'; got {size!r}.")
+        width, height = int(match.group(1)), int(match.group(2))
+    else:
+        raise InvalidRequestError(f"size must be a 'WIDTHxHEIGHT' string or a (width, height) pair; got {size!r}.")
+    for side in (width, height):
+        if isinstance(side, bool) or not isinstance(side, int) or not 1 <= side <= MAX_SIDE:
+            raise InvalidRequestError(f"size sides must be whole numbers from 1 to {MAX_SIDE}; got {size!r}.")
+    return width, height
+
+
+def format_size(size: str | tuple[int, int] | list[int]) -> str:
+    width, height = parse_size(size)
+    return f"{width}x{height}"
+
+
+def check_prompt(prompt: Any, name: str = "prompt") -> str:
+    if not isinstance(prompt, str):
+        raise InvalidRequestError(f"{name} must be a string; got {type(prompt).__name__}.")
+    if not prompt.strip():
+        raise InvalidRequestError(f"{name} is empty: write what you want to generate.")
+    return prompt
+
+
+def check_int(name: str, value: Any, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRequestError(f"{name} must be a whole number from {low} to {high}; got {value!r}.")
+    if not low <= value <= high:
+        raise InvalidRequestError(f"{name} must be from {low} to {high}; got {value}.")
+    return value
+
+
+def check_float(name: str, value: Any, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise InvalidRequestError(f"{name} must be a number from {low} to {high}; got {value!r}.")
+    if not low <= value <= high:
+        raise InvalidRequestError(f"{name} must be from {low} to {high}; got {value}.")
+    return float(value)
+
+
+def check_seed(seed: Any) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise InvalidRequestError(f"seed must be a whole number; got {seed!r}.")
+    if not SEED_MIN <= seed <= SEED_MAX:
+        raise InvalidRequestError(f"seed must fit in 64 bits ({SEED_MIN}..{SEED_MAX}); got {seed}.")
+    return seed
+
+
+def image_output_format(value: str) -> str:
+    """png | jpeg (or jpg) | webp; the server would silently turn anything else into jpeg."""
+    fmt = str(value).lower().strip()
+    fmt = "jpeg" if fmt == "jpg" else fmt
+    if fmt not in IMAGE_FORMATS:
+        raise InvalidRequestError(f"output format must be one of {', '.join(IMAGE_FORMATS)}; got {value!r}.")
+    return fmt
+
+
+def speech_format(value: str, *, streaming: bool) -> str:
+    fmt = str(value).lower().strip()
+    if fmt not in SPEECH_FORMATS:
+        raise InvalidRequestError(f"speech format must be one of {', '.join(SPEECH_FORMATS)}; got {value!r}.")
+    if streaming and fmt not in STREAMING_SPEECH_FORMATS:
+        raise InvalidRequestError(f"streamed speech must be wav or pcm (the server refuses {fmt}); got {value!r}.")
+    return fmt

@@ -1,0 +1,112 @@
+"""Small, fast looks at a server: its /health code, its served models, and its log file.
+
+stdlib ``http.client`` on purpose: a start-up poll runs every 50 ms and must not pay for a
+connection pool or an import of httpx in the watchdog.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import urllib.parse
+from pathlib import Path
+
+from vomni_nb.errors import ServerManagerError, redact
+from vomni_nb.server.diagnose import strip_ansi, tail_lines
+
+__all__ = ["health_code", "served_models", "LogFollower", "read_log", "read_log_tail", "split_url"]
+
+
+def split_url(url: str) -> tuple[str, str, int, str]:
+    """(scheme, host, port, base path) of an http(s) URL; the port defaults by scheme."""
+    parsed = urllib.parse.urlsplit(url if "://" in url else f"http://{url}")
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ServerManagerError(f"not an http(s) URL: {url!r}; give one like http://host:8091")
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    return parsed.scheme, parsed.hostname, port, parsed.path.rstrip("/")
+
+
+def _request(url: str, path: str, *, timeout: float, api_key: str | None = None) -> tuple[int, bytes]:
+    scheme, host, port, base = split_url(url)
+    conn_cls = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
+    conn = conn_cls(host, port, timeout=timeout)
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    try:
+        conn.request("GET", base + path, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def health_code(url: str, timeout: float = 1.0) -> int | None:
+    """The status of ``GET /health``, or None when nothing answers (refused, reset, timeout)."""
+    try:
+        return _request(url, "/health", timeout=timeout)[0]
+    except (OSError, http.client.HTTPException):
+        return None
+
+
+def served_models(url: str, api_key: str | None = None, timeout: float = 5.0) -> list[str]:
+    """Model ids from ``GET /v1/models``; ServerManagerError saying what to do when that fails."""
+    try:
+        status, body = _request(url, "/v1/models", timeout=timeout, api_key=api_key)
+    except (OSError, http.client.HTTPException) as exc:
+        raise ServerManagerError(f"{url}/v1/models did not answer ({exc}); is the server up?") from exc
+    if status == 401:
+        raise ServerManagerError(f"{url} needs an API key: pass api_key= (or --api-key K).")
+    if status != 200:
+        raise ServerManagerError(f"{url}/v1/models answered {status}: {redact(body[:200].decode(errors='replace'), api_key)}")
+    try:
+        data = json.loads(body)["data"]
+        return [str(item["id"]) for item in data]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ServerManagerError(f"{url}/v1/models did not return an OpenAI model list; is it a vLLM server?") from exc
+
+
+class LogFollower:
+    """Reads what a log file gained since the last call (the server appends while we watch)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._offset = 0
+
+    def read_new(self) -> str:
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(self._offset)
+                data = handle.read()
+        except OSError:
+            return ""
+        # Only whole lines: a phase text cut in half would be missed.
+        end = data.rfind(b"\n") + 1
+        self._offset += end
+        return strip_ansi(data[:end].decode(errors="replace"))
+
+
+def read_log_tail(path: Path | str | None, n: int = 40, *, max_bytes: int = 1 << 20) -> str:
+    """The last ``n`` non-blank lines of a log file (reads at most ``max_bytes`` from its end)."""
+    if path is None:
+        return ""
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            handle.seek(max(0, size - max_bytes))
+            data = handle.read()
+    except OSError:
+        return ""
+    return tail_lines(data.decode(errors="replace"), n)
+
+
+def read_log(path: Path | str | None, *, max_bytes: int = 4 << 20) -> str:
+    """The whole log (up to its last ``max_bytes``), ANSI stripped, for diagnosis."""
+    if path is None:
+        return ""
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            handle.seek(max(0, size - max_bytes))
+            return strip_ansi(handle.read().decode(errors="replace"))
+    except OSError:
+        return ""

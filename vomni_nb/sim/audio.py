@@ -1,0 +1,268 @@
+"""Speech without a model: the ``espeak-ng`` program when installed, otherwise a tone per syllable.
+
+Either way the audio is deterministic in (text, voice, speed, rate, seed) and its length grows with the
+text, so clients see realistic durations. ``Speech.engine`` says which one spoke; the speech route
+passes that on in a response header so nobody mistakes tones for a broken decoder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import io
+import re
+import shutil
+import struct
+import subprocess
+import wave
+from typing import Literal
+
+import numpy as np
+
+from vomni_nb.sim.media import seed_from
+
+__all__ = [
+    "Speech",
+    "synthesize",
+    "encode_audio",
+    "wav_bytes",
+    "streaming_wav_header",
+    "espeak_available",
+    "AUDIO_CONTENT_TYPES",
+    "VoiceStyle",
+    "voice_style",
+]
+
+Engine = Literal["espeak-ng", "tones"]
+
+# What the real server sends for each response_format (reference §3.9).
+AUDIO_CONTENT_TYPES = {
+    "wav": "audio/wav",
+    "pcm": "audio/pcm",
+    "flac": "audio/flac",
+    "mp3": "audio/mpeg",
+    "opus": "audio/ogg",
+}
+ESPEAK_TIMEOUT_S = 30.0
+ESPEAK_BASE_WPM = 175
+
+
+@dataclasses.dataclass(frozen=True)
+class Speech:
+    pcm: bytes  # s16le mono
+    sample_rate: int
+    engine: Engine
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.pcm) / 2 / self.sample_rate
+
+
+@dataclasses.dataclass(frozen=True)
+class VoiceStyle:
+    """How a voice name sounds: an espeak voice+variant and a pitch (0-99; tones scale from it)."""
+
+    espeak_voice: str
+    pitch: int
+
+
+# Qwen3-TTS CustomVoice speakers, roughly as the model card describes them (gender, accent).
+BUILTIN_STYLES: dict[str, VoiceStyle] = {
+    "serena": VoiceStyle("en-us+f2", 55),
+    "vivian": VoiceStyle("en-us+f3", 65),
+    "uncle_fu": VoiceStyle("en-gb+m3", 25),
+    "ryan": VoiceStyle("en-us+m1", 45),
+    "aiden": VoiceStyle("en-us+m4", 50),
+    "ono_anna": VoiceStyle("en-us+f4", 70),
+    "sohee": VoiceStyle("en-us+f1", 60),
+    "eric": VoiceStyle("en-gb+m2", 40),
+    "dylan": VoiceStyle("en-gb-x-rp+m5", 35),
+}
+LANGUAGE_VOICES = {
+    "chinese": "cmn",
+    "english": "en-us",
+    "japanese": "ja",
+    "korean": "ko",
+    "german": "de",
+    "french": "fr",
+    "russian": "ru",
+    "portuguese": "pt",
+    "spanish": "es",
+    "italian": "it",
+}
+
+
+def voice_style(voice: str | None, *, language: str | None = None, pitch_hint: int | None = None) -> VoiceStyle:
+    """A stable style for any voice name; built-ins have hand-picked ones, others are hashed."""
+    key = (voice or "").lower()
+    style = BUILTIN_STYLES.get(key)
+    if style is None:
+        digest = seed_from("voice", key)
+        variant = ("f1", "f2", "f3", "f4", "m1", "m2", "m3", "m4")[digest % 8]
+        style = VoiceStyle(f"en-us+{variant}", 25 + digest % 50)
+    if pitch_hint is not None:
+        style = dataclasses.replace(style, pitch=max(0, min(99, pitch_hint)))
+    if language and language.lower() in LANGUAGE_VOICES and language.lower() != "english":
+        variant = style.espeak_voice.partition("+")[2]
+        style = dataclasses.replace(style, espeak_voice=LANGUAGE_VOICES[language.lower()] + (f"+{variant}" if variant else ""))
+    return style
+
+
+@functools.lru_cache(maxsize=1)
+def _espeak_path() -> str | None:
+    return shutil.which("espeak-ng")
+
+
+def espeak_available() -> bool:
+    return _espeak_path() is not None
+
+
+def _resample(samples: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
+    if source_rate == target_rate or samples.size == 0:
+        return samples
+    count = max(1, round(samples.size * target_rate / source_rate))
+    positions = np.linspace(0, samples.size - 1, count)
+    return np.interp(positions, np.arange(samples.size), samples)
+
+
+def _parse_espeak_wav(data: bytes) -> tuple[np.ndarray, int]:
+    """espeak-ng --stdout writes a streaming header (bogus sizes), so read the fields by hand."""
+    if len(data) < 44 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        raise ValueError("espeak-ng did not write a WAV file")
+    sample_rate = struct.unpack_from("<I", data, 24)[0]
+    offset = 12
+    while offset + 8 <= len(data):
+        chunk_id, size = data[offset : offset + 4], struct.unpack_from("<I", data, offset + 4)[0]
+        if chunk_id == b"data":
+            body = data[offset + 8 :]
+            body = body[: len(body) - len(body) % 2]
+            return np.frombuffer(body, dtype="<i2").astype(np.float64), int(sample_rate)
+        offset += 8 + size
+    raise ValueError("espeak-ng WAV has no data chunk")
+
+
+def _speak_espeak(text: str, style: VoiceStyle, speed: float, sample_rate: int) -> np.ndarray | None:
+    path = _espeak_path()
+    if path is None:
+        return None
+    wpm = max(80, min(500, round(ESPEAK_BASE_WPM * speed)))
+    cmd = [path, "--stdout", "-v", style.espeak_voice, "-s", str(wpm), "-p", str(style.pitch), "--", text]
+    try:
+        done = subprocess.run(cmd, capture_output=True, timeout=ESPEAK_TIMEOUT_S, check=True)
+        samples, rate = _parse_espeak_wav(done.stdout)
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+    if samples.size == 0:
+        return None
+    return _resample(samples, rate, sample_rate)
+
+
+def _syllables(text: str) -> list[str]:
+    """Vowel groups inside words: a rough syllable count that grows with the text."""
+    chunks: list[str] = []
+    for word in re.findall(r"\w+", text):
+        parts = re.findall(r"[^aeiouy]*[aeiouy]+", word.lower()) or [word]
+        chunks.extend(parts)
+    return chunks or [text.strip() or " "]
+
+
+def _speak_tones(text: str, style: VoiceStyle, speed: float, sample_rate: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed_from("tones", text, style, seed))
+    base_hz = 140.0 + style.pitch * 2.5
+    syllable_s = 0.16 / speed
+    gap_s = 0.04 / speed
+    pieces: list[np.ndarray] = []
+    for chunk in _syllables(text):
+        n = int(sample_rate * syllable_s)
+        t = np.arange(n) / sample_rate
+        freq = base_hz * (1.0 + 0.25 * ((seed_from(chunk) % 9) - 4) / 4)
+        envelope = np.sin(np.pi * np.arange(n) / n) ** 2
+        pieces.append(np.sin(2 * np.pi * freq * t) * envelope * 9000 * rng.uniform(0.8, 1.0))
+        pieces.append(np.zeros(int(sample_rate * gap_s)))
+    return np.concatenate(pieces)
+
+
+def synthesize(
+    text: str,
+    *,
+    voice: str | None = None,
+    speed: float = 1.0,
+    sample_rate: int = 24000,
+    seed: int = 0,
+    language: str | None = None,
+    pitch_hint: int | None = None,
+) -> Speech:
+    """Speak ``text``: espeak-ng when it is installed and works, else one tone per syllable."""
+    style = voice_style(voice, language=language, pitch_hint=pitch_hint)
+    samples = _speak_espeak(text, style, speed, sample_rate)
+    engine: Engine = "espeak-ng"
+    if samples is None:
+        samples = _speak_tones(text, style, speed, sample_rate, seed)
+        engine = "tones"
+    pcm = np.clip(np.round(samples), -32768, 32767).astype("<i2").tobytes()
+    return Speech(pcm=pcm, sample_rate=sample_rate, engine=engine)
+
+
+def wav_bytes(pcm: bytes, sample_rate: int, channels: int = 1) -> bytes:
+    """A complete 16-bit PCM WAV file."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(channels)
+        out.setsampwidth(2)
+        out.setframerate(sample_rate)
+        out.writeframes(pcm)
+    return buffer.getvalue()
+
+
+def streaming_wav_header(sample_rate: int, channels: int = 1) -> bytes:
+    """The 44-byte header the real server streams first: 0xFFFFFFFF in both size fields."""
+    byte_rate = sample_rate * channels * 2
+    return struct.pack(
+        "<4sI4s4sIHHIIHH4sI",
+        b"RIFF", 0xFFFFFFFF, b"WAVE", b"fmt ", 16, 1, channels, sample_rate, byte_rate, channels * 2, 16,
+        b"data", 0xFFFFFFFF,
+    )
+
+
+def _encode_with_av(pcm: bytes, sample_rate: int, container: str, codec: str, rate: int) -> bytes:
+    import av  # imported lazily: only compressed formats need it
+
+    samples = np.frombuffer(pcm, dtype="<i2")
+    if rate != sample_rate:
+        samples = np.clip(np.round(_resample(samples.astype(np.float64), sample_rate, rate)), -32768, 32767)
+        samples = samples.astype("<i2")
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format=container) as output:
+        stream = output.add_stream(codec, rate=rate, layout="mono")  # type: ignore[call-overload]
+        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = rate
+        for packet in stream.encode(frame):
+            output.mux(packet)
+        for packet in stream.encode(None):
+            output.mux(packet)
+    return buffer.getvalue()
+
+
+# Opus only runs at these rates; MP3 at the MPEG ones. Others are resampled for the encoder only.
+OPUS_RATES = (48000, 24000, 16000, 12000, 8000)
+MP3_RATES = (48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000)
+
+
+def _nearest(rate: int, allowed: tuple[int, ...]) -> int:
+    return rate if rate in allowed else min(allowed, key=lambda r: (abs(r - rate), -r))
+
+
+def encode_audio(pcm: bytes, sample_rate: int, fmt: str) -> bytes:
+    """Encode s16le mono PCM as wav | pcm | flac | mp3 | opus (Ogg)."""
+    fmt = fmt.lower()
+    if fmt == "wav":
+        return wav_bytes(pcm, sample_rate)
+    if fmt in ("pcm", "pcm16"):
+        return pcm
+    if fmt == "flac":
+        return _encode_with_av(pcm, sample_rate, "flac", "flac", sample_rate)
+    if fmt == "mp3":
+        return _encode_with_av(pcm, sample_rate, "mp3", "libmp3lame", _nearest(sample_rate, MP3_RATES))
+    if fmt == "opus":
+        return _encode_with_av(pcm, sample_rate, "ogg", "libopus", _nearest(sample_rate, OPUS_RATES))
+    raise ValueError(f"unsupported audio format {fmt!r}")

@@ -1,0 +1,197 @@
+"""``vomni-sim MODEL [flags]``: start a simulated vLLM-Omni server the way ``vllm serve --omni`` starts.
+
+Order as in the real launcher: bind the port (not listening yet), log, load the "engine",
+print the route list, then let uvicorn listen on the pre-bound socket. Until then clients get
+connection refused, never 503.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import errno
+import os
+import signal
+import socket
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from vomni_nb.sim import startup, vlog
+from vomni_nb.sim.config import DEFAULT_MAX_IMAGE_PIXELS, Faults, SimConfig
+from vomni_nb.sim.families import Family, family_of
+
+__all__ = ["main", "build_parser", "config_from_args"]
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vomni-sim",
+        description="A CPU simulator of a vLLM-Omni 0.30.0 server (no model runs; outputs are drawn/synthesised).",
+    )
+    parser.add_argument("model", help="model id, e.g. Tongyi-MAI/Z-Image-Turbo; picks the family")
+    parser.add_argument("--port", type=int, default=8091)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--api-key", action="append", default=None, help="repeatable; env VLLM_API_KEY")
+    parser.add_argument("--max-generated-image-size", type=int, default=DEFAULT_MAX_IMAGE_PIXELS)
+    parser.add_argument("--served-model-name", default=None)
+    parser.add_argument("--family", choices=[f.value for f in Family], default=None)
+    parser.add_argument("--omni", action="store_true", help="accepted and ignored, as vllm serve needs it")
+    parser.add_argument("--disable-uvicorn-access-log", action="store_true")
+    parser.add_argument("--enable-request-id-headers", action="store_true")
+    sim = parser.add_argument_group("simulator knobs")
+    sim.add_argument("--startup-delay", type=_non_negative, default=0.0, help="seconds of simulated loading")
+    sim.add_argument("--latency", type=_non_negative, default=0.0, help="seconds added before each generation")
+    sim.add_argument("--tokens-per-second", type=float, default=50.0, help="streamed text rate")
+    sim.add_argument("--fail-at-start", choices=startup.FAIL_KINDS, default=None)
+    sim.add_argument("--rate-503", type=_fraction, default=0.0)
+    sim.add_argument("--retry-after", type=_non_negative, default=1.0)
+    sim.add_argument("--rate-507", type=_fraction, default=0.0)
+    sim.add_argument("--midstream-error-after", type=int, default=None, help="chunks before an in-band error")
+    sim.add_argument("--crash-after", type=_positive_int, default=None, help="engine dies after N generations")
+    sim.add_argument("--fault-seed", type=int, default=0)
+    return parser
+
+
+def config_from_args(args: argparse.Namespace, family: Family) -> SimConfig:
+    keys = tuple(args.api_key) if args.api_key else ()
+    if not keys and os.environ.get("VLLM_API_KEY"):
+        keys = (os.environ["VLLM_API_KEY"],)
+    voices = os.environ.get("VOMNI_SIM_VOICES_DIR")
+    optional = {"voices_dir": Path(voices)} if voices else {}
+    return SimConfig(
+        model=args.model,
+        family=family,
+        served_model_name=args.served_model_name or args.model,
+        host=args.host,
+        port=args.port,
+        api_keys=keys,
+        max_generated_image_size=args.max_generated_image_size,
+        storage_dir=Path(os.environ.get("VOMNI_SIM_STORAGE", "/tmp/storage")),
+        faults=Faults(
+            latency=args.latency,
+            tokens_per_second=args.tokens_per_second,
+            rate_503=args.rate_503,
+            retry_after=args.retry_after,
+            rate_507=args.rate_507,
+            midstream_error_after=args.midstream_error_after,
+            crash_after=args.crash_after,
+            fault_seed=args.fault_seed,
+        ),
+        enable_request_id_headers=args.enable_request_id_headers,
+        **optional,  # type: ignore[arg-type]
+    )
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """Bind without listening, as vLLM's ``setup_server`` does (connections are refused until listen)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    # SO_REUSEADDR only: vLLM also sets SO_REUSEPORT, but then a second server on the same port
+    # would start silently; we want the real "Address already in use" whenever the port is taken.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    args = build_parser().parse_args(argv)
+    # SIGTERM while loading exits 0; uvicorn re-raises captured signals after its own shutdown,
+    # which lands here too.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        return 0
+    except startup.StartupFailure as failure:
+        return failure.exit_code
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.fail_at_start == "bad-flag":
+        startup.bad_flag()
+        return 2
+    vlog.warning(
+        "vomni-sim: this is a SIMULATOR of vLLM-Omni 0.30.0 -- no model is loaded and every output is synthetic.",
+        where="vomni_sim.py:1",
+    )
+    if args.fail_at_start == "port-in-use":
+        startup.port_in_use()
+        return 1
+    try:
+        sock = bind_socket(args.host, args.port)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            startup.port_in_use()
+            return 1
+        raise
+    vlog.info(f"vLLM server version {startup.VLLM_VERSION}, serving model {args.model}", where="launcher.py:215")
+    family = Family(args.family) if args.family else family_of(args.model)
+    fail = args.fail_at_start
+    if family is None:
+        fail = "missing-model"
+        family = Family.IMAGE
+    startup.Phases(model=args.model, family=family, delay=args.startup_delay, fail=fail).run()
+    config = config_from_args(args, family)
+    return _serve(config, sock, access_log=not args.disable_uvicorn_access_log)
+
+
+def _serve(config: SimConfig, sock: socket.socket, *, access_log: bool) -> int:
+    import uvicorn
+
+    from vomni_nb.sim.app import create_app
+
+    app = create_app(config)
+    shown_host = config.host or "0.0.0.0"
+    mode = " (pure diffusion mode)" if config.family in (Family.IMAGE, Family.VIDEO) else " 0"
+    vlog.info(f"Starting vLLM API server{mode} on http://{shown_host}:{config.port}", where="api_server.py:374")
+    vlog.info("Available routes are:", where="launcher.py:46")
+    for line in startup.route_lines(app.routes):
+        vlog.info(line, where="launcher.py:54")
+    uv_config = uvicorn.Config(
+        app,
+        log_level="info",
+        access_log=access_log,
+        timeout_graceful_shutdown=3,
+        lifespan="on",
+    )
+    server = uvicorn.Server(uv_config)
+    asyncio.run(server.serve(sockets=[sock]))
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

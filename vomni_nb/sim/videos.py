@@ -1,0 +1,456 @@
+"""``/v1/videos``: async jobs, listing, download, delete and the blocking ``/sync`` route (reference §3.12).
+
+Jobs live in process memory (they vanish on restart, as on the real server); files go to
+``SimConfig.storage_dir``. A job walks queued → in_progress → completed | failed. Generation takes a
+simulated time proportional to the pixels rendered (plus ``--latency``), so a client can watch
+``in_progress``. A prompt containing ``[[fail]]`` makes the job fail (500) for tests and demos.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi.responses import FileResponse, JSONResponse, Response
+from pydantic import BaseModel, Field, StringConstraints, ValidationError, field_validator
+
+from vomni_nb.sim import faults, video, vlog
+from vomni_nb.sim.config import SimConfig
+from vomni_nb.sim.families import Family
+
+__all__ = ["router", "VideoGenerationRequest", "FAIL_TOKEN", "job_status_code"]
+
+router = APIRouter()
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+DEFAULT_FPS = 24
+FAIL_TOKEN = "[[fail]]"
+# Simulated compute: seconds per rendered pixel-frame (49 frames of 480x272 ≈ 0.3 s), capped.
+SIM_SECONDS_PER_PIXEL_FRAME = 5e-8
+SIM_MAX_SECONDS = 8.0
+QUALITY_LEVELS = ("lossless", "high")
+SizeStr = Annotated[str, StringConstraints(pattern=r"^\d+x\d+$")]
+SecondStr = Annotated[str, StringConstraints(pattern=r"^[1-9]\d*$")]
+
+
+class VideoGenerationRequest(BaseModel):
+    """The parts of vLLM-Omni's model the sim uses; same name, so pydantic's messages match."""
+
+    model: str | None = None
+    prompt: str
+    seconds: SecondStr | None = None
+    size: SizeStr | None = None
+    image_reference: dict[str, Any] | list[dict[str, Any]] | None = None
+    video_reference: dict[str, Any] | list[dict[str, Any]] | None = None
+    audio_reference: dict[str, Any] | list[dict[str, Any]] | None = None
+    user: str | None = None
+    width: int | None = Field(default=None, ge=1, le=INT64_MAX)
+    height: int | None = Field(default=None, ge=1, le=INT64_MAX)
+    fps: float | None = Field(default=None, ge=1, le=INT64_MAX, allow_inf_nan=False)
+    num_frames: int | None = Field(default=None, ge=1, le=INT64_MAX)
+    aspect_ratio: str | None = None
+    short_edge: int | None = Field(default=None, ge=1, le=INT64_MAX)
+    num_outputs_per_prompt: int = Field(default=1, ge=1, le=10)
+    start_time_seconds: float | None = Field(default=None, ge=0.0)
+    quality: str | None = None
+    negative_prompt: str | None = None
+    num_inference_steps: int | None = Field(default=None, ge=1, le=200)
+    guidance_scale: float | None = Field(default=None, ge=0.0, le=20.0)
+    guidance_scale_2: float | None = Field(default=None, ge=0.0, le=20.0)
+    boundary_ratio: float | None = Field(default=None, ge=0.0, le=1.0)
+    flow_shift: float | None = None
+    true_cfg_scale: float | None = Field(default=None, ge=0.0, le=20.0)
+    seed: int | None = Field(default=None, ge=INT64_MIN, le=INT64_MAX)
+    generate_sound: bool = False
+    sound_duration: float | None = Field(default=None, gt=0.0)
+    enable_frame_interpolation: bool = False
+    frame_interpolation_exp: int = Field(default=1, ge=1, le=INT64_MAX)
+    frame_interpolation_scale: float = Field(default=1.0, gt=0.0)
+    frame_interpolation_model_path: str | None = None
+    lora: dict[str, Any] | None = None
+    extra_params: dict[str, Any] | None = None
+    return_stage_metrics: bool | None = None
+
+    @field_validator("quality")
+    @classmethod
+    def _quality(cls, value: str | None) -> str | None:
+        if value is not None and value not in QUALITY_LEVELS:
+            raise ValueError(f"quality must be one of {list(QUALITY_LEVELS)}, got {value!r}")
+        return value
+
+    def resolved(self) -> tuple[int | None, int | None, float, int | None]:
+        """(width, height, fps, num_frames) as the real ``resolve_video_params`` does it."""
+        width, height = self.width, self.height
+        if self.size:
+            width, height = (int(part) for part in self.size.split("x"))
+        fps = float(self.fps if self.fps is not None else DEFAULT_FPS)
+        frames = self.num_frames
+        if frames is None and self.seconds is not None:
+            frames = int(float(self.seconds) * fps)
+        return width, height, fps, frames
+
+
+def new_job(model: str, req: VideoGenerationRequest) -> dict[str, Any]:
+    """A ``VideoResponse`` as JSON, keys in the model's field order."""
+    _, _, fps, frames = req.resolved()
+    duration = float(req.seconds) if req.seconds is not None else (frames / fps if frames is not None else None)
+    return {
+        "model": model, "prompt": req.prompt, "id": f"video_gen_{uuid.uuid4().hex}", "object": "video",
+        "status": "queued", "size": req.size, "progress": 0, "seconds": req.seconds or "4",
+        "quality": req.quality or "default", "completed_at": None, "created_at": int(time.time()),
+        "remixed_from_video_id": None, "error": None, "media_type": "video/mp4", "expires_at": None,
+        "file_name": None, "inference_time_s": None, "fps": fps, "num_frames": frames, "duration_s": duration,
+        "metrics": None, "stage_durations": {}, "peak_memory_mb": 0.0, "action": None,
+    }
+
+
+def job_status_code(job: dict[str, Any]) -> int:
+    code = (job.get("error") or {}).get("code")
+    return code if isinstance(code, int) and 400 <= code < 600 else 500
+
+
+class VideoJobs:
+    """The in-memory job table and its background tasks (one per app)."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.sequence = 0  # creation order for jobs made within the same second
+        self.order: dict[str, int] = {}
+
+    def add(self, job: dict[str, Any]) -> None:
+        self.sequence += 1
+        self.order[job["id"]] = self.sequence
+        self.jobs[job["id"]] = job
+
+    def pop(self, video_id: str) -> None:
+        self.jobs.pop(video_id, None)
+        self.tasks.pop(video_id, None)
+
+
+def jobs_of(request: Request) -> VideoJobs:
+    jobs = getattr(request.app.state, "sim_videos", None)
+    if jobs is None:
+        jobs = VideoJobs()
+        request.app.state.sim_videos = jobs
+    return jobs
+
+
+def _sim_config(request: Request) -> SimConfig:
+    config: SimConfig = request.app.state.sim
+    return config
+
+
+def _parse_form_json(value: str | None, expected: type | None = None) -> Any:
+    if value is None or value == "":
+        return None
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise HTTPException(400, "Invalid JSON in form field.") from exc
+    if expected is not None and not isinstance(parsed, expected):
+        raise HTTPException(
+            400, f"Invalid JSON in form field: expected {expected.__name__}, got {type(parsed).__name__}."
+        )
+    return parsed
+
+
+async def parse_video_form(
+    request: Request,
+    prompt: str = Form(...),
+    input_reference: UploadFile | None = File(default=None),
+    input_references: list[UploadFile] | None = File(default=None),
+    control_reference: UploadFile | None = File(default=None),
+    control_type: str | None = Form(default=None),
+    image_reference: str | None = Form(default=None),
+    video_reference: str | None = Form(default=None),
+    audio_reference: str | None = Form(default=None),
+    model: str | None = Form(default=None),
+    seconds: SecondStr | None = Form(default=None),
+    size: SizeStr | None = Form(default=None),
+    user: str | None = Form(default=None),
+    width: int | None = Form(default=None),
+    height: int | None = Form(default=None),
+    num_frames: int | None = Form(default=None),
+    fps: float | None = Form(default=None, ge=1, allow_inf_nan=False),
+    aspect_ratio: str | None = Form(default=None),
+    short_edge: int | None = Form(default=None, ge=1),
+    num_outputs_per_prompt: int = Form(default=1, ge=1, le=10),
+    start_time_seconds: float | None = Form(default=None, ge=0.0),
+    quality: str | None = Form(default=None),
+    num_inference_steps: int | None = Form(default=None),
+    guidance_scale: float | None = Form(default=None),
+    guidance_scale_2: float | None = Form(default=None),
+    boundary_ratio: float | None = Form(default=None),
+    flow_shift: float | None = Form(default=None),
+    true_cfg_scale: float | None = Form(default=None),
+    seed: int | None = Form(default=None),
+    generate_sound: bool | None = Form(default=None),
+    sound_duration: float | None = Form(default=None, gt=0.0),
+    negative_prompt: str | None = Form(default=None),
+    enable_frame_interpolation: bool | None = Form(default=None),
+    frame_interpolation_exp: int | None = Form(default=None, ge=1),
+    frame_interpolation_scale: float | None = Form(default=None, gt=0.0),
+    frame_interpolation_model_path: str | None = Form(default=None),
+    lora: str | None = Form(default=None),
+    extra_params: str | None = Form(default=None),
+    return_stage_metrics: bool | None = Form(default=None),
+    source_video: UploadFile | None = File(default=None),
+    source_audio: UploadFile | None = File(default=None),
+    video_noise_mask: UploadFile | None = File(default=None),
+    audio_noise_mask: UploadFile | None = File(default=None),
+) -> tuple[VideoGenerationRequest, str] | JSONResponse:
+    """The real ``_parse_video_form``: form layer, JSON fields, the request model, the model-name check."""
+    parsed_image = _parse_form_json(image_reference)
+    parsed_video = _parse_form_json(video_reference)
+    parsed_audio = _parse_form_json(audio_reference)
+    if input_references and any(item is not None for item in (parsed_image, parsed_video, input_reference)):
+        raise HTTPException(
+            400, "Provide input_references alone, without input_reference, image_reference, or video_reference."
+        )
+    if input_reference is not None and (parsed_image is not None or parsed_video is not None):
+        raise HTTPException(
+            400,
+            "Provide only one of input_reference, image_reference, or video_reference when using "
+            "input_reference; image_reference and video_reference may be combined.",
+        )
+    fields: dict[str, Any] = {
+        "prompt": prompt, "model": model, "seconds": seconds, "size": size, "image_reference": parsed_image,
+        "video_reference": parsed_video, "audio_reference": parsed_audio, "user": user, "width": width,
+        "height": height, "num_frames": num_frames, "fps": fps, "aspect_ratio": aspect_ratio,
+        "short_edge": short_edge, "num_outputs_per_prompt": num_outputs_per_prompt,
+        "start_time_seconds": start_time_seconds, "quality": quality, "num_inference_steps": num_inference_steps,
+        "guidance_scale": guidance_scale, "guidance_scale_2": guidance_scale_2, "boundary_ratio": boundary_ratio,
+        "flow_shift": flow_shift, "true_cfg_scale": true_cfg_scale, "seed": seed, "generate_sound": generate_sound,
+        "sound_duration": sound_duration, "negative_prompt": negative_prompt,
+        "enable_frame_interpolation": enable_frame_interpolation, "frame_interpolation_exp": frame_interpolation_exp,
+        "frame_interpolation_scale": frame_interpolation_scale,
+        "frame_interpolation_model_path": frame_interpolation_model_path,
+        "lora": _parse_form_json(lora, dict), "extra_params": _parse_form_json(extra_params, dict),
+        "return_stage_metrics": return_stage_metrics,
+    }
+    try:
+        req = VideoGenerationRequest(**{k: v for k, v in fields.items() if v is not None})
+    except ValidationError as exc:
+        # pydantic's own multi-line message, as a BadRequestError (reference §1, last exception).
+        body = {"error": {"message": str(exc), "type": "BadRequestError", "param": None, "code": 400}}
+        return JSONResponse(body, status_code=400)
+    config = _sim_config(request)
+    if config.family in (Family.OMNI, Family.TTS):
+        raise HTTPException(503, "Video generation handler not initialized.")
+    if req.model is not None and req.model != config.served_model_name:
+        raise HTTPException(
+            400, f"Model mismatch: request specifies '{req.model}' but server is running '{config.served_model_name}'."
+        )
+    return req, config.served_model_name
+
+
+VideoForm = Annotated[tuple[VideoGenerationRequest, str] | JSONResponse, Depends(parse_video_form)]
+
+
+class GenerationFailed(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+async def generate(request: Request, req: VideoGenerationRequest, video_id: str) -> bytes:
+    """Render the clip, then wait out a simulated compute time; raises GenerationFailed."""
+    config = _sim_config(request)
+    if FAIL_TOKEN in req.prompt:
+        raise GenerationFailed(500, f"Simulated generation failure ({FAIL_TOKEN} in the prompt).")
+    if config.family is not Family.VIDEO:
+        raise GenerationFailed(500, f"Model '{config.served_model_name}' produced no video output.")
+    width, height, fps, frames = req.resolved()
+    if width is None or height is None:
+        width, height = video.DEFAULT_SIZE
+    frames = frames or video.DEFAULT_NUM_FRAMES
+    seed = req.seed if req.seed is not None else random.getrandbits(32)
+    vlog.info(f"Video request {video_id}: {width}x{height}, {frames} frames at {fps:g} fps, seed {seed}",
+              where="serving_video.py:412")
+    started = time.perf_counter()
+    cancel = threading.Event()
+    try:
+        data = await asyncio.to_thread(
+            video.render_video, req.prompt, seed=seed, width=width, height=height, num_frames=frames, fps=fps,
+            negative_prompt=req.negative_prompt, steps=req.num_inference_steps, guidance=req.guidance_scale,
+            cancel=cancel,
+        )
+    except asyncio.CancelledError:
+        cancel.set()  # the worker thread stops at its next frame instead of finishing the clip
+        raise
+    except ValueError as exc:
+        raise GenerationFailed(400, str(exc)) from exc
+    simulated = min(SIM_MAX_SECONDS, width * height * frames * SIM_SECONDS_PER_PIXEL_FRAME)
+    await asyncio.sleep(max(0.0, simulated - (time.perf_counter() - started)))
+    return data
+
+
+def _storage_path(request: Request, video_id: str) -> Path:
+    return Path(_sim_config(request).storage_dir) / f"{video_id}.mp4"
+
+
+async def run_job(request: Request, req: VideoGenerationRequest, job: dict[str, Any]) -> None:
+    video_id = job["id"]
+    started = time.perf_counter()
+
+    job["status"] = "in_progress"
+    try:
+        refused = await faults.before_generation(request)
+        if refused is not None:  # an injected 503/507/engine death fails the job with that code
+            body = json.loads(bytes(refused.body))
+            raise GenerationFailed(refused.status_code, body["error"]["message"])
+        data = await generate(request, req, video_id)
+        path = _storage_path(request, video_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(path.write_bytes, data)
+        vlog.info(f"Video request {video_id} persisted {path.name} output file.", where="api_server.py:440")
+        width, height, fps, frames = req.resolved()
+        job.update(
+            status="completed", progress=100, file_name=f"{video_id}.mp4", completed_at=int(time.time()),
+            inference_time_s=time.perf_counter() - started,
+        )
+        if job["num_frames"] is None:  # generation metadata fills what the request left open
+            job["num_frames"] = frames or video.DEFAULT_NUM_FRAMES
+            job["duration_s"] = job["num_frames"] / job["fps"]
+    except GenerationFailed as exc:
+        vlog.error(f"Video generation failed for id={video_id}: {exc.message}", where="api_server.py:470")
+        job.update(status="failed", completed_at=int(time.time()), error={"code": exc.code, "message": exc.message},
+                   inference_time_s=time.perf_counter() - started)
+    except asyncio.CancelledError:
+        _storage_path(request, video_id).unlink(missing_ok=True)
+        jobs_of(request).pop(video_id)
+        faults.log_abort(video_id)
+        raise
+
+
+@router.post("/v1/videos")
+async def create_video(request: Request, form: VideoForm) -> JSONResponse:
+    if isinstance(form, JSONResponse):
+        return form
+    req, model = form
+    job = new_job(model, req)
+    jobs = jobs_of(request)
+    jobs.add(job)
+    snapshot = json.loads(json.dumps(job))  # the answer shows the job as created, whatever the task does next
+    jobs.tasks[job["id"]] = asyncio.create_task(run_job(request, req, job))
+    return JSONResponse(snapshot)
+
+
+@router.post("/v1/videos/sync")
+async def create_video_sync(request: Request, form: VideoForm) -> Response:
+    if isinstance(form, JSONResponse):
+        return form
+    req, model = form
+    refused = await faults.before_generation(request)
+    if refused is not None:
+        return refused
+    request_id = f"video_sync-{uuid.uuid4().hex}"
+    started = time.perf_counter()
+    try:
+        data = await faults.run_cancellable(request, request_id, generate(request, req, request_id))
+    except faults.ClientGone:
+        return Response(status_code=499)
+    except GenerationFailed as exc:
+        if 400 <= exc.code < 500:
+            raise HTTPException(exc.code, exc.message) from exc
+        raise HTTPException(500, f"Video generation failed: {exc.message}") from exc
+    return Response(
+        data,
+        media_type="video/mp4",
+        headers={
+            "X-Request-Id": request_id,
+            "X-Model": model,
+            "X-Inference-Time-S": f"{time.perf_counter() - started:.3f}",
+            "X-Stage-Durations": "{}",
+            "X-Peak-Memory-MB": f"{0.0:.3f}",
+        },
+    )
+
+
+@router.get("/v1/videos")
+async def list_videos(
+    request: Request,
+    after: str | None = None,
+    limit: int | None = Query(None, ge=0, le=100),
+    order: Annotated[Literal["asc", "desc"], Query()] = "desc",
+) -> JSONResponse:
+    jobs = jobs_of(request)
+    records = sorted(jobs.jobs.values(), key=lambda j: (j["created_at"], jobs.order[j["id"]]), reverse=order == "desc")
+    if after is not None:
+        index = next((i for i, job in enumerate(records) if job["id"] == after), None)
+        records = [] if index is None else records[index + 1 :]
+    has_more = False
+    if limit is not None:
+        has_more = len(records) > limit
+        records = records[:limit]
+    return JSONResponse({
+        "first_id": records[0]["id"] if records else None,
+        "last_id": records[-1]["id"] if records else None,
+        "has_more": has_more,
+        "data": records,
+        "object": "list",
+    })
+
+
+@router.get("/v1/videos/{video_id}")
+async def retrieve_video(video_id: str, request: Request) -> JSONResponse:
+    job = jobs_of(request).jobs.get(video_id)
+    if job is None:
+        raise HTTPException(404, "Video not found")
+    if job["status"] == "failed":
+        code = job_status_code(job)
+        content = json.loads(json.dumps(job))
+        if content.get("error") is not None:
+            content["error"]["code"] = code
+        return JSONResponse(content, status_code=code)
+    return JSONResponse(job)
+
+
+@router.delete("/v1/videos/{video_id}")
+async def delete_video(video_id: str, request: Request) -> JSONResponse:
+    jobs = jobs_of(request)
+    job = jobs.jobs.get(video_id)
+    if job is None:
+        raise HTTPException(404, "Video not found")
+    deleted = {"id": video_id, "deleted": True, "object": "video.deleted"}
+    if job["status"] in ("queued", "in_progress"):
+        task = jobs.tasks.get(video_id)
+        if task is not None and not task.done():
+            task.cancel()
+            try:
+                await asyncio.wait_for(task, timeout=6.0)
+            except asyncio.TimeoutError as exc:
+                raise HTTPException(409, "Cancellation in progress. Please try again later.") from exc
+            except asyncio.CancelledError:
+                pass
+        jobs.pop(video_id)
+        return JSONResponse(deleted)
+    if job["status"] == "completed" and job["file_name"] is None:
+        raise HTTPException(409, "Video output not yet available. Please try again later.")
+    _storage_path(request, video_id).unlink(missing_ok=True)
+    jobs.pop(video_id)
+    return JSONResponse(deleted)
+
+
+@router.get("/v1/videos/{video_id}/content")
+async def download_video(video_id: str, request: Request) -> Response:
+    job = jobs_of(request).jobs.get(video_id)
+    if job is None:
+        raise HTTPException(404, "Video not found")
+    if job["status"] == "failed":
+        raise HTTPException(422, "Video generation failed. Check job status for error details.")
+    if not job["file_name"]:
+        raise HTTPException(404, "Generation is still in-progress")
+    path = _storage_path(request, video_id)
+    if not path.exists():
+        raise HTTPException(404, "Generated video file not found on disk")
+    return FileResponse(path, media_type="video/mp4", filename=job["file_name"])

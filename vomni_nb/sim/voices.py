@@ -1,0 +1,335 @@
+"""Speakers: the built-in ones a TTS checkpoint ships, and voices uploaded at runtime (reference §3.10).
+
+Uploads are kept under ``SimConfig.voices_dir`` (one JSON record plus the sample per voice) and survive
+restarts, like the real server's ``SPEAKER_SAMPLES_DIR``. The sim cannot clone a voice; it keeps a pitch
+measured from the sample so an uploaded voice sounds like itself and unlike the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import math
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import JSONResponse
+
+from vomni_nb.sim import vlog
+from vomni_nb.sim.config import SimConfig
+from vomni_nb.sim.families import Family
+
+__all__ = [
+    "router",
+    "VoiceStore",
+    "store_of",
+    "builtin_speakers",
+    "tts_variant",
+    "expected_embedding_dim",
+    "DEFAULT_VOICE",
+    "decode_audio",
+    "pitch_of",
+]
+
+router = APIRouter()
+
+# Qwen3-TTS CustomVoice's talker_config.spk_id, in config order (the first is the default speaker).
+QWEN3_TTS_SPEAKERS = ("serena", "vivian", "uncle_fu", "ryan", "aiden", "ono_anna", "sohee", "eric", "dylan")
+DEFAULT_VOICE = "default"  # the placeholder name every speech server accepts and lists
+MAX_SAMPLE_BYTES = 10 * 1024 * 1024
+MIN_SAMPLE_S, MAX_SAMPLE_S = 1.0, 30.0
+MAX_EMBEDDING_LEN = 4096
+ALLOWED_MIME = (
+    "audio/mpeg", "audio/wav", "audio/x-wav", "audio/ogg", "audio/aac", "audio/flac", "audio/webm", "audio/mp4",
+)
+MIME_BY_SUFFIX = {
+    ".wav": "audio/wav", ".mp3": "audio/mpeg", ".mpeg": "audio/mpeg", ".flac": "audio/flac", ".ogg": "audio/ogg",
+    ".aac": "audio/aac", ".webm": "audio/webm", ".mp4": "audio/mp4",
+}
+
+
+def tts_variant(model: str) -> str | None:
+    """CustomVoice | VoiceDesign | Base, read from the checkpoint name's last component as vLLM-Omni does."""
+    last = re.split(r"[\\/]+", model.rstrip("/\\"))[-1].lower()
+    match = re.search(r"(?:^|[-_.])(custom[-_.]?voice|voice[-_.]?design|base)$", last)
+    if match is None:
+        return None
+    return {"customvoice": "CustomVoice", "voicedesign": "VoiceDesign", "base": "Base"}[re.sub(r"[-_.]", "", match.group(1))]
+
+
+def builtin_speakers(config: SimConfig) -> tuple[str, ...]:
+    """Only Qwen3-TTS CustomVoice checkpoints ship named speakers."""
+    if config.family is Family.TTS and tts_variant(config.model) in (None, "CustomVoice"):
+        return QWEN3_TTS_SPEAKERS
+    return ()
+
+
+def expected_embedding_dim(model: str) -> int:
+    return 1024 if "0.6b" in model.lower() else 2048
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^a-zA-Z0-9_.\-]", "_", Path(text).name)[:255] or "file"
+
+
+def decode_audio(data: bytes) -> tuple[np.ndarray, int]:
+    """Mono float samples and the rate of any file PyAV reads (wav, mp3, ogg, flac, aac, webm, mp4)."""
+    import av
+
+    chunks: list[np.ndarray] = []
+    rate = 0
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.audio[0]
+        for frame in container.decode(stream):
+            rate = frame.sample_rate
+            array = frame.to_ndarray().astype(np.float64)
+            if frame.format.is_planar or array.shape[0] > 1:
+                array = array.mean(axis=0) if array.ndim > 1 else array
+            else:
+                array = array.reshape(-1, len(frame.layout.channels)).mean(axis=1)
+            chunks.append(array.ravel())
+    if not chunks or rate <= 0:
+        raise ValueError("no audio frames")
+    return np.concatenate(chunks), rate
+
+
+def pitch_of(samples: np.ndarray, rate: int) -> int:
+    """An espeak pitch (0-99) from the sample's zero-crossing rate: low voices low, high voices high."""
+    if samples.size < 2:
+        return 50
+    signs = np.signbit(samples - samples.mean())
+    crossings_per_s = np.count_nonzero(signs[1:] != signs[:-1]) * rate / samples.size / 2
+    return int(max(0, min(99, 20 + 30 * math.log2(max(crossings_per_s, 50.0) / 100.0))))
+
+
+class VoiceStore:
+    """Uploaded voices, persisted as ``<name>_<consent>_<ts>.json`` (+ the sample) in one directory."""
+
+    def __init__(self, directory: Path, model: str) -> None:
+        self.directory = directory
+        self.model = model
+        self.voices: dict[str, dict[str, Any]] = {}
+        self.lock = asyncio.Lock()
+        self._last_ts = 0
+        directory.mkdir(parents=True, exist_ok=True)
+        for record_path in sorted(directory.glob("*.json")):
+            try:
+                record = json.loads(record_path.read_text())
+                self.voices[record["name"].lower()] = record
+            except (OSError, ValueError, KeyError):
+                vlog.warning(f"Ignoring unreadable voice record {record_path}", where="serving_speech.py:260")
+
+    def _timestamp(self) -> int:
+        self._last_ts = max(int(time.time()), self._last_ts + 1)
+        return self._last_ts
+
+    def _evict(self, lower: str) -> None:
+        old = self.voices.pop(lower, None)
+        if old is not None:
+            for key in ("record_path", "file_path"):
+                if old.get(key):
+                    Path(old[key]).unlink(missing_ok=True)
+
+    def _save(self, record: dict[str, Any], payload: bytes, suffix: str) -> None:
+        stem = f"{_safe_name(record['name'])}_{_safe_name(record['consent'])}_{record['created_at']}"
+        file_path = self.directory / f"{stem}{suffix}"
+        record_path = self.directory / f"{stem}.json"
+        file_path.write_bytes(payload)
+        record.update(file_path=str(file_path), record_path=str(record_path))
+        record_path.write_text(json.dumps(record))
+        self.voices[record["name"].lower()] = record
+
+    def add_sample(
+        self, name: str, consent: str, filename: str, mime_type: str, content: bytes,
+        ref_text: str | None, speaker_description: str | None, reserved: tuple[str, ...],
+    ) -> dict[str, Any]:
+        check_registration(name, reserved)
+        try:
+            samples, rate = decode_audio(content)
+        except Exception as exc:  # PyAV raises many kinds; the server answers with one message
+            raise ValueError(f"Could not decode audio file: {exc}") from exc
+        duration = samples.size / rate
+        if duration < MIN_SAMPLE_S:
+            raise ValueError(
+                f"Reference audio too short ({duration:.1f}s). At least {MIN_SAMPLE_S:.0f}s of clear speech is required."
+            )
+        if duration > MAX_SAMPLE_S:
+            raise ValueError(
+                f"Reference audio too long ({duration:.1f}s). Maximum {MAX_SAMPLE_S:.0f}s supported — use a shorter clip."
+            )
+        self._evict(name.lower())
+        record: dict[str, Any] = {
+            "name": name, "consent": consent, "created_at": self._timestamp(), "mime_type": mime_type,
+            "file_size": len(content), "sample_rate": rate, "embedding_source": "audio", "embedding_dim": None,
+            "pitch": pitch_of(samples, rate),
+        }
+        if ref_text:
+            record["ref_text"] = ref_text
+        if speaker_description:
+            record["speaker_description"] = speaker_description
+        suffix = Path(filename or "").suffix
+        self._save(record, content, "." + _safe_name(suffix[1:]) if len(suffix) > 1 else ".wav")
+        vlog.info(f"Uploaded new voice '{name}' with consent ID '{consent}'", where="serving_speech.py:998")
+        result = {k: record[k] for k in ("name", "consent", "created_at", "mime_type", "file_size")}
+        for key in ("ref_text", "speaker_description"):
+            if record.get(key):
+                result[key] = record[key]
+        return result
+
+    def add_embedding(
+        self, name: str, consent: str, embedding_json: str, reserved: tuple[str, ...], *, check_dim: bool = True
+    ) -> dict[str, Any]:
+        try:
+            embedding = json.loads(embedding_json)
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise ValueError(f"'speaker_embedding' must be valid JSON: {exc}") from exc
+        if not isinstance(embedding, list) or not embedding:
+            raise ValueError("'speaker_embedding' must be a non-empty list of numbers")
+        if len(embedding) > MAX_EMBEDDING_LEN:
+            raise ValueError(f"'speaker_embedding' exceeds maximum length ({MAX_EMBEDDING_LEN} elements)")
+        if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in embedding):
+            raise ValueError("'speaker_embedding' must contain only numeric values")
+        if not all(math.isfinite(x) for x in embedding):
+            raise ValueError("'speaker_embedding' values must be finite (no NaN or Inf)")
+        expected = expected_embedding_dim(self.model)
+        if check_dim and len(embedding) != expected:
+            raise ValueError(
+                f"speaker_embedding has {len(embedding)} dimensions; expected {expected} for the loaded Qwen3-TTS model"
+            )
+        check_registration(name, reserved)
+        self._evict(name.lower())
+        record: dict[str, Any] = {
+            "name": name, "consent": consent, "created_at": self._timestamp(),
+            "mime_type": "application/x-safetensors", "embedding_source": "direct", "embedding_dim": len(embedding),
+            "pitch": int(abs(sum(embedding)) * 997) % 80 + 10,
+        }
+        payload = json.dumps(embedding).encode()
+        record["file_size"] = len(payload)
+        self._save(record, payload, ".embedding.json.bin")
+        vlog.info(f"Uploaded voice '{name}' from speaker embedding ({len(embedding)}-dim)", where="serving_speech.py:1088")
+        return {k: record[k] for k in ("name", "consent", "created_at", "embedding_source", "embedding_dim")}
+
+    def delete(self, name: str) -> bool:
+        lower = name.lower()
+        if lower not in self.voices:
+            vlog.warning(f"Voice '{name}' not found", where="serving_speech.py:1112")
+            return False
+        self._evict(lower)
+        vlog.info(f"Deleted voice '{name}'", where="serving_speech.py:1127")
+        return True
+
+    def listing(self) -> list[dict[str, Any]]:
+        entries = []
+        for lower, info in self.voices.items():
+            entry = {
+                "name": info.get("name", lower),
+                "consent": info.get("consent", ""),
+                "created_at": info.get("created_at", 0),
+                "file_size": info.get("file_size", 0),
+                "mime_type": info.get("mime_type", ""),
+                "embedding_source": info.get("embedding_source", "audio"),
+                "embedding_dim": info.get("embedding_dim"),
+            }
+            for key in ("ref_text", "speaker_description"):
+                if info.get(key):
+                    entry[key] = info[key]
+            entries.append(entry)
+        return entries
+
+
+def check_registration(name: str, reserved: tuple[str, ...]) -> None:
+    if name.lower() in reserved:
+        raise ValueError(f"Voice name '{name}' is reserved by a built-in speaker of this model; choose a different name.")
+
+
+def validate_name(name: str) -> str:
+    trimmed = (name or "").strip()
+    if not trimmed or trimmed in (".", "..") or any(c in trimmed for c in "/\\\x00"):
+        raise ValueError(f"Invalid voice name {name!r}: must be non-empty, no path separators or NUL")
+    return trimmed
+
+
+def store_of(request: Request) -> VoiceStore:
+    app = request.app
+    store = getattr(app.state, "sim_voices", None)
+    if store is None:
+        config: SimConfig = app.state.sim
+        store = VoiceStore(Path(config.voices_dir).expanduser(), config.model)
+        app.state.sim_voices = store
+    return store
+
+
+def speech_error(message: str, code: int = 400, err_type: str | None = None) -> JSONResponse:
+    """The voices routes' errors: ErrorResponse object form, type BadRequestError unless told."""
+    body = {"error": {"message": message, "type": err_type or "BadRequestError", "param": None, "code": code}}
+    return JSONResponse(body, status_code=code)
+
+
+@router.get("/v1/audio/voices")
+async def list_voices(request: Request) -> JSONResponse:
+    config: SimConfig = request.app.state.sim
+    store = store_of(request)
+    names = sorted(set(builtin_speakers(config)) | set(store.voices) | {DEFAULT_VOICE})
+    return JSONResponse({"voices": names, "uploaded_voices": store.listing()})
+
+
+@router.post("/v1/audio/voices")
+async def upload_voice(
+    request: Request,
+    audio_sample: UploadFile | None = File(None),
+    speaker_embedding: str | None = Form(None),
+    consent: str = Form(...),
+    name: str = Form(...),
+    ref_text: str | None = Form(None),
+    speaker_description: str | None = Form(None),
+) -> JSONResponse:
+    config: SimConfig = request.app.state.sim
+    store = store_of(request)
+    reserved = builtin_speakers(config)
+    try:
+        if speaker_embedding is not None and audio_sample is not None:
+            return speech_error("'audio_sample' and 'speaker_embedding' are mutually exclusive")
+        if speaker_embedding is not None:
+            clean = validate_name(name)
+            async with store.lock:
+                # Only a TTS adapter knows its embedding size; other models take any length.
+                result = store.add_embedding(clean, consent, speaker_embedding, reserved,
+                                             check_dim=config.family is Family.TTS)
+        elif audio_sample is not None:
+            clean = validate_name(name)
+            ref = (ref_text or "").strip() or None
+            description = (speaker_description or "").strip() or None
+            content = await audio_sample.read()
+            if len(content) > MAX_SAMPLE_BYTES:
+                raise ValueError(f"File size exceeds maximum limit of 10MB. Got {len(content)} bytes.")
+            mime_type = audio_sample.content_type or "application/octet-stream"
+            if mime_type == "application/octet-stream":
+                mime_type = MIME_BY_SUFFIX.get(Path((audio_sample.filename or "").lower()).suffix, "audio/wav")
+            if mime_type not in ALLOWED_MIME:
+                allowed = "{" + ", ".join(repr(m) for m in ALLOWED_MIME) + "}"
+                raise ValueError(f"Unsupported MIME type: {mime_type}. Allowed: {allowed}")
+            async with store.lock:
+                result = await asyncio.to_thread(
+                    store.add_sample, clean, consent, audio_sample.filename or "", mime_type, content,
+                    ref, description, reserved,
+                )
+        else:
+            return speech_error("Either 'audio_sample' or 'speaker_embedding' must be provided")
+    except ValueError as exc:
+        return speech_error(str(exc))
+    return JSONResponse({"success": True, "voice": result})
+
+
+@router.delete("/v1/audio/voices/{name}")
+async def delete_voice(name: str, request: Request) -> JSONResponse:
+    store = store_of(request)
+    async with store.lock:
+        deleted = store.delete(name)
+    if not deleted:
+        return speech_error(f"Voice '{name}' not found", 404, "NotFoundError")
+    return JSONResponse({"success": True, "message": f"Voice '{name}' deleted successfully"})
