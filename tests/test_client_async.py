@@ -60,7 +60,9 @@ def test_async_streams_speech_voices(omni_server, tts_server) -> None:  # type: 
 
 
 def test_async_video_and_failures(video_server, start_sim) -> None:  # type: ignore[no-untyped-def]
-    failing = start_sim(VIDEO_MODEL, "--rate-507", "1")
+    # Every job fails with 507, but only after 1.5 s: time enough to cancel one first.
+    failing = start_sim(VIDEO_MODEL, "--rate-507", "1", "--latency", "1.5")
+    jobs: list[str] = []
 
     async def main() -> None:
         async with AsyncOmniClient(video_server.url) as client:
@@ -68,10 +70,18 @@ def test_async_video_and_failures(video_server, start_sim) -> None:  # type: ign
             assert video.data[4:8] == b"ftyp"
             assert video.id in [job["id"] for job in await client.video_jobs()]
         async with AsyncOmniClient(failing.url) as client:
-            with pytest.raises(JobFailedError):
+            task = asyncio.create_task(client.video("a boat", size="64x64", seconds=1, fps=8, poll_interval=0.05,
+                                                    on_progress=lambda job: jobs.append(job["id"])))
+            await asyncio.sleep(0.5)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert jobs and jobs[0] not in [job["id"] for job in await client.video_jobs()]
+            with pytest.raises(JobFailedError, match="out of memory"):
                 await client.video("a boat", size="64x64", seconds=1, fps=8, poll_interval=0.05)
 
     run(main)
+    assert f"DELETE /v1/videos/{jobs[0]}" in failing.log()
 
 
 def test_async_midstream_error(start_sim) -> None:  # type: ignore[no-untyped-def]

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from vomni_nb import AsyncOmniClient, OmniClient
-from tests.conftest import IMAGE_MODEL, OMNI_MODEL
+from tests.conftest import IMAGE_MODEL, OMNI_MODEL, SimHandle, launch_sim
 
 ABORTED = "[AsyncOmni] Request"
 PROMPT_BOUND_S = 0.5  # the issue's bound from Ctrl-C to a closed connection
@@ -37,9 +37,9 @@ def _open_connections(client: Any) -> int:
     return sum(1 for connection in pool.connections if not connection.is_closed())
 
 
-def _interrupted(call: Callable[[], Any]) -> float:
+def _interrupted(call: Callable[[], Any], delay: float = 0.4) -> float:
     fired: list[float] = []
-    timer = _interrupt_main_after(0.4, fired)
+    timer = _interrupt_main_after(delay, fired)
     try:
         with pytest.raises(KeyboardInterrupt):
             call()
@@ -50,6 +50,29 @@ def _interrupted(call: Callable[[], Any]) -> float:
     return caught - fired[0]
 
 
+@pytest.fixture(scope="module")
+def slow_image_sim(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Every image request takes 1.5 s: long enough to interrupt, short enough to finish an abort."""
+    handle = launch_sim(IMAGE_MODEL, "--latency", "1.5", log_dir=tmp_path_factory.mktemp("slow-image"))
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture(scope="module")
+def slow_chat_sim(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    handle = launch_sim(OMNI_MODEL, "--tokens-per-second", "10", log_dir=tmp_path_factory.mktemp("slow-chat"))
+    yield handle
+    handle.stop()
+
+
+def _wait_for_aborts(sim: SimHandle, before: int, expected: int) -> int:
+    """Wait until the log holds ``expected`` more abort lines than ``before``; return how many it holds."""
+    deadline = time.monotonic() + 5
+    while sim.log().count("aborted.") - before < expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return sim.log().count("aborted.") - before
+
+
 @pytest.fixture(autouse=True)
 def _default_sigint() -> Any:
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -57,19 +80,20 @@ def _default_sigint() -> Any:
     signal.signal(signal.SIGINT, previous)
 
 
-def test_ctrl_c_during_image_request(start_sim) -> None:  # type: ignore[no-untyped-def]
-    sim = start_sim(IMAGE_MODEL, "--latency", "1.5")
-    with OmniClient(sim.url) as client:
+def test_ctrl_c_during_image_request(slow_image_sim: SimHandle) -> None:
+    before = slow_image_sim.log().count("aborted.")
+    with OmniClient(slow_image_sim.url) as client:
         client.models()  # warm: the interrupt must land in the generation request itself
         elapsed = _interrupted(lambda: client.image("a fox", size="64x64"))
         assert elapsed < PROMPT_BOUND_S
         assert _open_connections(client) == 0
-        sim.wait_for_log(ABORTED)
-        assert "aborted." in sim.log()
+    assert _wait_for_aborts(slow_image_sim, before, 1) == 1
+    assert ABORTED in slow_image_sim.log()
 
 
-def test_ctrl_c_during_streaming_chat(start_sim) -> None:  # type: ignore[no-untyped-def]
-    sim = start_sim(OMNI_MODEL, "--tokens-per-second", "10")
+def test_ctrl_c_during_streaming_chat(slow_chat_sim: SimHandle) -> None:
+    sim = slow_chat_sim
+    before = sim.log().count("aborted.")
     received: list[str] = []
     with OmniClient(sim.url) as client:
         client.models()
@@ -82,13 +106,12 @@ def test_ctrl_c_during_streaming_chat(start_sim) -> None:  # type: ignore[no-unt
         assert elapsed < PROMPT_BOUND_S
         assert received, "the interrupt should arrive mid-stream"
         assert _open_connections(client) == 0
-        log = sim.wait_for_log(ABORTED)
-        assert "aborted." in log
+    assert _wait_for_aborts(sim, before, 1) == 1
 
 
-def test_cancelled_task_aborts_request_and_stream(start_sim) -> None:  # type: ignore[no-untyped-def]
-    image_sim = start_sim(IMAGE_MODEL, "--latency", "1.5")
-    chat_sim = start_sim(OMNI_MODEL, "--tokens-per-second", "10")
+def test_cancelled_task_aborts_request_and_stream(slow_image_sim: SimHandle, slow_chat_sim: SimHandle) -> None:
+    image_sim, chat_sim = slow_image_sim, slow_chat_sim
+    image_before, chat_before = image_sim.log().count("aborted."), chat_sim.log().count("aborted.")
 
     async def main() -> None:
         async with AsyncOmniClient(image_sim.url) as client:
@@ -114,16 +137,14 @@ def test_cancelled_task_aborts_request_and_stream(start_sim) -> None:  # type: i
             assert events
 
     asyncio.run(main())
-    image_sim.wait_for_log(ABORTED)
-    chat_sim.wait_for_log(ABORTED)
+    assert _wait_for_aborts(image_sim, image_before, 1) == 1
+    assert _wait_for_aborts(chat_sim, chat_before, 1) == 1
 
 
-def test_ctrl_c_during_a_sweep_drops_every_request(start_sim) -> None:  # type: ignore[no-untyped-def]
-    sim = start_sim(IMAGE_MODEL, "--latency", "1.5")
-    with OmniClient(sim.url) as client:
-        elapsed = _interrupted(lambda: client.images("a fox", seeds=[1, 2, 3], size="64x64", concurrency=3))
+def test_ctrl_c_during_a_sweep_drops_every_request(slow_image_sim: SimHandle) -> None:
+    before = slow_image_sim.log().count("aborted.")
+    with OmniClient(slow_image_sim.url) as client:
+        # Late in the 1.5 s latency, so all three requests are surely in flight on a busy machine.
+        elapsed = _interrupted(lambda: client.images("a fox", seeds=[1, 2, 3], size="64x64", concurrency=3), 1.0)
         assert elapsed < PROMPT_BOUND_S
-    deadline = time.monotonic() + 5
-    while sim.log().count("aborted.") < 3 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert sim.log().count("aborted.") == 3
+    assert _wait_for_aborts(slow_image_sim, before, 3) == 3

@@ -58,7 +58,7 @@ def test_image_via_chat(image_server) -> None:  # type: ignore[no-untyped-def]
         assert [type(e) for e in events] == [ImageDelta] and stream.finish().images[0].width == 64
 
 
-def test_sweep_uses_a_thread_pool_and_keeps_order(image_server) -> None:  # type: ignore[no-untyped-def]
+def test_sweep_runs_concurrently_and_keeps_order(image_server) -> None:  # type: ignore[no-untyped-def]
     with OmniClient(image_server.url) as client:
         batch = client.images("a red fox", seeds=[3, 1, 2], size="64x64", concurrency=3)
         assert [i.seed for i in batch] == [3, 1, 2]
@@ -231,3 +231,20 @@ def test_constructor_arguments() -> None:
     client.close()
     assert AsyncOmniClient(Handle("http://h:1", "m", "k")).model == "m"
     assert isinstance(httpx.Timeout(1), httpx.Timeout)
+
+
+def test_speech_midstream_failures_keep_partial_audio(start_sim) -> None:  # type: ignore[no-untyped-def]
+    from vomni_nb.errors import StreamError
+
+    sim = start_sim(TTS_MODEL, "--midstream-error-after", "2")
+    text = "Hello world, this is a longer sentence to stream"
+    with OmniClient(sim.url) as client:
+        raw = client.speak_stream(text, mode="audio")
+        with pytest.raises(StreamError, match="connection broke") as broken:
+            raw.finish()  # the server drops the connection without the final chunk
+        sse = client.speak_stream(text, mode="sse")
+        with pytest.raises(StreamError, match="after the stream started") as reported:
+            sse.finish()
+    for error in (broken.value, reported.value):
+        assert isinstance(error.partial, bytes) and parse_wav(error.partial).frames > 0
+    assert sim.log().count("POST /v1/audio/speech") == 2  # neither was retried

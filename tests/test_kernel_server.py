@@ -101,10 +101,14 @@ def test_interrupt_spares_the_server_and_shutdown_ends_it(kernel: Kernel) -> Non
 
     # A request that takes 5 s, interrupted after a moment: KeyboardInterrupt in the kernel only.
     msg_id = kernel.kc.execute(
-        f"import httpx\nhttpx.post({url!r} + '/v1/images/generations', "
+        f"import httpx\nprint('sending', flush=True)\nhttpx.post({url!r} + '/v1/images/generations', "
         f"json={{'prompt': 'slow', 'size': '64x64'}}, timeout=60)"
     )
-    time.sleep(1.0)
+    while True:  # interrupt only once the request is under way, however busy the machine is
+        msg = kernel.kc.get_iopub_msg(timeout=30)
+        if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
+            break
+    time.sleep(0.5)
     kernel.km.interrupt_kernel()
     reply, _ = kernel.collect(msg_id, timeout=30)
     assert reply["status"] == "error" and reply["ename"] == "KeyboardInterrupt"

@@ -87,8 +87,10 @@ def test_chat_and_video_bundles(tmp_path) -> None:  # type: ignore[no-untyped-de
     assert video.save(tmp_path).name == "video_gen_1.mp4"
 
 
-def test_results_module_imports_no_ipython() -> None:
-    assert "IPython" not in sys.modules or "vomni_nb.results" in sys.modules  # results never needs it
-    import vomni_nb.results as module
+def test_client_modules_import_no_ipython_or_pillow() -> None:
+    import subprocess
 
-    assert "IPython" not in module.__dict__ and "httpx" not in module.__dict__
+    code = ("import sys, vomni_nb.results, vomni_nb.client, vomni_nb.aclient, vomni_nb.protocol; "
+            "print([m for m in ('IPython', 'ipywidgets', 'PIL') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

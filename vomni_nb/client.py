@@ -1,14 +1,13 @@
 """OmniClient: every vLLM-Omni capability from plain (synchronous) Python.
 
 Safe inside a running event loop (a Jupyter cell): it uses httpx's sync client and never calls
-``asyncio.run``; concurrent sweeps run on a private thread pool. See :mod:`vomni_nb.aclient` for
-the async twin; both run the same plans (:mod:`vomni_nb.plans`).
+``asyncio.run`` or patches asyncio; concurrent sweeps run on a private event loop in a background
+thread. See :mod:`vomni_nb.aclient` for the async twin; both run the same plans (:mod:`vomni_nb.plans`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
@@ -53,15 +52,24 @@ def run_on_private_loop(coroutine: Coroutine[Any, Any, T]) -> T:
     An exception in the waiting thread (KeyboardInterrupt) cancels the coroutine and waits briefly
     for its cleanup, so its connections are closed before the exception propagates.
     """
+    finished = threading.Event()
+
+    async def tracked() -> T:
+        try:
+            return await coroutine
+        finally:
+            # Runs only after the coroutine's own cleanup (closing its connections) is done.
+            finished.set()
+
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="vomni-sweep-loop", daemon=True)
     thread.start()
-    future = asyncio.run_coroutine_threadsafe(coroutine, loop)
+    future = asyncio.run_coroutine_threadsafe(tracked(), loop)
     try:
         return future.result()
     except BaseException:
         future.cancel()
-        concurrent.futures.wait([future], timeout=CANCEL_GRACE_S)
+        finished.wait(CANCEL_GRACE_S)
         raise
     finally:
         loop.call_soon_threadsafe(loop.stop)

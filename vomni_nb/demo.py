@@ -33,14 +33,14 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 6
     raise SystemExit(f"vomni-sim did not become healthy at {url} within {timeout:.0f}s")
 
 
-def run_headless(notebook: Path, out_dir: Path, env: dict[str, str]) -> Path:
-    """Execute ``notebook`` in a fresh kernel and write it (as .ipynb and .html) into ``out_dir``."""
+def run_headless(notebook: Path, out_dir: Path) -> Path:
+    """Execute ``notebook`` in a fresh kernel (it inherits this process's environment) and write it,
+    as .ipynb and .html, into ``out_dir``. Returns the HTML file."""
     import nbformat
     from nbclient import NotebookClient
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(notebook, as_version=4)
-    os.environ.update(env)
     NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
     out_dir.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, out_dir / notebook.name)
@@ -60,24 +60,26 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = ROOT / "demo-output"
     out_dir.mkdir(exist_ok=True)
     url = f"http://127.0.0.1:{args.port}"
-    log = open(out_dir / "vomni-sim.log", "wb")
-    sim = subprocess.Popen(
-        [sys.executable, "-m", "vomni_nb.sim", args.model, "--host", "127.0.0.1", "--port", str(args.port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    env = {"VOMNI_URL": url}
+    with open(out_dir / "vomni-sim.log", "wb") as log:
+        sim = subprocess.Popen(
+            [sys.executable, "-m", "vomni_nb.sim", args.model, "--host", "127.0.0.1", "--port", str(args.port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    os.environ["VOMNI_URL"] = url
     try:
         _wait_healthy(url, sim)
         print(f"vomni-sim serving {args.model} (simulated) at {url}")
         if args.headless:
-            target = run_headless(NOTEBOOK, out_dir, env)
+            target = run_headless(NOTEBOOK, out_dir)
             print(f"executed {NOTEBOOK.relative_to(ROOT)} -> {target.relative_to(ROOT)}")
             return 0
         print("opening JupyterLab; press Ctrl+C twice to stop it and the simulator")
+        lab = [sys.executable, "-m", "jupyter", "lab", str(NOTEBOOK)]
+        if hasattr(os, "getuid") and os.getuid() == 0:
+            lab.append("--allow-root")  # containers and Binder-like images often run as root
         return subprocess.call(
-            [sys.executable, "-m", "jupyter", "lab", str(NOTEBOOK)],
-            env={**os.environ, **env},
+            lab,
             cwd=ROOT,
         )
     except KeyboardInterrupt:
@@ -88,7 +90,6 @@ def main(argv: list[str] | None = None) -> int:
             sim.wait(10)
         except subprocess.TimeoutExpired:
             sim.kill()
-        log.close()
 
 
 if __name__ == "__main__":

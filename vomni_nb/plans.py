@@ -65,7 +65,9 @@ def _timings(started: float, reply: Reply) -> dict[str, float]:
     return {"total_s": time.perf_counter() - started, "request_s": reply.elapsed}
 
 
-def _context(core: ClientCore, params: Mapping[str, Any], seed: int | None, prompt: str, timings: Mapping[str, float]) -> Context:
+def _context(
+    core: ClientCore, params: Mapping[str, Any], seed: int | None, prompt: str, timings: Mapping[str, float]
+) -> Context:
     return Context(
         server_url=core.base_url, model=params.get("model") or core.provenance_model, params=dict(params), seed=seed,
         prompt=prompt, timings=dict(timings),
@@ -76,7 +78,9 @@ def _images_output(images: list[ImageResult], n: int) -> ImageOutput:
     return images[0] if n == 1 and len(images) == 1 else ImageBatch(tuple(images), timings=images[0].timings)
 
 
-def image_plan(core: ClientCore, prompt: str, *, via: str = "images", seed: int | None = None, n: int = 1, **options: Any) -> Plan[ImageOutput]:
+def image_plan(
+    core: ClientCore, prompt: str, *, via: str = "images", seed: int | None = None, n: int = 1, **options: Any
+) -> Plan[ImageOutput]:
     """Text to image through /v1/images/generations (``via="images"``) or chat (``via="chat"``)."""
     seed = new_seed() if seed is None else seed
     model = core.model_for(options.pop("model", None))
@@ -101,14 +105,23 @@ def image_plan(core: ClientCore, prompt: str, *, via: str = "images", seed: int 
     return _images_output(images, n)
 
 
-def edit_plan(core: ClientCore, prompt: str, images: Sequence[B.MediaSource], *, seed: int | None = None, n: int = 1, **options: Any) -> Plan[ImageOutput]:
+def edit_plan(
+    core: ClientCore,
+    prompt: str,
+    images: Sequence[B.MediaSource],
+    *,
+    seed: int | None = None,
+    n: int = 1,
+    **options: Any,
+) -> Plan[ImageOutput]:
     seed = new_seed() if seed is None else seed
     model = core.model_for(options.pop("model", None))
     spec, params = B.build_edit_request(prompt, images, model=model, seed=seed, n=n, **options)
     yield from core.learn_model()
     started = time.perf_counter()
     reply = yield from core.call(spec)
-    return _images_output(parse_images_json(reply.content, _context(core, params, seed, prompt, _timings(started, reply))), n)
+    context = _context(core, params, seed, prompt, _timings(started, reply))
+    return _images_output(parse_images_json(reply.content, context), n)
 
 
 def chat_plan(core: ClientCore, prompt: Any, **options: Any) -> Plan[ChatResult]:
@@ -117,7 +130,8 @@ def chat_plan(core: ClientCore, prompt: Any, **options: Any) -> Plan[ChatResult]
     yield from core.learn_model()
     started = time.perf_counter()
     reply = yield from core.call(spec)
-    return parse_chat_json(reply.content, _context(core, params, params.get("seed"), str(params["prompt"]), _timings(started, reply)))
+    context = _context(core, params, params.get("seed"), str(params["prompt"]), _timings(started, reply))
+    return parse_chat_json(reply.content, context)
 
 
 def speech_plan(core: ClientCore, text: str, **options: Any) -> Plan[SpeechResult]:
@@ -160,7 +174,8 @@ def video_plan(
             if timeout is not None and time.perf_counter() - started > timeout:
                 yield from cancel_video_plan(core, job["id"])
                 raise APITimeoutError(
-                    f"Video job {job['id']} not done after {timeout:g} s; it was cancelled. Raise timeout=... to wait longer.",
+                    f"Video job {job['id']} not done after {timeout:g} s; it was cancelled. "
+                    "Raise timeout=... to wait longer.",
                     url=core.base_url,
                 )
             yield Sleep(poll_interval)
@@ -196,8 +211,10 @@ def _polled_job(core: ClientCore, reply: Reply, job_id: str) -> dict[str, Any]:
         body = None
     if isinstance(body, dict) and body.get("status") == "failed" and body.get("id") == job_id:
         return body
-    raise error_from_response(reply.status_code, reply.content, reply.headers, url=core.base_url, path=f"/v1/videos/{job_id}",
-                              secrets=(core.api_key,))
+    path = f"/v1/videos/{job_id}"
+    raise error_from_response(
+        reply.status_code, reply.content, reply.headers, url=core.base_url + path, path=path, secrets=(core.api_key,)
+    )
 
 
 def cancel_video_plan(core: ClientCore, job_id: str) -> Plan[dict[str, Any]]:
@@ -259,7 +276,8 @@ def voice_upload_plan(core: ClientCore, name: str, audio: B.MediaSource, **optio
 
 
 def voice_delete_plan(core: ClientCore, name: str) -> Plan[dict[str, Any]]:
-    reply = yield from core.call(B.RequestSpec("DELETE", f"/v1/audio/voices/{urllib.parse.quote(name, safe='')}", retryable=False))
+    path = f"/v1/audio/voices/{urllib.parse.quote(name, safe='')}"
+    reply = yield from core.call(B.RequestSpec("DELETE", path, retryable=False))
     body = load_json(reply.content, "voice delete answer")
     return body if isinstance(body, dict) else {}
 
@@ -277,7 +295,9 @@ def chat_stream_plan(core: ClientCore, prompt: Any, **options: Any) -> Plan[tupl
     return reply, ChatStreamState(context), started
 
 
-def speech_stream_plan(core: ClientCore, text: str, *, mode: str = "audio", **options: Any) -> Plan[tuple[Reply, Any, float]]:
+def speech_stream_plan(
+    core: ClientCore, text: str, *, mode: str = "audio", **options: Any
+) -> Plan[tuple[Reply, Any, float]]:
     """Open streamed speech (``mode`` "audio" = raw bytes, "sse" = events): (reply, SpeechStreamState, start)."""
     from vomni_nb.protocol.streaming import SpeechStreamState
 
@@ -290,7 +310,9 @@ def speech_stream_plan(core: ClientCore, text: str, *, mode: str = "audio", **op
     return reply, SpeechStreamState(context, params["response_format"], mode), started
 
 
-def sweep_jobs(seeds: Sequence[int] | None, grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
+def sweep_jobs(
+    seeds: Sequence[int] | None, grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]] | None
+) -> list[dict[str, Any]]:
     """The per-request overrides of a sweep: every grid combination for every seed.
 
     ``grid`` is a mapping of parameter -> values (their product is taken) or a list of override dicts.

@@ -26,7 +26,7 @@ from vomni_nb.errors import (
 )
 from vomni_nb.server import ServerManager
 from vomni_nb.server.launch import group_alive, group_members
-from vomni_nb.server.manager import build_command, build_env, parse_gpus
+from vomni_nb.server.command import build_command, build_env, parse_gpus
 from vomni_nb.server.handle import LaunchSpec
 
 STAND_IN = Path(__file__).resolve().parent.parent / "stand_in"

@@ -235,7 +235,9 @@ def test_midstream_error_is_in_band(start_sim) -> None:
 
 
 def image_chat(server, text: str = "a red fox", **body) -> httpx.Response:
-    return httpx.post(server.url + CHAT, json={"messages": [{"role": "user", "content": text}], **body}, timeout=60)
+    # X-Request-Id is not used on the pure-diffusion path (reference §1, "Request id").
+    return httpx.post(server.url + CHAT, json={"messages": [{"role": "user", "content": text}], **body}, timeout=60,
+                      headers={"X-Request-Id": "ignored"})
 
 
 def image_items(reply: httpx.Response) -> list[dict]:
@@ -311,3 +313,11 @@ def test_omni_speaker_is_validated(omni_server) -> None:
     )
     # audio.voice is ignored by 0.30.0; only the top-level voice/speaker is read.
     assert ask(omni_server, "Hi", modalities=["audio"], audio={"voice": "Bob"}, max_tokens=2).status_code == 200
+
+
+def test_continuous_usage_stats(omni_server) -> None:
+    options = {"include_usage": True, "continuous_usage_stats": True}
+    raw = events(stream(omni_server, modalities=["text"], max_tokens=3, stream_options=options).content)
+    counted = [json.loads(e)["usage"]["completion_tokens"] for e in raw[1:4]]
+    assert counted == [1, 2, 3]
+    assert list(json.loads(raw[1])) == ["id", "object", "created", "model", "choices", "usage", "modality"]

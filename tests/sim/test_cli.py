@@ -58,12 +58,11 @@ def test_bind_then_listen_refuses_connections_while_loading(start_sim) -> None:
     assert f"(APIServer pid={sim.process.pid}) INFO " in log
 
 
-def test_loading_takes_the_startup_delay_and_phases_are_spread(start_sim) -> None:
-    sim = start_sim(IMAGE_MODEL, "--startup-delay", "1.5", wait=False)
+def test_phases_are_logged_while_loading(start_sim) -> None:
+    sim = start_sim(IMAGE_MODEL, "--startup-delay", "3", wait=False)
     sim.wait_for_log("[OmniEngine] Initializing with model")
     # Lines are flushed one by one: a watcher sees "loading" while the process is still loading.
     assert "Orchestrator ready" not in sim.log() and sim.process.poll() is None
-    sim.wait_for_log("Application startup complete.", timeout=15)
 
 
 def test_sigterm_and_sigint_exit_cleanly(start_sim) -> None:
@@ -140,8 +139,11 @@ def test_family_flag_serves_an_unknown_id_under_its_served_name(start_sim) -> No
     )
 
 
-def test_idle_memory_stays_small(image_server) -> None:
-    rss_mb = psutil.Process(image_server.process.pid).memory_info().rss / 2**20
-    print(f"vomni-sim idle RSS: {rss_mb:.1f} MB")
-    assert rss_mb < 150
+def test_idle_memory_stays_small(start_sim) -> None:
+    sim = start_sim(IMAGE_MODEL)
+    idle_mb = psutil.Process(sim.process.pid).memory_info().rss / 2**20
+    httpx.post(sim.url + "/v1/images/generations", json={"prompt": "x", "seed": 1}, timeout=30).raise_for_status()
+    after_mb = psutil.Process(sim.process.pid).memory_info().rss / 2**20
+    print(f"vomni-sim RSS: idle {idle_mb:.1f} MB, after one 1024x1024 image {after_mb:.1f} MB")
+    assert idle_mb < 150
 

@@ -99,3 +99,23 @@ def test_sdk_authentication_error(start_sim) -> None:
     with pytest.raises(openai.AuthenticationError):
         client_for(sim, api_key="wrong").models.list()
     assert [m.id for m in client_for(sim, api_key="k1").models.list()] == [IMAGE_MODEL]
+
+
+def test_raw_chat_bodies_validate_as_sdk_types(omni_server) -> None:
+    """Reference §9: text (and text+audio) bodies and every stream chunk parse as the SDK's own types."""
+    import httpx
+    from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+    messages = [{"role": "user", "content": "hi"}]
+    for modalities in (["text"], ["text", "audio"]):
+        body = httpx.post(omni_server.url + "/v1/chat/completions",
+                          json={"messages": messages, "modalities": modalities, "max_tokens": 3}).json()
+        parsed = ChatCompletion.model_validate(body)
+        assert parsed.choices[0].message.content
+    raw = httpx.post(omni_server.url + "/v1/chat/completions", json={
+        "messages": messages, "stream": True, "max_tokens": 3, "stream_options": {"include_usage": True},
+    }).text
+    payloads = [line[len("data: "):] for line in raw.split("\n\n") if line.startswith("data: ")]
+    assert payloads[-1] == "[DONE]"
+    chunks = [ChatCompletionChunk.model_validate_json(p) for p in payloads[:-1]]
+    assert chunks[-1].usage is not None and chunks[-1].choices == []

@@ -315,10 +315,10 @@ def test_whole_file_unaffected_by_midstream_knob(failing_tts: SimHandle) -> None
     assert httpx.post(failing_tts.url + SPEECH, json={"input": "hi"}, timeout=30).status_code == 200
 
 
-def test_disconnect_mid_stream_aborts(tts_server: SimHandle) -> None:
+@pytest.mark.parametrize("mode", [{"stream_format": "audio"}, {"stream": True}])
+def test_disconnect_mid_stream_aborts(tts_server: SimHandle, mode: dict[str, Any]) -> None:
     before = tts_server.log().count(" aborted.")
-    with httpx.stream("POST", tts_server.url + SPEECH, json={"input": LONG_TEXT, "stream_format": "audio"},
-                      timeout=30) as response:
+    with httpx.stream("POST", tts_server.url + SPEECH, json={"input": LONG_TEXT, **mode}, timeout=30) as response:
         next(response.iter_raw())
     deadline = time.monotonic() + 10
     while tts_server.log().count(" aborted.") == before and time.monotonic() < deadline:
@@ -340,3 +340,18 @@ def test_engine_header_says_espeak_when_installed(client: httpx.Client) -> None:
         os.access(os.path.join(d, "espeak-ng"), os.X_OK) for d in os.environ.get("PATH", "").split(os.pathsep)
     ) else "tones"
     assert speak(client).headers["x-vomni-speech-engine"] == expected
+
+
+def test_fail_token_fails_each_mode(client: httpx.Client) -> None:
+    message = "Simulated generation failure ([[fail]] in the input)."
+    whole = speak(client, input="please [[fail]]")
+    assert whole.status_code == 500
+    assert error_of(whole) == {"message": f"Speech generation failed: {message}", "type": "InternalServerError",
+                               "param": None, "code": 500}
+    events = sse_events(speak(client, input="please [[fail]]", stream=True).text)
+    assert events == [("speech.audio.error", {"type": "speech.audio.error", "error": {
+        "message": message, "type": "server_error", "param": None, "code": 500}})]
+    with pytest.raises(httpx.RemoteProtocolError):
+        with client.stream("POST", SPEECH, json={"input": "please [[fail]]", "stream_format": "audio"}) as response:
+            assert response.status_code == 200
+            response.read()

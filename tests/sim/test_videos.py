@@ -58,8 +58,11 @@ def error_of(response: httpx.Response) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimHandle]:
-    """A video server of our own: the list and delete tests need to know every job in it."""
-    handle = launch_sim(VIDEO_MODEL, log_dir=tmp_path_factory.mktemp("fresh-video"))
+    """A video server of our own: the list and delete tests need to know every job in it.
+
+    Its --latency keeps each job visibly queued for a moment before it runs.
+    """
+    handle = launch_sim(VIDEO_MODEL, "--latency", "0.4", log_dir=tmp_path_factory.mktemp("fresh-video"))
     yield handle
     handle.stop()
 
@@ -273,3 +276,20 @@ def test_overload_faults_fail_jobs_and_sync(start_sim: Any) -> None:
     wait_for(server.url, job["id"], ("failed",))
     got = httpx.get(f"{server.url}{VIDEOS}/{job['id']}")
     assert got.status_code == 503 and got.json()["error"]["code"] == 503
+
+
+def test_missing_file_on_disk_is_404(fresh: SimHandle) -> None:
+    job = create(fresh.url, **SMALL)
+    wait_for(fresh.url, job["id"], ("completed",))
+    stored = fresh.log_path.parent / f"storage-{fresh.port}" / f"{job['id']}.mp4"
+    assert stored.stat().st_size > 0  # jobs are stored under the server's storage dir
+    stored.unlink()
+    response = httpx.get(f"{fresh.url}{VIDEOS}/{job['id']}/content")
+    assert response.status_code == 404
+    assert error_of(response)["message"] == "Generated video file not found on disk"
+    assert httpx.delete(f"{fresh.url}{VIDEOS}/{job['id']}").status_code == 200
+
+
+def test_latency_keeps_a_job_queued_before_it_runs(fresh: SimHandle) -> None:
+    job = create(fresh.url, size="320x240", num_frames="96", seed="3")
+    assert wait_for(fresh.url, job["id"], ("completed", "failed")) == ["queued", "in_progress", "completed"]

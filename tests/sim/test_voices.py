@@ -58,11 +58,13 @@ def test_non_tts_models_list_only_the_placeholder(image_server: SimHandle) -> No
     assert httpx.get(image_server.url + VOICES).json() == {"voices": ["default"], "uploaded_voices": []}
 
 
-def test_non_tts_models_take_embeddings_of_any_length(start_sim: Any) -> None:
-    server = start_sim("Qwen/Qwen2.5-Omni-3B")
-    response = httpx.post(server.url + VOICES, data={"name": "tiny", "consent": "c", "speaker_embedding": "[0.5, 0.25]"})
-    assert response.status_code == 200 and response.json()["voice"]["embedding_dim"] == 2
-    assert httpx.get(server.url + VOICES).json()["voices"] == ["default", "tiny"]
+def test_non_tts_models_take_embeddings_of_any_length(omni_server: SimHandle) -> None:
+    response = httpx.post(omni_server.url + VOICES, data={"name": "tiny", "consent": "c", "speaker_embedding": "[0.5, 0.25]"})
+    try:
+        assert response.status_code == 200 and response.json()["voice"]["embedding_dim"] == 2
+        assert httpx.get(omni_server.url + VOICES).json()["voices"] == ["default", "tiny"]
+    finally:  # the omni server is shared: leave it as we found it
+        httpx.delete(omni_server.url + VOICES + "/tiny")
 
 
 def test_upload_list_delete_cycle(custom_voice: SimHandle) -> None:
@@ -201,3 +203,16 @@ def test_base_checkpoint_speaks_with_uploaded_voices_across_restarts(start_sim: 
     assert sorted(v["name"] for v in httpx.get(again.url + VOICES).json()["uploaded_voices"]) == ["High", "Low"]
     replay = httpx.post(again.url + "/v1/audio/speech", json={"input": "Same words, two voices.", "voice": "low"}, timeout=30)
     assert replay.content == low.content
+
+
+def test_store_reloads_samples_and_embeddings(tmp_path: Path) -> None:
+    from vomni_nb.sim.voices import VoiceStore
+
+    store = VoiceStore(tmp_path, TTS_MODEL)
+    store.add_sample("Sam", "ok", "sam.wav", "audio/wav", tone_wav(150, 1.5), None, None, ())
+    store.add_embedding("Vec", "ok", json.dumps([0.1] * 2048), ())
+    (tmp_path / "junk.voice.json").write_text("[1, 2]")  # an unreadable record is skipped, not fatal
+    reloaded = VoiceStore(tmp_path, TTS_MODEL)
+    assert sorted(reloaded.voices) == ["sam", "vec"]
+    assert reloaded.listing() == store.listing()
+    assert reloaded.delete("SAM") and sorted(p.name.split("_")[0] for p in tmp_path.iterdir()) == ["Vec", "Vec", "junk.voice.json"]

@@ -51,7 +51,8 @@ def _stream_error(payload: Mapping[str, Any], partial: Any, url: str | None) -> 
     error = error if isinstance(error, Mapping) else {"message": str(error)}
     message = str(error.get("message") or "unknown error")
     return StreamError(
-        f"The server reported an error after the stream started: {message} (what arrived before is in .partial)",
+        f"The server reported an error after the stream started: {message.rstrip('.')}. What arrived before it "
+        "is in .partial; the request was not retried.",
         url=url,
         partial=partial,
         error_type=error.get("type"),

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import atexit
 import os
-import re
 import secrets
 import shutil
 import sys
@@ -19,85 +18,22 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol
 
-from vomni_nb.errors import (
-    InvalidRequestError,
-    PortInUseError,
-    ServerExited,
-    ServerManagerError,
-    ServerStartError,
-    ServerStartTimeout,
-    redact,
-)
+from vomni_nb.errors import InvalidRequestError, PortInUseError, ServerManagerError, ServerStartError
 from vomni_nb.server import launch
-from vomni_nb.server.diagnose import advance_phase, diagnose, tail_lines
+from vomni_nb.server.command import build_command, build_env, key_fits, log_file_stem, parse_gpus, parse_port
 from vomni_nb.server.gpu import check_gpus
 from vomni_nb.server.handle import LaunchSpec, Run, Server, ServerStatus
-from vomni_nb.server.probe import LogFollower, health_code, read_log, served_models, split_url
-from vomni_nb.server.registry import Entry, Registry, process_alive, process_started
+from vomni_nb.server.probe import health_code, served_models, split_url
+from vomni_nb.server.readiness import StartReporter, wait_ready
+from vomni_nb.server.registry import Entry, Registry, process_started
 
-__all__ = ["ServerManager", "StartReporter", "default_manager", "parse_gpus", "build_command", "build_env"]
+__all__ = ["ServerManager", "StartReporter", "default_manager"]
 
-POLL_S = 0.05  # ready must be seen within 0.2 s of /health turning 200
 SIM_TIMEOUT_S = 60.0
 VLLM_TIMEOUT_S = 1200.0  # big omni models download and load for many minutes
 STOP_GRACE_S = 5.0
 EXIT_GRACE_S = 3.0  # at kernel exit jupyter_client waits ~5 s before it kills us
-LOG_TAIL_LINES = 20
-
-
-class StartReporter(Protocol):
-    """Receives start-up progress (the live status line implements it)."""
-
-    def phase(self, model: str, phase: str, elapsed: float) -> None: ...
-
-    def done(self, server: Server, *, reused: bool, note: str = "") -> None: ...
-
-    def failed(self, model: str, error: ServerManagerError, elapsed: float) -> None: ...
-
-
-def parse_gpus(gpus: str | Sequence[int] | int | None) -> tuple[int, ...]:
-    """``"0,1"`` / ``[0, 1]`` / ``0`` -> ``(0, 1)``; InvalidRequestError for anything else."""
-    if gpus is None or gpus == "":
-        return ()
-    if isinstance(gpus, int):
-        items: list[object] = [gpus]
-    elif isinstance(gpus, str):
-        items = [part.strip() for part in gpus.split(",")]
-    else:
-        items = list(gpus)
-    try:
-        indices = tuple(int(str(item)) for item in items)
-    except ValueError as exc:
-        raise InvalidRequestError(f"--gpus takes GPU indices like 0 or 0,1; got {gpus!r}") from exc
-    if any(index < 0 for index in indices) or len(set(indices)) != len(indices):
-        raise InvalidRequestError(f"--gpus takes distinct non-negative indices; got {gpus!r}")
-    return indices
-
-
-def build_command(spec: LaunchSpec, host: str, port: int, *, vllm: str, python: str = sys.executable) -> list[str]:
-    """The argv of a launch (the API key is never here: it goes through the environment)."""
-    if spec.kind == "sim":
-        return [python, "-m", "vomni_nb.sim", spec.model, "--host", host, "--port", str(port), *spec.extra_args]
-    return [vllm, "serve", spec.model, "--omni", "--host", host, "--port", str(port), *spec.extra_args]
-
-
-def build_env(base: dict[str, str], spec: LaunchSpec, api_key: str | None) -> dict[str, str]:
-    """The server's environment: no colour, unbuffered, chosen GPUs, and the key (not in argv, so not in ps)."""
-    env = dict(base)
-    env.update({"NO_COLOR": "1", "VLLM_LOGGING_COLOR": "0", "PYTHONUNBUFFERED": "1"})
-    if spec.gpus:
-        env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, spec.gpus))
-    # A key in the kernel's environment is the client's business; the server gets only the one asked for.
-    env.pop("VLLM_API_KEY", None)
-    if api_key:
-        env["VLLM_API_KEY"] = api_key
-    return env
-
-
-def _safe_name(model: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", model).strip("_")[:80] or "server"
 
 
 def _in_kernel() -> bool:
@@ -230,7 +166,7 @@ class ServerManager:
         if not model or not model.strip():
             raise InvalidRequestError("start needs a model id, e.g. Tongyi-MAI/Z-Image-Turbo")
         model = model.strip()
-        wanted_port = self._parse_port(port)
+        wanted_port = parse_port(port)
         spec = LaunchSpec(
             model=model,
             kind="sim" if sim else "vllm",
@@ -262,29 +198,10 @@ class ServerManager:
             self._servers[server.name] = server
             return server
 
-    @staticmethod
-    def _parse_port(port: int | str | None) -> int | None:
-        if port is None or port == "auto":
-            return None
-        try:
-            number = int(port)
-        except (TypeError, ValueError) as exc:
-            raise InvalidRequestError(f"--port takes a number or 'auto'; got {port!r}") from exc
-        if not 0 < number < 65536:
-            raise InvalidRequestError(f"--port must be 1..65535; got {number}")
-        return number
-
     def _rename(self, server: Server, name: str) -> None:
         self._servers.pop(server.name, None)
         server.name = name
         self._servers[name] = server
-
-    def _key_fits(self, have: str | None, asked: str | None) -> bool:
-        if asked is None:
-            return have is None
-        if asked == "auto":
-            return have is not None
-        return have == asked
 
     def _reuse(self, spec: LaunchSpec, port: int | None, api_key: str | None, keep: bool) -> Server | None:
         """A healthy server already serving ``spec`` (ours, or kept/orphaned in the registry)."""
@@ -292,7 +209,7 @@ class ServerManager:
             if server.model != spec.model or server.kind == "remote":
                 continue
             fits = (server.spec == spec and (port is None or server.port == port)
-                    and self._key_fits(server.api_key, api_key))
+                    and key_fits(server.api_key, api_key))
             if fits and server.alive() and health_code(server.url) == 200:
                 server.reused = True
                 if keep and not server.keep:
@@ -308,7 +225,7 @@ class ServerManager:
             if entry.owner_pid == self._owner_pid or entry.owner_alive() and not entry.keep:
                 continue  # ours (already handled) or another live kernel's private server
             fits = (adopted is None and entry.identity == spec.identity() and (port is None or entry.port == port)
-                    and self._key_fits(entry.api_key, api_key) and health_code(entry.url) == 200)
+                    and key_fits(entry.api_key, api_key) and health_code(entry.url) == 200)
             if fits:
                 adopted = self._adopt(entry, spec, keep)
             elif not entry.keep:
@@ -382,7 +299,7 @@ class ServerManager:
                 vllm = self.vllm_executable
             port = self._choose_port(wanted_port)
             stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
-            log_path = self.log_dir / f"{_safe_name(server.model)}-{port}-{stamp}.log"
+            log_path = self.log_dir / f"{log_file_stem(server.model)}-{port}-{stamp}.log"
             command = build_command(spec, self.host, port, vllm=vllm)
             process = launch.spawn_server(command, env=build_env(dict(os.environ), spec, server.api_key), log_path=log_path)
         except ServerManagerError as exc:
@@ -398,7 +315,7 @@ class ServerManager:
         run.registry_id = entry.id
         self.registry.add(entry)
         try:
-            self._wait_ready(server, started, timeout or (SIM_TIMEOUT_S if spec.kind == "sim" else VLLM_TIMEOUT_S),
+            wait_ready(server, started, timeout or (SIM_TIMEOUT_S if spec.kind == "sim" else VLLM_TIMEOUT_S),
                              reporter)
         except BaseException as exc:
             # Interrupted or failed: a half-started server would hold a GPU and a port for nothing.
@@ -409,60 +326,6 @@ class ServerManager:
         run.ready_s = time.monotonic() - started
         if reporter is not None:
             reporter.done(server, reused=False)
-
-    def _wait_ready(self, server: Server, started: float, timeout: float, reporter: StartReporter | None) -> None:
-        run = server.run
-        assert run is not None and run.process is not None
-        follower = LogFollower(run.log_path)
-        phase = "launching"
-        deadline = started + timeout
-        while True:
-            returncode = run.process.poll()
-            phase = advance_phase(phase, follower.read_new())
-            if returncode is not None:
-                raise self._failure(server, ServerExited, f"exited with code {returncode} before it was ready",
-                                    returncode=returncode)
-            code = health_code(server.url, timeout=min(1.0, max(0.1, deadline - time.monotonic())))
-            if code == 200:
-                return
-            if code == 503:
-                # Before listening the port refuses; a 503 means the engine died (reference §3.1).
-                raise self._failure(server, ServerStartError, "answered /health with 503 while starting", health=503)
-            if reporter is not None:
-                reporter.phase(server.model, phase, time.monotonic() - started)
-            if time.monotonic() > deadline:
-                raise self._failure(server, ServerStartTimeout,
-                                    f"was not ready after {timeout:.0f} s (last phase: {phase})", timed_out=timeout)
-            time.sleep(POLL_S)
-
-    def _failure(
-        self,
-        server: Server,
-        error_type: type[ServerStartError],
-        what: str,
-        *,
-        returncode: int | None = None,
-        health: int | None = None,
-        timed_out: float | None = None,
-    ) -> ServerStartError:
-        log = read_log(server.log_path)
-        if timed_out is not None:
-            cause = f"not ready within {timed_out:.0f} s"
-            advice = "give it longer (--timeout), and check the log: downloads and first loads can take many minutes."
-            found = diagnose(log, None, None)
-            if found.kind != "unknown":
-                cause, advice = f"{cause}; {found.cause}", found.advice
-        else:
-            found = diagnose(log, returncode, health)
-            cause, advice = found.cause, found.advice
-        tail = redact(tail_lines(log, LOG_TAIL_LINES), server.api_key)
-        cause = redact(cause, server.api_key)
-        message = redact(f"{server.model} {what}: {cause}\nAdvice: {advice}\nLog: {server.log_path}", server.api_key)
-        log_path = str(server.log_path)
-        if error_type is ServerExited:
-            return ServerExited(message, returncode=returncode, cause=cause, advice=advice, log_tail=tail,
-                                log_path=log_path)
-        return error_type(message, cause=cause, advice=advice, log_tail=tail, log_path=log_path)
 
     # ---- attach -------------------------------------------------------------------------------
 

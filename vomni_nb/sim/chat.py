@@ -182,6 +182,9 @@ async def _omni_chat(body: ChatCompletionRequest, raw_request: Request, config: 
             request_id=request_id, model=config.served_model_name, modalities=modalities,
             audio_format=audio_format, tokens=tokens, finish=finish, prompt_tokens=prompt_tokens,
             include_usage=bool(body.stream_options and body.stream_options.include_usage),
+            continuous_usage=bool(
+                body.stream_options and body.stream_options.include_usage and body.stream_options.continuous_usage_stats
+            ),
             tokens_per_second=config.faults.tokens_per_second, voice=voice, seed=seed,
             error_after=faults.midstream_error_after(raw_request), n=max(1, body.n or 1),
         )

@@ -45,6 +45,7 @@ class OmniStream:
     seed: int
     error_after: int | None = None
     n: int = 1
+    continuous_usage: bool = False  # stream_options.continuous_usage_stats (with include_usage)
     created: int = dataclasses.field(default_factory=lambda: int(time.time()))
 
     def _chunk(self, choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
@@ -63,10 +64,15 @@ class OmniStream:
             events.append((sse(self._chunk([first], prompt_token_ids=None, prompt_text=None, modality="text")), False))
         for position, token in enumerate(self.tokens):
             final = position == len(self.tokens) - 1 and last_owner == "text"
+            extra: dict[str, Any] = {}
+            if self.continuous_usage:
+                done = position + 1
+                extra["usage"] = {"prompt_tokens": self.prompt_tokens, "total_tokens": self.prompt_tokens + done,
+                                  "completion_tokens": done}
             for index in range(self.n):
                 choice = {"index": index, "delta": {"content": token}, "logprobs": None,
                           "finish_reason": self.finish if final else None, "token_ids": None}
-                events.append((sse(self._chunk([choice], modality="text")), index == 0))
+                events.append((sse(self._chunk([choice], **extra, modality="text")), index == 0))
         if not self.tokens and last_owner == "text":
             for index in range(self.n):  # the fallback stop chunk: no modality key
                 choice = {"index": index, "delta": {}, "logprobs": None, "finish_reason": self.finish}

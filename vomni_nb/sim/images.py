@@ -12,6 +12,7 @@ import binascii
 import enum
 import io
 import random
+import threading
 import time
 import uuid
 import zipfile
@@ -238,20 +239,26 @@ async def generate_images(body: ImageGenerationRequest, raw_request: Request) ->
     ]
     started = time.monotonic()
 
+    # A worker thread cannot be cancelled; it checks this flag between images instead.
+    aborted = threading.Event()
+
     def work() -> list[str]:
-        images = [
-            media.render_image(
+        encoded: list[str] = []
+        for index in range(body.n):
+            if aborted.is_set():
+                return []
+            image = media.render_image(
                 body.prompt, seed=seed, width=width, height=height, negative_prompt=body.negative_prompt,
                 steps=body.num_inference_steps, guidance=body.guidance_scale, index=index,
             )
-            for index in range(body.n)
-        ]
-        return _encode_all(images, fmt, body.output_compression, recipes)
+            encoded += _encode_all([image], fmt, body.output_compression, recipes[index : index + 1])
+        return encoded
 
     request_id = f"img_gen-{uuid.uuid4().hex}"
     try:
         encoded = await faults.run_cancellable(raw_request, request_id, asyncio.to_thread(work))
     except faults.ClientGone:
+        aborted.set()
         return Response(status_code=499)
     return _image_response(
         encoded, fmt, f"{width}x{height}", started, seed, body.response_format == ResponseFormat.FILE

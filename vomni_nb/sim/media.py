@@ -18,8 +18,10 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps
 from PIL.PngImagePlugin import PngInfo
 
-__all__ = ["render_image", "edit_image", "encode_image", "image_content_type", "a1111_parameters", "seed_from"]
+__all__ = ["FAIL_TOKEN", "render_image", "edit_image", "encode_image", "image_content_type", "a1111_parameters", "seed_from"]
 
+# A prompt or speech input containing this fails its generation (500), so clients can test failure paths.
+FAIL_TOKEN = "[[fail]]"
 # Grain amplitude (0-255 scale); tuned so a 1024x1024 PNG lands in 1-2 MB like real diffusion output.
 GRAIN_SIGMA = 2.0
 FORMATS = {"png": "PNG", "jpeg": "JPEG", "jpg": "JPEG", "webp": "WEBP"}

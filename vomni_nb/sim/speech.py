@@ -24,6 +24,7 @@ from vomni_nb.sim import audio, faults, vlog, voices
 from vomni_nb.sim.app_deps import require_json
 from vomni_nb.sim.config import SimConfig
 from vomni_nb.sim.families import Family
+from vomni_nb.sim.media import FAIL_TOKEN
 
 __all__ = ["router", "SpeechRequest", "usage_of"]
 
@@ -45,6 +46,7 @@ OMNI_MESSAGE = (
     "Speech, CosyVoice3, OmniVoice, VoxCPM2). For omni models like Qwen3-Omni, use /v1/chat/completions with "
     "'\"modalities\": [\"audio\"]' instead."
 )
+FAIL_MESSAGE = f"Simulated generation failure ({FAIL_TOKEN} in the input)."
 _warned_tones = False
 
 
@@ -292,7 +294,9 @@ class MidStreamFailure(RuntimeError):
     """Raised inside a raw audio stream: uvicorn drops the connection without the last chunk."""
 
 
-async def _raw_stream(request_id: str, speech: audio.Speech, fmt: str, fail_after: int | None) -> AsyncIterator[bytes]:
+async def _raw_stream(
+    request_id: str, speech: audio.Speech, fmt: str, fail_after: int | None, fail_message: str
+) -> AsyncIterator[bytes]:
     finished = False
     try:
         for index, piece in enumerate(_pieces(speech, fmt)):
@@ -300,7 +304,7 @@ async def _raw_stream(request_id: str, speech: audio.Speech, fmt: str, fail_afte
                 vlog.error(f"[SpeechE2E] request_id={request_id} stream=true status=error (simulated mid-stream failure)",
                            where="serving_speech.py:1700")
                 finished = True  # a simulated engine failure, not an abort
-                raise MidStreamFailure(faults.MIDSTREAM_MESSAGE)
+                raise MidStreamFailure(fail_message)
             await _pace(index, fmt)
             yield piece
         finished = True
@@ -311,14 +315,13 @@ async def _raw_stream(request_id: str, speech: audio.Speech, fmt: str, fail_afte
 
 
 async def _sse_stream(
-    request_id: str, body: SpeechRequest, speech: audio.Speech, fmt: str, fail_after: int | None
+    request_id: str, body: SpeechRequest, speech: audio.Speech, fmt: str, fail_after: int | None, fail_message: str
 ) -> AsyncIterator[str]:
     finished = False
     try:
         for index, piece in enumerate(_pieces(speech, fmt)):
             if fail_after is not None and index >= fail_after:
-                error: dict[str, Any] = {"message": faults.MIDSTREAM_MESSAGE, "type": "server_error", "param": None,
-                                         "code": 500}
+                error: dict[str, Any] = {"message": fail_message, "type": "server_error", "param": None, "code": 500}
                 if index > 0:
                     error.update(partial_audio=True, action="discard")
                 data = json.dumps({"type": "speech.audio.error", "error": error}, separators=(",", ":"))
@@ -385,12 +388,19 @@ async def create_speech(body: SpeechRequest, request: Request) -> Response:
     except faults.ClientGone:
         return Response(status_code=499)
     headers = _engine_headers(speech)
+    fail_after, fail_message = faults.midstream_error_after(request), faults.MIDSTREAM_MESSAGE
+    if FAIL_TOKEN in body.input:
+        fail_after, fail_message = 0, FAIL_MESSAGE
+        if not body.is_streaming():
+            vlog.error(f"[SpeechE2E] request_id={request_id} stream=false status=error error={FAIL_MESSAGE}",
+                       where="serving_speech.py:2720")
+            return error_response(f"Speech generation failed: {FAIL_MESSAGE}", 500, "InternalServerError")
     if body.is_raw_audio_stream():
         media_type = "audio/wav" if fmt == "wav" else "audio/pcm"
-        stream = _raw_stream(request_id, speech, fmt, faults.midstream_error_after(request))
+        stream = _raw_stream(request_id, speech, fmt, fail_after, fail_message)
         return StreamingResponse(stream, media_type=media_type, headers=headers)
     if body.is_sse_stream():
-        events = _sse_stream(request_id, body, speech, fmt, faults.midstream_error_after(request))
+        events = _sse_stream(request_id, body, speech, fmt, fail_after, fail_message)
         return StreamingResponse(events, media_type="text/event-stream", headers=headers)
     data = await asyncio.to_thread(audio.encode_audio, speech.pcm, speech.sample_rate, fmt)
     usage = usage_of(body, speech)

@@ -22,6 +22,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, Field, StringConstraints, ValidationError, field_validator
 
 from vomni_nb.sim import faults, video, vlog
+from vomni_nb.sim.media import FAIL_TOKEN
 from vomni_nb.sim.config import SimConfig
 from vomni_nb.sim.families import Family
 
@@ -31,7 +32,6 @@ router = APIRouter()
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 DEFAULT_FPS = 24
-FAIL_TOKEN = "[[fail]]"
 # Simulated compute: seconds per rendered pixel-frame (49 frames of 480x272 ≈ 0.3 s), capped.
 SIM_SECONDS_PER_PIXEL_FRAME = 5e-8
 SIM_MAX_SECONDS = 8.0
@@ -299,37 +299,37 @@ def _storage_path(request: Request, video_id: str) -> Path:
 
 
 async def run_job(request: Request, req: VideoGenerationRequest, job: dict[str, Any]) -> None:
+    """queued (while --latency runs) → in_progress (rendering) → completed | failed; cancelled = removed."""
     video_id = job["id"]
     started = time.perf_counter()
-
-    job["status"] = "in_progress"
     try:
         refused = await faults.before_generation(request)
         if refused is not None:  # an injected 503/507/engine death fails the job with that code
             body = json.loads(bytes(refused.body))
             raise GenerationFailed(refused.status_code, body["error"]["message"])
+        job["status"] = "in_progress"
         data = await generate(request, req, video_id)
         path = _storage_path(request, video_id)
         path.parent.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(path.write_bytes, data)
         vlog.info(f"Video request {video_id} persisted {path.name} output file.", where="api_server.py:440")
-        width, height, fps, frames = req.resolved()
         job.update(
             status="completed", progress=100, file_name=f"{video_id}.mp4", completed_at=int(time.time()),
             inference_time_s=time.perf_counter() - started,
         )
         if job["num_frames"] is None:  # generation metadata fills what the request left open
-            job["num_frames"] = frames or video.DEFAULT_NUM_FRAMES
+            job["num_frames"] = req.resolved()[3] or video.DEFAULT_NUM_FRAMES
             job["duration_s"] = job["num_frames"] / job["fps"]
-    except GenerationFailed as exc:
-        vlog.error(f"Video generation failed for id={video_id}: {exc.message}", where="api_server.py:470")
-        job.update(status="failed", completed_at=int(time.time()), error={"code": exc.code, "message": exc.message},
-                   inference_time_s=time.perf_counter() - started)
     except asyncio.CancelledError:
         _storage_path(request, video_id).unlink(missing_ok=True)
         jobs_of(request).pop(video_id)
         faults.log_abort(video_id)
         raise
+    except Exception as exc:  # a background task has nobody to raise to: the job records the failure
+        code, message = (exc.code, exc.message) if isinstance(exc, GenerationFailed) else (500, str(exc))
+        vlog.error(f"Video generation failed for id={video_id}: {message}", where="api_server.py:470")
+        job.update(status="failed", completed_at=int(time.time()), error={"code": code, "message": message},
+                   inference_time_s=time.perf_counter() - started)
 
 
 @router.post("/v1/videos")

@@ -108,7 +108,7 @@ def pitch_of(samples: np.ndarray, rate: int) -> int:
 
 
 class VoiceStore:
-    """Uploaded voices, persisted as ``<name>_<consent>_<ts>.json`` (+ the sample) in one directory."""
+    """Uploaded voices, persisted as ``<name>_<consent>_<ts>.voice.json`` (+ the sample) in one directory."""
 
     def __init__(self, directory: Path, model: str) -> None:
         self.directory = directory
@@ -117,11 +117,11 @@ class VoiceStore:
         self.lock = asyncio.Lock()
         self._last_ts = 0
         directory.mkdir(parents=True, exist_ok=True)
-        for record_path in sorted(directory.glob("*.json")):
+        for record_path in sorted(directory.glob("*.voice.json")):
             try:
                 record = json.loads(record_path.read_text())
                 self.voices[record["name"].lower()] = record
-            except (OSError, ValueError, KeyError):
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
                 vlog.warning(f"Ignoring unreadable voice record {record_path}", where="serving_speech.py:260")
 
     def _timestamp(self) -> int:
@@ -138,7 +138,7 @@ class VoiceStore:
     def _save(self, record: dict[str, Any], payload: bytes, suffix: str) -> None:
         stem = f"{_safe_name(record['name'])}_{_safe_name(record['consent'])}_{record['created_at']}"
         file_path = self.directory / f"{stem}{suffix}"
-        record_path = self.directory / f"{stem}.json"
+        record_path = self.directory / f"{stem}.voice.json"
         file_path.write_bytes(payload)
         record.update(file_path=str(file_path), record_path=str(record_path))
         record_path.write_text(json.dumps(record))
@@ -210,7 +210,7 @@ class VoiceStore:
         }
         payload = json.dumps(embedding).encode()
         record["file_size"] = len(payload)
-        self._save(record, payload, ".embedding.json.bin")
+        self._save(record, payload, ".embedding.json")
         vlog.info(f"Uploaded voice '{name}' from speaker embedding ({len(embedding)}-dim)", where="serving_speech.py:1088")
         return {k: record[k] for k in ("name", "consent", "created_at", "embedding_source", "embedding_dim")}
 

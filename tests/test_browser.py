@@ -1,0 +1,159 @@
+"""What a person sees: JupyterLab and the static HTML export in headless Chromium (Debian's chromium + Playwright).
+
+Skipped where Chromium is missing (a plain `make test` on a laptop); CI installs it and fails on a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import nbformat
+import pytest
+from nbclient import NotebookClient
+from nbconvert import HTMLExporter
+
+from tests.conftest import SimHandle, free_port
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=user-gesture-required",
+]
+
+
+def _notebook(image_url: str, tts_url: str, omni_url: str) -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "from vomni_nb import OmniClient\n"
+            f"image = OmniClient({image_url!r}).image('a red fox in the snow', size='256x256', seed=3)\n"
+            "image"
+        ),
+        nbformat.v4.new_code_cell(f"OmniClient({tts_url!r}).speak('Hello from the browser test.')"),
+        nbformat.v4.new_code_cell(
+            f"stream = OmniClient({omni_url!r}).chat_stream('Say something about foxes.', modalities=['text'])\n"
+            "stream.finish()"
+        ),
+    ]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return nb
+
+
+@pytest.fixture(scope="module")
+def executed_notebook(
+    tmp_path_factory: pytest.TempPathFactory, image_server: SimHandle, tts_server: SimHandle, omni_server: SimHandle
+) -> Path:
+    folder = tmp_path_factory.mktemp("browser")
+    nb = _notebook(image_server.url, tts_server.url, omni_server.url)
+    NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    path = folder / "rendering.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser(chromium: str) -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture(scope="module")
+def jupyterlab(executed_notebook: Path, chromium: str) -> Iterator[str]:
+    port = free_port()
+    token = "vomni-browser-test"
+    log_path = executed_notebook.parent / "jupyterlab.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", f"--port={port}",
+                "--ip=127.0.0.1", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={executed_notebook.parent}",
+                "--LabApp.news_url=", "--LabApp.expose_app_in_browser=True",
+                "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "JUPYTER_CONFIG_DIR": str(executed_notebook.parent / "jupyter-config")},
+        )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if httpx.get(f"{base}/api/status?token={token}", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.2)
+    else:
+        process.kill()
+        process.wait(5)
+        raise RuntimeError(log_path.read_text()[-3000:])
+    yield f"{base}/lab/tree/{executed_notebook.name}?token={token}"
+    process.terminate()
+    process.wait(15)
+
+
+def _check_media(page: object) -> None:
+    # The image decoded (naturalWidth > 0), the audio player loaded its data, the chat text is on the page.
+    page.wait_for_function(  # type: ignore[attr-defined]
+        "() => [...document.querySelectorAll('img')].some(i => i.complete && i.naturalWidth === 256)", timeout=60_000
+    )
+    page.wait_for_function(  # type: ignore[attr-defined]
+        "() => [...document.querySelectorAll('audio')].some(a => a.controls && !a.autoplay && a.duration > 0.5)",
+        timeout=60_000,
+    )
+    page.wait_for_function(  # type: ignore[attr-defined]
+        "() => document.body.innerText.includes('foxes')", timeout=60_000
+    )
+
+
+def test_saved_outputs_render_in_jupyterlab(browser: object, jupyterlab: str, tmp_path: Path) -> None:
+    page = browser.new_page()  # type: ignore[attr-defined]
+    page.goto(jupyterlab)
+    _check_media(page)
+    page.screenshot(path=str(tmp_path / "jupyterlab.png"))
+    page.close()
+
+
+def test_cells_run_live_in_jupyterlab(browser: object, jupyterlab: str) -> None:
+    page = browser.new_page()  # type: ignore[attr-defined]
+    page.goto(jupyterlab)
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    page.wait_for_function(  # the kernel is idle and ready
+        "() => document.querySelector('.jp-Notebook-ExecutionIndicator, .jp-Toolbar-kernelStatus') !== null",
+        timeout=60_000,
+    )
+    # Clear the saved outputs first, so whatever shows afterwards came from this live run.
+    page.click(".jp-Notebook .jp-Cell >> nth=0")
+    page.keyboard.press("Escape")
+    page.evaluate("() => window.jupyterapp && window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs')")
+    page.wait_for_function("() => document.querySelectorAll('.jp-OutputArea-output img').length === 0", timeout=30_000)
+    page.evaluate("() => window.jupyterapp && window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    _check_media(page)
+    page.close()
+
+
+def test_static_html_export_renders(browser: object, executed_notebook: Path) -> None:
+    nb = nbformat.read(executed_notebook, as_version=4)
+    html, _ = HTMLExporter().from_notebook_node(nb)
+    target = executed_notebook.parent / "rendering.html"
+    target.write_text(html, encoding="utf-8")
+    page = browser.new_page()  # type: ignore[attr-defined]
+    page.goto(target.as_uri())
+    _check_media(page)
+    page.close()

@@ -1,0 +1,50 @@
+"""Every notebook in notebooks/ runs headless, top to bottom, against vomni-sim (what `make demo HEADLESS=1` does)."""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+
+import nbformat
+import pytest
+from PIL import Image
+
+from vomni_nb.demo import run_headless
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
+
+
+@pytest.fixture
+def isolated_kernel_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, image_server: object) -> Path:
+    """Kernels inherit this environment: a private server registry and the test's image server."""
+    monkeypatch.setenv("VOMNI_URL", image_server.url)  # type: ignore[attr-defined]
+    monkeypatch.setenv("VOMNI_REGISTRY_DIR", str(tmp_path / "registry"))
+    monkeypatch.setenv("VOMNI_SIM_STORAGE", str(tmp_path / "storage"))
+    monkeypatch.setenv("VOMNI_SIM_VOICES_DIR", str(tmp_path / "voices"))
+    return tmp_path
+
+
+def test_there_are_notebooks() -> None:
+    assert any(path.name == "quickstart.ipynb" for path in NOTEBOOKS)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
+def test_notebook_runs_headless(notebook: Path, isolated_kernel_env: Path) -> None:
+    html = run_headless(notebook, isolated_kernel_env / "out")
+    executed = nbformat.read(isolated_kernel_env / "out" / notebook.name, as_version=4)
+    outputs = [out for cell in executed.cells if cell.cell_type == "code" for out in cell.get("outputs", [])]
+    assert not [out for out in outputs if out.get("output_type") == "error"]
+    text = html.read_text(encoding="utf-8")
+    if notebook.name == "quickstart.ipynb":
+        pngs = [out["data"]["image/png"] for out in outputs if "image/png" in out.get("data", {})]
+        assert pngs, "the quickstart shows an image"
+        assert Image.open(io.BytesIO(base64.b64decode(pngs[0]))).size[0] > 0
+        assert "<audio controls" in text, "the quickstart shows an audio player"
+        assert "autoplay" not in text
+        # The streamed chat printed text and its result displays as markdown.
+        assert any("text/markdown" in out.get("data", {}) for out in outputs)
+        # Static rendering keeps the provenance in the output metadata.
+        assert any("vomni_nb" in out.get("metadata", {}) for out in outputs)
