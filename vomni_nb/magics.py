@@ -73,7 +73,17 @@ class VomniMagics(Magics):
     @argument("-n", "--lines", type=int, default=40, help="log lines to show (logs)")
     @line_magic
     def omni_server(self, line: str) -> None:
-        """Start, watch and stop vLLM-Omni servers; everything after `--` goes to `vllm serve`."""
+        """Start, watch and stop vLLM-Omni servers; everything after `--` goes to `vllm serve`.
+
+        Examples::
+
+            %omni_server start Tongyi-MAI/Z-Image-Turbo --sim       # CPU simulator, no GPU needed
+            %omni_server start Qwen/Qwen-Image --gpus 0 -- --vae-use-tiling
+            %omni_server list          /  status [NAME]  /  logs [NAME] -n 100
+            %omni_server use Qwen/Qwen-Image        # the default for requests naming no model
+            %omni_server attach http://gpu-box:8091 --name remote
+            %omni_server restart [NAME]  /  stop [NAME]
+        """
         try:
             head, extra = _split_extra(line)
         except ValueError as exc:  # unbalanced quotes

@@ -90,7 +90,7 @@ def test_other_args_replace_the_server_of_that_model(manager: ServerManager) -> 
     first = manager.start(MODEL)
     old_pgid = first.pgid or 0
     second = manager.start(MODEL, extra_args=["--vae-use-tiling"])
-    assert second.pid != old_pgid and not _wait_gone(second.pgid or 0, 0.0)
+    assert second.pid != old_pgid and group_alive(second.pgid or 0)
     assert _wait_gone(old_pgid, 0.5)
     assert len(manager.servers) == 1
 
@@ -331,7 +331,7 @@ class _InterruptingReporter:
         raise AssertionError("not expected")
 
     def failed(self, model: str, error: object, elapsed: float) -> None:
-        raise AssertionError("not expected")
+        self.failure = getattr(error, "cause", "")
 
 
 def test_interrupting_a_start_ends_the_half_started_server(manager: ServerManager, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -340,6 +340,7 @@ def test_interrupting_a_start_ends_the_half_started_server(manager: ServerManage
     with pytest.raises(KeyboardInterrupt):
         manager.start(MODEL, reporter=reporter)
     assert reporter.phases[0] in ("launching", "starting") and reporter.phases[-1] == "loading weights"
+    assert "interrupted" in reporter.failure  # the live line ends as a static "stopped" summary
     assert manager.registry.entries() == [] and manager.servers == []
     (log,) = manager.log_dir.glob("*.log")
     pid = int(log.read_text().split("pid=")[1].split(")")[0])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import struct
 import zipfile
 from collections.abc import Mapping
 from typing import Any
@@ -34,6 +35,7 @@ __all__ = [
     "DEFAULT_PCM_RATE",
 ]
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 DEFAULT_PCM_RATE = 24000  # Qwen3-TTS / Qwen-Omni native rate; raw PCM carries no header
 
 
@@ -83,6 +85,11 @@ def _embedded_error(body: Any) -> None:
 
 def image_info(data: bytes) -> tuple[str, int, int]:
     """(format, width, height) of an encoded image; reads only the header."""
+    if data[:8] == PNG_SIGNATURE and data[12:16] == b"IHDR" and len(data) >= 24:
+        # PNG is the common case; reading IHDR directly skips Pillow's per-image setup.
+        width, height = struct.unpack(">II", data[16:24])
+        if width and height:
+            return "png", width, height
     from PIL import Image, UnidentifiedImageError
 
     try:

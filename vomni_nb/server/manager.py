@@ -162,6 +162,7 @@ class ServerManager:
         ``port``: None or "auto" = 8091 or the next free port; a number = exactly that (PortInUseError
         when taken). ``api_key``: "auto" makes one. A healthy server with the same model and arguments
         (here, or kept/orphaned by another kernel) is reused. ``keep=True``: it outlives this kernel.
+        Interrupting the wait (Ctrl-C, the kernel's stop button) stops the half-started server.
         """
         if not model or not model.strip():
             raise InvalidRequestError("start needs a model id, e.g. Tongyi-MAI/Z-Image-Turbo")
@@ -314,14 +315,16 @@ class ServerManager:
         entry = self._entry_for(server)
         run.registry_id = entry.id
         self.registry.add(entry)
+        limit = timeout or (SIM_TIMEOUT_S if spec.kind == "sim" else VLLM_TIMEOUT_S)
         try:
-            wait_ready(server, started, timeout or (SIM_TIMEOUT_S if spec.kind == "sim" else VLLM_TIMEOUT_S),
-                             reporter)
+            wait_ready(server, started, limit, reporter)
         except BaseException as exc:
             # Interrupted or failed: a half-started server would hold a GPU and a port for nothing.
             self._end_run(server)
-            if reporter is not None and isinstance(exc, ServerManagerError):
-                reporter.failed(server.model, exc, time.monotonic() - started)
+            if reporter is not None:
+                shown = exc if isinstance(exc, ServerManagerError) else ServerStartError(
+                    "start interrupted", cause="interrupted; the half-started server was stopped")
+                reporter.failed(server.model, shown, time.monotonic() - started)
             raise
         run.ready_s = time.monotonic() - started
         if reporter is not None:
