@@ -6,7 +6,6 @@ import json
 import re
 import time
 import types
-import warnings
 from typing import Any
 
 import httpx
@@ -19,10 +18,7 @@ from tests.vllm_omni_models import available, load
 pytestmark = pytest.mark.skipif(not available(), reason="vllm-omni==0.30.0 (--no-deps) is not installed")
 
 def protocol(name: str) -> types.ModuleType:
-    """Load a vLLM-Omni protocol module; its audio models use pydantic's deprecated class Config."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return load(name)
+    return load(name)
 
 
 SPEECH_BODIES: list[dict[str, Any]] = [
