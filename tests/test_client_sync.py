@@ -31,6 +31,16 @@ class Handle:
     api_key: str | None = None
 
 
+def _tiny_png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), "green").save(buffer, "PNG")
+    return buffer.getvalue()
+
+
 def test_image_generation(image_server) -> None:  # type: ignore[no-untyped-def]
     with OmniClient(image_server.url) as client:
         result = client.image("a red fox", size="64x48", steps=2, guidance=3.5, negative="blur")
@@ -98,6 +108,8 @@ def test_chat_text_and_audio(omni_server) -> None:  # type: ignore[no-untyped-de
         assert parse_wav(both.audio).frames == both.audio_frames
         pcm = client.chat("Say hello", modalities=["audio"], audio_format="pcm")
         assert pcm.audio_format == "pcm" and pcm.audio
+        seen = client.chat("What is in this picture?", images=[_tiny_png()], modalities=["text"])
+        assert seen.text and seen.params["modalities"] == ["text"]
 
 
 def test_chat_stream(omni_server) -> None:  # type: ignore[no-untyped-def]
@@ -155,6 +167,10 @@ def test_video_create_poll_download(video_server) -> None:  # type: ignore[no-un
         assert video.data[4:8] == b"ftyp" and (video.width, video.height, video.fps, video.num_frames) == (64, 64, 8.0, 8)
         assert seen[0] == "queued" and seen[-1] == "completed" and video.seed == 4
         assert video.id in [job["id"] for job in client.video_jobs()]
+        assert client.cancel_video(video.id)["deleted"] is True
+        assert video.id not in [job["id"] for job in client.video_jobs()]
+        with pytest.raises(NotFoundError, match="Video not found"):
+            client.cancel_video(video.id)
 
 
 def test_video_failure_and_cancel(start_sim) -> None:  # type: ignore[no-untyped-def]

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import sys
 
 from PIL import Image
 
 from vomni_nb.protocol.wav import parse_wav, pcm_to_wav
-from vomni_nb.results import ChatResult, ImageBatch, ImageResult, SpeechResult, VideoResult, save_new
+from vomni_nb.results import (
+    ChatResult,
+    ImageBatch,
+    ImageResult,
+    SpeechResult,
+    VideoResult,
+    png_with_text,
+    save_new,
+)
 
 
 def _image(fmt: str = "PNG", seed: int = 7) -> ImageResult:
@@ -38,13 +47,33 @@ def test_save_never_overwrites(tmp_path) -> None:  # type: ignore[no-untyped-def
     image = _image()
     first, second = image.save(tmp_path), image.save(tmp_path)
     assert first.name == "image-7.png" and second.name == "image-7-1.png"
-    assert first.read_bytes() == second.read_bytes() == image.data
+    assert first.read_bytes() == second.read_bytes()
     named = tmp_path / "mine.png"
     named.write_bytes(b"keep me")
     third = image.save(named)
     assert named.read_bytes() == b"keep me" and third.name == "mine-1.png"
     nested = save_new(b"x", tmp_path / "new" / "dir" / "f.bin", "unused")
     assert nested.read_bytes() == b"x"
+
+
+def test_saved_png_carries_its_recipe(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    image = dataclasses.replace(_image(), params={"size": "6x3", "num_inference_steps": 4, "guidance_scale": 3.5,
+                                                   "negative_prompt": "blur"}, prompt="a blue box – ünïcode")
+    with Image.open(image.save(tmp_path)) as saved:
+        saved.load()
+        assert saved.size == (6, 3)
+        assert saved.text["parameters"] == (
+            "a blue box – ünïcode\nNegative prompt: blur\nSteps: 4, CFG scale: 3.5, Seed: 7, Size: 6x3, Model: m")
+        recipe = json.loads(saved.text["vomni_nb"])
+    assert recipe["seed"] == 7 and recipe["params"]["num_inference_steps"] == 4 and recipe["server"] == "http://sim"
+    # A file that already has a recipe (vomni-sim writes one) keeps it.
+    again = ImageResult(data=png_with_text(image.data, {"parameters": "theirs"}), format="png", width=6, height=3)
+    with Image.open(again.save(tmp_path)) as saved:
+        saved.load()
+        assert saved.text["parameters"] == "theirs" and "vomni_nb" in saved.text
+    assert png_with_text(b"not a png", {"a": "b"}) == b"not a png"
 
 
 def test_batch() -> None:

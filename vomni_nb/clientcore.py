@@ -80,6 +80,8 @@ def resolve_target(server: Any, base_url: str | None) -> tuple[str, str | None, 
         url = found
         model, key = getattr(target, "model", None), getattr(target, "api_key", None)
     url = url.strip().rstrip("/")
+    if not url:
+        raise InvalidRequestError("The server has no URL (not started yet?): start it, or pass base_url=....")
     if url.endswith("/v1"):
         url = url[: -len("/v1")]
     if not url.startswith(("http://", "https://")):

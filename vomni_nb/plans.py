@@ -265,9 +265,7 @@ def voices_list_plan(core: ClientCore) -> Plan[dict[str, Any]]:
 
 
 def voice_upload_plan(core: ClientCore, name: str, audio: B.MediaSource, **options: Any) -> Plan[dict[str, Any]]:
-    spec = B.build_voice_upload(name, audio, **options)
-    reply = yield from core.call(B.RequestSpec(spec.method, spec.path, content=spec.content,
-                                               content_type=spec.content_type, retryable=True))
+    reply = yield from core.call(B.build_voice_upload(name, audio, **options))
     body = load_json(reply.content, "voice upload answer")
     voice = body.get("voice") if isinstance(body, dict) else None
     if not isinstance(voice, dict):

@@ -12,12 +12,24 @@ import base64
 import dataclasses
 import hashlib
 import html
+import json
 import os
+import struct
+import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Union
 
-__all__ = ["ImageResult", "ImageBatch", "SpeechResult", "ChatResult", "VideoResult", "save_new"]
+__all__ = [
+    "ImageResult",
+    "ImageBatch",
+    "SpeechResult",
+    "ChatResult",
+    "VideoResult",
+    "save_new",
+    "png_with_text",
+    "a1111_parameters",
+]
 
 PathLike = Union[str, "os.PathLike[str]"]
 MimeBundle = tuple[dict[str, Any], dict[str, Any]]
@@ -48,6 +60,52 @@ def save_new(data: bytes, target: PathLike, default_name: str) -> Path:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         return candidate
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_chunk_names(data: bytes) -> list[bytes]:
+    names, offset = [], len(_PNG_SIGNATURE)
+    while offset + 8 <= len(data):
+        (length,) = struct.unpack(">I", data[offset : offset + 4])
+        chunk = data[offset + 4 : offset + 8]
+        if chunk in (b"tEXt", b"iTXt"):
+            names.append(data[offset + 8 : offset + 8 + length].split(b"\0", 1)[0])
+        offset += 12 + length
+    return names
+
+
+def png_with_text(data: bytes, texts: Mapping[str, str]) -> bytes:
+    """``data`` with UTF-8 iTXt chunks added before IEND (keys the file already has are left alone)."""
+    if not data.startswith(_PNG_SIGNATURE) or data[-12:-8] != b"\0\0\0\0" or data[-8:-4] != b"IEND":
+        return data
+    present = set(_png_chunk_names(data))
+    chunks = b""
+    for key, text in texts.items():
+        keyword = key.encode("latin-1")
+        if keyword in present:
+            continue
+        body = keyword + b"\0\0\0\0\0" + text.encode("utf-8")  # no compression, no language tags
+        chunks += struct.pack(">I", len(body)) + b"iTXt" + body + struct.pack(">I", zlib.crc32(b"iTXt" + body))
+    return data[:-12] + chunks + data[-12:]
+
+
+def a1111_parameters(image: ImageResult) -> str:
+    """The ``parameters`` text other image tools write and read: prompt, negative prompt, ``Key: value`` pairs."""
+    params = image.params
+    lines = [image.prompt]
+    if params.get("negative_prompt"):
+        lines.append(f"Negative prompt: {params['negative_prompt']}")
+    pairs = {
+        "Steps": params.get("num_inference_steps"),
+        "CFG scale": params.get("guidance_scale"),
+        "Seed": image.seed,
+        "Size": image.size,
+        "Model": image.model,
+    }
+    lines.append(", ".join(f"{key}: {value}" for key, value in pairs.items() if value is not None))
+    return "\n".join(lines)
 
 
 def _data_url(mime: str, data: bytes) -> str:
@@ -119,9 +177,17 @@ class ImageResult:
         return data, metadata
 
     def save(self, path_or_dir: PathLike = ".") -> Path:
-        """Write the image file (never overwriting); returns the path."""
+        """Write the image file (never overwriting); returns the path.
+
+        PNG files carry their recipe: a ``parameters`` text chunk as other image tools write it, and a
+        ``vomni_nb`` chunk with the JSON provenance, so any saved file can be rerun.
+        """
         name = f"image-{self.seed if self.seed is not None else _digest(self.data)}{_IMAGE_EXT.get(self.format, '.img')}"
-        return save_new(self.data, path_or_dir, name)
+        data = self.data
+        if self.format == "png":
+            recipe = json.dumps(_provenance("image", self)["vomni_nb"], default=str, sort_keys=True)
+            data = png_with_text(data, {"parameters": a1111_parameters(self), "vomni_nb": recipe})
+        return save_new(data, path_or_dir, name)
 
     def to_pil(self) -> Any:
         """The image as a ``PIL.Image.Image``."""

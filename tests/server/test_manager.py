@@ -353,3 +353,20 @@ def test_a_name_names_one_server(manager: ServerManager) -> None:
     second = manager.start("Tongyi-MAI/Z-Image-Turbo", name="main")
     assert manager.get("main") is second and _wait_gone(old_pgid, 0.5)
     assert [s.name for s in manager.servers] == ["main"]
+
+
+def test_flags_the_manager_sets_are_refused_after_double_dash(manager: ServerManager) -> None:
+    for extra in (["--port", "9"], ["--api-key=k"], ["--host", "0.0.0.0"]):
+        with pytest.raises(ValueError, match="not allowed"):
+            manager.start(MODEL, extra_args=extra)
+
+
+def test_old_logs_are_pruned(tmp_path: Path) -> None:
+    from vomni_nb.server.manager import _prune_logs
+
+    for n in range(5):
+        path = tmp_path / f"m-{n}.log"
+        path.write_text("x")
+        os.utime(path, (1000 + n, 1000 + n))
+    _prune_logs(tmp_path, keep=2)
+    assert sorted(p.name for p in tmp_path.glob("*.log")) == ["m-3.log", "m-4.log"]

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from vomni_nb.errors import InvalidRequestError
 from vomni_nb.server.handle import LaunchSpec
 
-__all__ = ["parse_gpus", "parse_port", "build_command", "build_env", "log_file_stem", "key_fits"]
+__all__ = ["parse_gpus", "parse_port", "check_extra_args", "build_command", "build_env", "log_file_stem", "key_fits"]
 
 
 def parse_gpus(gpus: str | Sequence[int] | int | None) -> tuple[int, ...]:
@@ -42,6 +42,23 @@ def parse_port(port: int | str | None) -> int | None:
     if not 0 < number < 65536:
         raise InvalidRequestError(f"--port must be 1..65535; got {number}")
     return number
+
+
+# Flags the manager sets itself: given again after `--` they would fight ours (or, for the key,
+# put a secret on the command line where `ps` shows it).
+_OWN_FLAGS = {"--port": "--port", "--host": "the manager (it binds 127.0.0.1)", "--api-key": "--api-key"}
+
+
+def check_extra_args(extra: Sequence[str]) -> tuple[str, ...]:
+    """The extra `vllm serve` arguments, refusing the ones the manager sets itself."""
+    for arg in extra:
+        flag = arg.split("=", 1)[0]
+        if flag in _OWN_FLAGS:
+            raise InvalidRequestError(
+                f"{flag} after `--` is not allowed: it is set by {_OWN_FLAGS[flag]}"
+                + (" (the key then goes through the environment, never the command line)" if flag == "--api-key" else "")
+            )
+    return tuple(str(arg) for arg in extra)
 
 
 def build_command(spec: LaunchSpec, host: str, port: int, *, vllm: str, python: str = sys.executable) -> list[str]:

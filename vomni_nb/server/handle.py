@@ -73,8 +73,11 @@ class ServerStatus:
     cause: str = ""
     advice: str = ""
 
+    def __str__(self) -> str:
+        return self.line()
+
     def line(self) -> str:
-        """One line for humans."""
+        """One line for humans (two more with cause and advice when something is wrong)."""
         parts = [f"{self.name}: {self.state}", self.url]
         if self.pid is not None:
             parts.append(f"pid {self.pid}")

@@ -21,7 +21,15 @@ from pathlib import Path
 
 from vomni_nb.errors import InvalidRequestError, PortInUseError, ServerManagerError, ServerStartError
 from vomni_nb.server import launch
-from vomni_nb.server.command import build_command, build_env, key_fits, log_file_stem, parse_gpus, parse_port
+from vomni_nb.server.command import (
+    build_command,
+    build_env,
+    check_extra_args,
+    key_fits,
+    log_file_stem,
+    parse_gpus,
+    parse_port,
+)
 from vomni_nb.server.gpu import check_gpus
 from vomni_nb.server.handle import LaunchSpec, Run, Server, ServerStatus
 from vomni_nb.server.probe import health_code, served_models, split_url
@@ -34,6 +42,21 @@ SIM_TIMEOUT_S = 60.0
 VLLM_TIMEOUT_S = 1200.0  # big omni models download and load for many minutes
 STOP_GRACE_S = 5.0
 EXIT_GRACE_S = 3.0  # at kernel exit jupyter_client waits ~5 s before it kills us
+
+
+KEEP_LOGS = 100  # launch logs kept in the log folder; older ones go
+
+
+def _prune_logs(log_dir: Path, keep: int = KEEP_LOGS) -> None:
+    try:
+        logs = sorted(log_dir.glob("*.log"), key=lambda path: path.stat().st_mtime)
+    except OSError:
+        return
+    for old in logs[:-keep] if keep else logs:
+        try:
+            old.unlink()
+        except OSError:
+            pass  # a kept server's log may be open elsewhere; harmless to leave
 
 
 def _in_kernel() -> bool:
@@ -172,7 +195,7 @@ class ServerManager:
             model=model,
             kind="sim" if sim else "vllm",
             gpus=parse_gpus(gpus),
-            extra_args=tuple(str(arg) for arg in extra_args),
+            extra_args=check_extra_args(extra_args),
             keyed=api_key is not None,
         )
         if reporter is None and _in_kernel():
@@ -299,6 +322,7 @@ class ServerManager:
             else:
                 vllm = self.vllm_executable
             port = self._choose_port(wanted_port)
+            _prune_logs(self.log_dir)
             stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
             log_path = self.log_dir / f"{log_file_stem(server.model)}-{port}-{stamp}.log"
             command = build_command(spec, self.host, port, vllm=vllm)
@@ -395,12 +419,9 @@ class ServerManager:
             return
         launch.terminate_group(run.pgid, run.process, grace=grace)
         if run.watchdog is not None:
-            # It leaves by itself once the group is gone; reap it so it is no zombie.
-            try:
-                run.watchdog.wait(1.0)
-            except Exception:
-                run.watchdog.kill()
-                run.watchdog.wait(1.0)
+            # Its job is done with the group gone; end it now rather than wait for its next look.
+            run.watchdog.terminate()
+            run.watchdog.wait(2.0)
         if run.registry_id:
             self.registry.remove(run.registry_id)
 
