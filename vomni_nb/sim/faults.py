@@ -52,8 +52,13 @@ def sim_config(request: Request) -> SimConfig:
     return config
 
 
-async def before_generation(request: Request) -> Response | None:
-    """Count a generation request and apply the fault knobs; a Response means: answer this instead."""
+async def before_generation(request: Request, *, abortable: bool = True) -> Response | None:
+    """Count a generation request and apply the fault knobs; a Response means: answer this instead.
+
+    ``--latency`` stands for generation time, so a client that leaves during it aborts the request
+    at once, as on the real server. ``abortable=False`` is for work that outlives its HTTP request
+    (video jobs), whose connection is gone by design.
+    """
     faults = sim_config(request).faults
     state = state_of(request.app)
     state.generation_requests += 1
@@ -64,7 +69,14 @@ async def before_generation(request: Request) -> Response | None:
         # The Nth request is answered normally; the engine dies right after it (see crash_pending).
         request.scope.setdefault("state", {})[CRASH_FLAG] = True
     if faults.latency > 0:
-        await asyncio.sleep(faults.latency)
+        if not abortable:
+            await asyncio.sleep(faults.latency)
+        else:
+            label = request.headers.get("x-request-id") or f"generation-{count}"
+            try:
+                await run_cancellable(request, label, asyncio.sleep(faults.latency))
+            except ClientGone:
+                return Response(status_code=499)
     roll = state.rng.random()
     if roll < faults.rate_503:
         retry_after = faults.retry_after

@@ -303,7 +303,7 @@ async def run_job(request: Request, req: VideoGenerationRequest, job: dict[str, 
     video_id = job["id"]
     started = time.perf_counter()
     try:
-        refused = await faults.before_generation(request)
+        refused = await faults.before_generation(request, abortable=False)
         if refused is not None:  # an injected 503/507/engine death fails the job with that code
             body = json.loads(bytes(refused.body))
             raise GenerationFailed(refused.status_code, body["error"]["message"])
