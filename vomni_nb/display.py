@@ -8,13 +8,13 @@ from __future__ import annotations
 import html
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from vomni_nb.errors import ServerManagerError
     from vomni_nb.server.handle import Server
 
-__all__ = ["LiveLine", "StartStatusLine", "bundle", "status_table", "show"]
+__all__ = ["LiveLine", "StartStatusLine", "bundle", "status_table", "show", "show_stream"]
 
 Bundle = dict[str, str]
 Sink = Callable[[Bundle, bool], None]  # (bundle, first) -> shows or updates the one output
@@ -84,6 +84,39 @@ class LiveLine:
             self.finished = True
 
 
+class _TextStream(Protocol):
+    """What show_stream needs of a ChatStream: events to iterate, the text so far, a final result."""
+
+    @property
+    def text(self) -> str: ...
+
+    def __iter__(self) -> Any: ...
+
+    def finish(self) -> Any: ...
+
+
+
+def _prose_html(text: str) -> str:
+    return f"<div style='white-space:pre-wrap'>{html.escape(text)}</div>"
+
+
+def show_stream(stream: _TextStream, *, interval: float = 0.08, live: LiveLine | None = None) -> Any:
+    """Show a streamed answer's text in one output as it arrives, and return the stream's result.
+
+    The output is updated at most every ``interval`` seconds (a fast stream would otherwise flood the
+    front end with messages), and always once more at the end, so the saved notebook holds the whole text.
+    """
+    live = live or LiveLine(interval)
+    try:
+        for _ in stream:
+            text = stream.text
+            live.update(text + " ▌", _prose_html(text + " ▌"))
+    finally:
+        # Whatever ended the stream (Ctrl-C included), the output keeps what arrived.
+        live.finish(stream.text, _prose_html(stream.text))
+    return stream.finish()
+
+
 _STYLE = "font-family:monospace;padding:2px 0"
 
 
@@ -98,9 +131,9 @@ class StartStatusLine:
         self.live = live or LiveLine()
 
     def phase(self, model: str, phase: str, elapsed: float) -> None:
-        text = f"⏳ {model}: {phase} … {elapsed:.1f} s"
+        text = f"◔ {model}: {phase} … {elapsed:.1f} s"
         body = f"<b>{html.escape(model)}</b>: {html.escape(phase)} … {elapsed:.1f} s"
-        self.live.update(text, _span("#b58900", "⏳", body))
+        self.live.update(text, _span("#b58900", "◔", body))
 
     def done(self, server: Server, *, reused: bool, note: str = "") -> None:
         kind = " (vomni-sim)" if server.kind == "sim" else ""
@@ -113,18 +146,18 @@ class StartStatusLine:
             tail = f"pid {server.pid}{ready}"
         if server.keep:
             tail += ", kept after the kernel exits"
-        text = f"✅ {head} — {tail}" + (f" ({note})" if note else "")
+        text = f"✓ {head} — {tail}" + (f" ({note})" if note else "")
         url = html.escape(server.url)
         body = (f"<b>{html.escape(server.model)}</b>{html.escape(kind)} "
                 f"{'reused at' if reused else 'ready at'} <a href='{url}/v1/models' target='_blank'>{url}</a> "
                 f"— {html.escape(tail)}")
-        self.live.finish(text, _span("#2e7d32", "✅", body))
+        self.live.finish(text, _span("#2e7d32", "✓", body))
 
     def failed(self, model: str, error: ServerManagerError, elapsed: float) -> None:
         cause = getattr(error, "cause", "") or str(error).splitlines()[0]
-        text = f"❌ {model} failed after {elapsed:.1f} s: {cause}"
+        text = f"✗ {model} failed after {elapsed:.1f} s: {cause}"
         body = f"<b>{html.escape(model)}</b> failed after {elapsed:.1f} s: {html.escape(cause)}"
-        self.live.finish(text, _span("#c62828", "❌", body))
+        self.live.finish(text, _span("#c62828", "✗", body))
 
 
 def status_table(rows: list[dict[str, Any]], columns: list[str]) -> Bundle:

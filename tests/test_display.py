@@ -49,3 +49,19 @@ def test_start_status_line_shows_phase_then_failure() -> None:
     status.failed("org/model", ServerExited("x", cause="CUDA out of memory: boom"), 4.0)
     assert "loading weights" in shown[0][0]["text/plain"] and "3.2 s" in shown[0][0]["text/plain"]
     assert "CUDA out of memory" in shown[-1][0]["text/plain"] and "failed" in shown[-1][0]["text/html"]
+
+
+def test_show_stream_updates_one_output_and_keeps_the_whole_text(omni_server) -> None:  # type: ignore[no-untyped-def]
+    from vomni_nb import OmniClient
+    from vomni_nb.display import show_stream
+
+    shown, sink = _recorder()
+    with OmniClient(omni_server.url) as client:
+        stream = client.chat_stream("Tell me about rivers.", modalities=["text"])
+        result = show_stream(stream, live=LiveLine(0.0, sink=sink))  # type: ignore[arg-type]
+    assert result.text and "rivers" in result.text
+    texts = [data["text/plain"] for data, _ in shown]
+    assert len(texts) > 2, "the text was shown while it streamed"
+    assert [first for _, first in shown].count(True) == 1  # one output, updated in place
+    assert texts[-1] == result.text  # the final state is the whole answer, without the cursor
+    assert all(text.endswith("▌") for text in texts[:-1])
