@@ -130,10 +130,7 @@ class OmniClient:
         self.close()
 
     def _perform(self, spec: Any) -> Reply | Failure:
-        headers = self._core.headers()
-        if spec.content_type:
-            headers["Content-Type"] = spec.content_type
-        url = self._core.base_url + spec.path
+        url, headers = self._core.url_and_headers(spec)
         request = self._http.build_request(spec.method, url, json=spec.json, content=spec.content, params=spec.params,
                                            headers=headers)
         started = time.perf_counter()

@@ -127,6 +127,13 @@ class ClientCore:
             headers["Authorization"] = f"Bearer {self.api_key}"
         return headers
 
+    def url_and_headers(self, spec: RequestSpec) -> tuple[str, dict[str, str]]:
+        """Where to send ``spec`` and with which headers (a fresh request id each time)."""
+        headers = self.headers()
+        if spec.content_type:
+            headers["Content-Type"] = spec.content_type
+        return self.base_url + spec.path, headers
+
     def describe(self, cls_name: str) -> str:
         key = ", api_key='***'" if self.api_key else ""
         model = f", model={self.provenance_model!r}" if self.provenance_model else ""

@@ -65,6 +65,14 @@ def _timings(started: float, reply: Reply) -> dict[str, float]:
     return {"total_s": time.perf_counter() - started, "request_s": reply.elapsed}
 
 
+def _send_timed(core: ClientCore, spec: B.RequestSpec) -> Plan[tuple[Reply, float]]:
+    """Send a generation request: (reply, start time). Learning the model first keeps it out of the timings."""
+    yield from core.learn_model()
+    started = time.perf_counter()
+    reply = yield from core.call(spec)
+    return reply, started
+
+
 def _context(
     core: ClientCore, params: Mapping[str, Any], seed: int | None, prompt: str, timings: Mapping[str, float]
 ) -> Context:
@@ -92,9 +100,7 @@ def image_plan(
         spec, params = B.build_chat_image_request(prompt, model=model, seed=seed, n=n, **options)
     else:
         raise InvalidRequestError(f"via must be 'images' or 'chat'; got {via!r}.")
-    yield from core.learn_model()
-    started = time.perf_counter()
-    reply = yield from core.call(spec)
+    reply, started = yield from _send_timed(core, spec)
     context = _context(core, params, seed, prompt, _timings(started, reply))
     if via == "images":
         images = parse_images_json(reply.content, context)
@@ -117,9 +123,7 @@ def edit_plan(
     seed = new_seed() if seed is None else seed
     model = core.model_for(options.pop("model", None))
     spec, params = B.build_edit_request(prompt, images, model=model, seed=seed, n=n, **options)
-    yield from core.learn_model()
-    started = time.perf_counter()
-    reply = yield from core.call(spec)
+    reply, started = yield from _send_timed(core, spec)
     context = _context(core, params, seed, prompt, _timings(started, reply))
     return _images_output(parse_images_json(reply.content, context), n)
 
@@ -127,9 +131,7 @@ def edit_plan(
 def chat_plan(core: ClientCore, prompt: Any, **options: Any) -> Plan[ChatResult]:
     options["model"] = core.model_for(options.get("model"))
     spec, params = B.build_chat_request(prompt, **options)
-    yield from core.learn_model()
-    started = time.perf_counter()
-    reply = yield from core.call(spec)
+    reply, started = yield from _send_timed(core, spec)
     context = _context(core, params, params.get("seed"), str(params["prompt"]), _timings(started, reply))
     return parse_chat_json(reply.content, context)
 
@@ -137,9 +139,7 @@ def chat_plan(core: ClientCore, prompt: Any, **options: Any) -> Plan[ChatResult]
 def speech_plan(core: ClientCore, text: str, **options: Any) -> Plan[SpeechResult]:
     options["model"] = core.model_for(options.get("model"))
     spec, params = B.build_speech_request(text, **options)
-    yield from core.learn_model()
-    started = time.perf_counter()
-    reply = yield from core.call(spec)
+    reply, started = yield from _send_timed(core, spec)
     context = _context(core, params, params.get("seed"), text, _timings(started, reply))
     return parse_speech(reply.content, reply.headers, context, params["response_format"])
 
@@ -161,9 +161,7 @@ def video_plan(
     """Create a job, poll it (reporting progress), download the MP4; an interrupt DELETEs the job."""
     seed = new_seed() if seed is None else seed
     spec, params = B.build_video_request(prompt, model=core.model_for(options.pop("model", None)), seed=seed, **options)
-    yield from core.learn_model()
-    started = time.perf_counter()
-    reply = yield from core.call(spec)
+    reply, started = yield from _send_timed(core, spec)
     job = parse_video_job(reply.content)
     try:
         while True:
@@ -286,9 +284,7 @@ def chat_stream_plan(core: ClientCore, prompt: Any, **options: Any) -> Plan[tupl
 
     options["model"] = core.model_for(options.get("model"))
     spec, params = B.build_chat_request(prompt, stream=True, **options)
-    yield from core.learn_model()
-    started = time.perf_counter()
-    reply = yield from core.call(spec)
+    reply, started = yield from _send_timed(core, spec)
     context = _context(core, params, params.get("seed"), str(params["prompt"]), {})
     return reply, ChatStreamState(context), started
 
@@ -301,9 +297,7 @@ def speech_stream_plan(
 
     options["model"] = core.model_for(options.get("model"))
     spec, params = B.build_speech_request(text, stream_mode=mode, **options)
-    yield from core.learn_model()
-    started = time.perf_counter()
-    reply = yield from core.call(spec)
+    reply, started = yield from _send_timed(core, spec)
     context = _context(core, params, params.get("seed"), text, {})
     return reply, SpeechStreamState(context, params["response_format"], mode), started
 

@@ -120,6 +120,13 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:10]
 
 
+def _duration_s(frames: int | None, sample_rate: int | None) -> float | None:
+    """Seconds of audio, when both counts are known."""
+    if frames is None or not sample_rate:
+        return None
+    return frames / sample_rate
+
+
 def _provenance(kind: str, result: Any, **extra: Any) -> dict[str, Any]:
     record = {
         "kind": kind,
@@ -252,9 +259,7 @@ class SpeechResult:
 
     @property
     def duration_s(self) -> float | None:
-        if self.frames is None or not self.sample_rate:
-            return None
-        return self.frames / self.sample_rate
+        return _duration_s(self.frames, self.sample_rate)
 
     @property
     def mime_type(self) -> str:
@@ -306,9 +311,7 @@ class ChatResult:
 
     @property
     def audio_duration_s(self) -> float | None:
-        if self.audio_frames is None or not self.sample_rate:
-            return None
-        return self.audio_frames / self.sample_rate
+        return _duration_s(self.audio_frames, self.sample_rate)
 
     def __repr__(self) -> str:
         parts = [repr(_short(self.text, 80))]

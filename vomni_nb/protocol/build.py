@@ -130,23 +130,39 @@ def _form_request(path: str, fields: Mapping[str, str], files: Sequence[FileFiel
     return RequestSpec("POST", path, content=content, content_type=content_type)
 
 
+def _form_fields(params: Mapping[str, Any], extra: Mapping[str, Any] | None) -> dict[str, str]:
+    """Form values are text: parameters as ``str()``, extra values that are not strings as JSON."""
+    form = {key: str(value) for key, value in params.items()}
+    form.update({key: value if isinstance(value, str) else json.dumps(value) for key, value in (extra or {}).items()})
+    return form
+
+
+def _file_field(name: str, item: MediaFile) -> FileField:
+    return name, (item.filename, item.data, item.mime_type)
+
+
 def _drop_none(values: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in values.items() if value is not None}
 
 
-def _diffusion_params(
-    *, size: Any, n: int, steps: int | None, guidance: float | None, negative: str | None, seed: int | None
-) -> dict[str, Any]:
+def _sampling_params(*, steps: int | None, guidance: float | None, negative: str | None, seed: int | None) -> dict[str, Any]:
+    """The denoising settings images and videos share, validated; unset ones left out."""
     return _drop_none(
         {
-            "size": format_size(size) if size is not None else None,
-            "n": check_int("n", n, 1, 10),
             "num_inference_steps": check_int("steps", steps, 1, 200) if steps is not None else None,
             "guidance_scale": check_float("guidance", guidance, 0.0, 20.0) if guidance is not None else None,
             "negative_prompt": negative,
             "seed": check_seed(seed) if seed is not None else None,
         }
     )
+
+
+def _diffusion_params(
+    *, size: Any, n: int, steps: int | None, guidance: float | None, negative: str | None, seed: int | None
+) -> dict[str, Any]:
+    params = _drop_none({"size": format_size(size) if size is not None else None, "n": check_int("n", n, 1, 10)})
+    params.update(_sampling_params(steps=steps, guidance=guidance, negative=negative, seed=seed))
+    return params
 
 
 def build_image_request(
@@ -219,10 +235,8 @@ def build_edit_request(
     params = {"prompt": prompt, "output_format": image_output_format(output_format), **_drop_none({"model": model})}
     params.update(diffusion)
     params.setdefault("size", "auto")
-    form = {key: str(value) for key, value in params.items()}
-    form.update({key: value if isinstance(value, str) else json.dumps(value) for key, value in (extra or {}).items()})
-    files = [("image", (item.filename, item.data, item.mime_type)) for item in media]
-    return _form_request("/v1/images/edits", form, files), params
+    files = [_file_field("image", item) for item in media]
+    return _form_request("/v1/images/edits", _form_fields(params, extra), files), params
 
 
 def _user_content(prompt: str, images: Sequence[MediaSource], audio: Sequence[MediaSource]) -> Any:
@@ -363,19 +377,11 @@ def build_video_request(
             "seconds": str(check_int("seconds", seconds, 1, 600)) if seconds is not None else None,
             "fps": check_float("fps", fps, 1, 240) if fps is not None else None,
             "num_frames": check_int("num_frames", num_frames, 1, 10_000) if num_frames is not None else None,
-            "num_inference_steps": check_int("steps", steps, 1, 200) if steps is not None else None,
-            "guidance_scale": check_float("guidance", guidance, 0.0, 20.0) if guidance is not None else None,
-            "negative_prompt": negative,
-            "seed": check_seed(seed) if seed is not None else None,
         }
     )
-    form = {key: str(value) for key, value in params.items()}
-    form.update({key: value if isinstance(value, str) else json.dumps(value) for key, value in (extra or {}).items()})
-    files: list[FileField] = []
-    if image is not None:
-        item = load_media(image, "image/png")
-        files.append(("input_reference", (item.filename, item.data, item.mime_type)))
-    return _form_request("/v1/videos", form, files), params
+    params.update(_sampling_params(steps=steps, guidance=guidance, negative=negative, seed=seed))
+    files = [_file_field("input_reference", load_media(image, "image/png"))] if image is not None else []
+    return _form_request("/v1/videos", _form_fields(params, extra), files), params
 
 
 def build_voice_upload(
@@ -392,4 +398,4 @@ def build_voice_upload(
         raise InvalidRequestError("consent is required: say how the speaker agreed to have their voice used.")
     item = load_media(audio, "audio/wav")
     form = _drop_none({"name": name, "consent": consent, "ref_text": ref_text, "speaker_description": speaker_description})
-    return _form_request("/v1/audio/voices", form, [("audio_sample", (item.filename, item.data, item.mime_type))])
+    return _form_request("/v1/audio/voices", form, [_file_field("audio_sample", item)])

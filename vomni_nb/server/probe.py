@@ -85,28 +85,24 @@ class LogFollower:
         return strip_ansi(data[:end].decode(errors="replace"))
 
 
-def read_log_tail(path: Path | str | None, n: int = 40, *, max_bytes: int = 1 << 20) -> str:
-    """The last ``n`` non-blank lines of a log file (reads at most ``max_bytes`` from its end)."""
+def _read_end(path: Path | str | None, max_bytes: int) -> str:
+    """The last ``max_bytes`` of a log file, decoded; "" when there is no file to read."""
     if path is None:
         return ""
     try:
         with open(path, "rb") as handle:
             size = os.fstat(handle.fileno()).st_size
             handle.seek(max(0, size - max_bytes))
-            data = handle.read()
+            return handle.read().decode(errors="replace")
     except OSError:
         return ""
-    return tail_lines(data.decode(errors="replace"), n)
+
+
+def read_log_tail(path: Path | str | None, n: int = 40, *, max_bytes: int = 1 << 20) -> str:
+    """The last ``n`` non-blank lines of a log file (reads at most ``max_bytes`` from its end)."""
+    return tail_lines(_read_end(path, max_bytes), n)
 
 
 def read_log(path: Path | str | None, *, max_bytes: int = 4 << 20) -> str:
     """The whole log (up to its last ``max_bytes``), ANSI stripped, for diagnosis."""
-    if path is None:
-        return ""
-    try:
-        with open(path, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            handle.seek(max(0, size - max_bytes))
-            return strip_ansi(handle.read().decode(errors="replace"))
-    except OSError:
-        return ""
+    return strip_ansi(_read_end(path, max_bytes))
