@@ -8,6 +8,7 @@ start their own with ``start_sim``.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import os
 import shutil
 import signal
@@ -179,3 +180,11 @@ def chromium() -> str:
             pytest.fail("CI=true but Chromium is missing: browser tests must run in CI (apt-get install chromium)")
         pytest.skip("Chromium not installed: browser tests skipped (apt-get install chromium to run them)")
     return path
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage_after_each_test() -> Iterator[None]:
+    """Collect garbage after every test, so an unclosed socket or file is reported by the test that leaked
+    it (warnings are errors), not by whichever test happens to run when the collector does."""
+    yield
+    gc.collect()

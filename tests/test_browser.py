@@ -130,22 +130,36 @@ def test_saved_outputs_render_in_jupyterlab(browser: object, jupyterlab: str, tm
     page.close()
 
 
-def test_cells_run_live_in_jupyterlab(browser: object, jupyterlab: str) -> None:
+def test_cells_run_live_in_jupyterlab(browser: object, jupyterlab: str, tmp_path: Path) -> None:
     page = browser.new_page()  # type: ignore[attr-defined]
     page.goto(jupyterlab)
-    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-    page.wait_for_function(  # the kernel is idle and ready
-        "() => document.querySelector('.jp-Notebook-ExecutionIndicator, .jp-Toolbar-kernelStatus') !== null",
-        timeout=60_000,
+    page.wait_for_function(
+        "() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
+        " && window.jupyterapp.shell.currentWidget.sessionContext",
+        timeout=90_000,
     )
-    # Clear the saved outputs first, so whatever shows afterwards came from this live run.
-    page.click(".jp-Notebook .jp-Cell >> nth=0")
-    page.keyboard.press("Escape")
-    page.evaluate("() => window.jupyterapp && window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs')")
-    page.wait_for_function("() => document.querySelectorAll('.jp-OutputArea-output img').length === 0", timeout=30_000)
-    page.evaluate("() => window.jupyterapp && window.jupyterapp.commands.execute('notebook:run-all-cells')")
-    _check_media(page)
-    page.close()
+    # Clear the saved outputs, then run every cell in the page's own kernel once it is ready, so
+    # whatever shows afterwards came from this live run.
+    cleared = page.evaluate(
+        """async () => {
+            const app = window.jupyterapp;
+            const panel = app.shell.currentWidget;
+            await panel.context.ready;
+            await panel.sessionContext.ready;
+            await app.commands.execute('notebook:clear-all-cell-outputs');
+            return document.querySelectorAll('.jp-OutputArea-output img').length;
+        }"""
+    )
+    assert cleared == 0
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    try:
+        _check_media(page)
+    except Exception as exc:
+        page.screenshot(path=str(tmp_path / "live-run-failure.png"))
+        text = page.inner_text("body")[-1500:]
+        raise AssertionError(f"live run did not render; page text ends with: {text!r}") from exc
+    finally:
+        page.close()
 
 
 def test_static_html_export_renders(browser: object, executed_notebook: Path) -> None:

@@ -18,8 +18,21 @@ from tests.conftest import IMAGE_MODEL, OMNI_MODEL
 pytestmark = pytest.mark.timeout(90)
 
 
+_clients: list[openai.OpenAI] = []
+
+
 def client_for(server, api_key: str = "EMPTY") -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.url + "/v1", api_key=api_key, max_retries=0)
+    client = openai.OpenAI(base_url=server.url + "/v1", api_key=api_key, max_retries=0)
+    _clients.append(client)
+    return client
+
+
+@pytest.fixture(autouse=True)
+def _close_sdk_clients():
+    """Each SDK client holds a connection pool; close them so no socket is left to the collector."""
+    yield
+    while _clients:
+        _clients.pop().close()
 
 
 def test_chat_text(omni_server) -> None:
