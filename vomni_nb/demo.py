@@ -23,7 +23,7 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 6
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"vomni-sim exited with code {process.returncode}; see demo-output/vomni-sim.log")
+            raise SystemExit(f"vomni-sim exited with code {process.returncode}; see its log in the demo output folder")
         try:
             if httpx.get(url + "/health", timeout=1.0).status_code == 200:
                 return
@@ -55,10 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="Tongyi-MAI/Z-Image-Turbo")
     parser.add_argument("--port", type=int, default=8091)
     parser.add_argument("--headless", action="store_true", help="execute the notebook and write HTML")
+    parser.add_argument("--out", type=Path, default=ROOT / "demo-output", help="where logs and HTML go")
     args = parser.parse_args(argv)
 
-    out_dir = ROOT / "demo-output"
-    out_dir.mkdir(exist_ok=True)
+    out_dir: Path = args.out
+    out_dir.mkdir(parents=True, exist_ok=True)
     url = f"http://127.0.0.1:{args.port}"
     with open(out_dir / "vomni-sim.log", "wb") as log:
         sim = subprocess.Popen(
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vomni-sim serving {args.model} (simulated) at {url}")
         if args.headless:
             target = run_headless(NOTEBOOK, out_dir)
-            print(f"executed {NOTEBOOK.relative_to(ROOT)} -> {target.relative_to(ROOT)}")
+            print(f"executed {NOTEBOOK.relative_to(ROOT)} -> {target}")
             return 0
         print("opening JupyterLab; press Ctrl+C twice to stop it and the simulator")
         lab = [sys.executable, "-m", "jupyter", "lab", str(NOTEBOOK)]

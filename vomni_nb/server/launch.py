@@ -22,6 +22,7 @@ __all__ = [
     "spawn_watchdog",
     "group_members",
     "group_alive",
+    "group_listens",
     "terminate_group",
     "port_state",
     "port_is_free",
@@ -101,6 +102,25 @@ def group_alive(pgid: int) -> bool:
         # killpg counts zombies; an unreaped zombie is not a running server.
         return bool(group_members(pgid))
     return True
+
+
+def group_listens(pgid: int, port: int) -> bool | None:
+    """Whether a process of group ``pgid`` listens on TCP ``port``; None when this cannot be told here."""
+    import psutil
+
+    members = group_members(pgid)
+    if not members:
+        return False
+    for pid in members:
+        try:
+            connections = psutil.Process(pid).net_connections(kind="tcp")
+        except psutil.NoSuchProcess:
+            continue
+        except (psutil.AccessDenied, NotImplementedError):
+            return None
+        if any(c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port for c in connections):
+            return True
+    return False
 
 
 def _signal_group(pgid: int, sig: int) -> None:

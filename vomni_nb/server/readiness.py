@@ -10,6 +10,7 @@ from typing import Protocol
 from vomni_nb.errors import ServerExited, ServerManagerError, ServerStartError, ServerStartTimeout, redact
 from vomni_nb.server.diagnose import advance_phase, diagnose, tail_lines
 from vomni_nb.server.handle import Server
+from vomni_nb.server.launch import group_listens
 from vomni_nb.server.probe import LogFollower, health_code, read_log
 
 __all__ = ["StartReporter", "wait_ready", "start_failure", "POLL_S", "LOG_TAIL_LINES"]
@@ -35,6 +36,7 @@ def wait_ready(server: Server, started: float, timeout: float, reporter: StartRe
     follower = LogFollower(run.log_path)
     phase = "launching"
     deadline = started + timeout
+    foreign = ""
     while True:
         returncode = run.process.poll()
         phase = advance_phase(phase, follower.read_new())
@@ -43,7 +45,11 @@ def wait_ready(server: Server, started: float, timeout: float, reporter: StartRe
                                 returncode=returncode)
         code = health_code(server.url, timeout=min(1.0, max(0.1, deadline - time.monotonic())))
         if code == 200:
-            return
+            # vLLM binds with SO_REUSEPORT: a program that took the port after our check can answer
+            # /health while our server, which never listens, dies. Only our own listener counts.
+            if group_listens(run.pgid, run.port) is not False:
+                return
+            foreign = f"; another program answers /health on port {run.port}"
         if code == 503:
             # Before listening the port refuses connections; a 503 means the engine died (reference §3.1).
             raise start_failure(server, ServerStartError, "answered /health with 503 while starting", health=503)
@@ -51,7 +57,7 @@ def wait_ready(server: Server, started: float, timeout: float, reporter: StartRe
             reporter.phase(server.model, phase, time.monotonic() - started)
         if time.monotonic() > deadline:
             raise start_failure(server, ServerStartTimeout,
-                                f"was not ready after {timeout:.0f} s (last phase: {phase})", timed_out=timeout)
+                                f"was not ready after {timeout:.0f} s (last phase: {phase}{foreign})", timed_out=timeout)
         time.sleep(POLL_S)
 
 
