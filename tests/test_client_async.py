@@ -26,6 +26,10 @@ def test_async_images_and_sweep(image_server) -> None:  # type: ignore[no-untype
             assert image.width == 64 and isinstance(image.seed, int)
             batch = await client.images("a red fox", seeds=[1, 2, 3, 4, 5], size="64x64", concurrency=2)
             assert isinstance(batch, ImageBatch) and [i.seed for i in batch] == [1, 2, 3, 4, 5]
+            grid = await client.images("a red fox", grid={"guidance": [2, 4]}, seed=3, size="64x64")
+            assert [i.seed for i in grid] == [3, 3] and [i.params["guidance_scale"] for i in grid] == [2, 4]
+            with pytest.raises(InvalidRequestError, match="not both"):
+                await client.images("a red fox", seeds=[1], seed=3)
             chat = await client.image("a red fox", size="64x64", via="chat", seed=1)
             assert chat.format == "png"
             assert await client.models() and (await client.health())["ok"] and await client.version() == "0.30.0"

@@ -261,6 +261,7 @@ def test_speech_midstream_failures_keep_partial_audio(start_sim) -> None:  # typ
         sse = client.speak_stream(text, mode="sse")
         with pytest.raises(StreamError, match="after the stream started") as reported:
             sse.finish()
+    assert "%omni_server logs" in str(broken.value)  # a dropped connection usually means a failed generation
     for error in (broken.value, reported.value):
         assert isinstance(error.partial, bytes) and parse_wav(error.partial).frames > 0
     assert sim.log().count("POST /v1/audio/speech") == 2  # neither was retried

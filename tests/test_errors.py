@@ -51,6 +51,7 @@ def test_the_four_body_shapes_and_more() -> None:
     assert engine.request_id == "r1"
     unauthorized = _err(401, {"error": "Unauthorized"})
     assert isinstance(unauthorized, E.AuthenticationError) and "Unauthorized" in str(unauthorized)
+    assert "***" not in str(unauthorized)  # no key was sent: nothing may look redacted
     route = _err(404, {"detail": "Not Found"}, path="/v1/audio/speech")
     assert "no route /v1/audio/speech" in str(route)
     details = _err(422, {"detail": [{"loc": ["body", "image"], "msg": "Field required"}]})

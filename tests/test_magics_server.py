@@ -68,6 +68,12 @@ def test_bad_input_is_a_usage_error(shell: InteractiveShell) -> None:
             shell.run_line_magic("omni_server", line)
 
 
+def test_an_unparsable_line_does_not_echo_its_key(shell: InteractiveShell) -> None:
+    with pytest.raises(UsageError, match="cannot parse") as caught:
+        shell.run_line_magic("omni_server", "start 'm --api-key sk-typed-secret-1")
+    assert "sk-typed-secret-1" not in str(caught.value)
+
+
 def test_a_failed_start_renders_cause_advice_and_tail(shell: InteractiveShell, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STANDIN_FAIL", "oom")
     with pytest.raises(ServerCommandError) as caught:

@@ -6,6 +6,9 @@ import email.parser
 import email.policy
 import json
 
+import pytest
+
+from vomni_nb.errors import InvalidRequestError
 from vomni_nb.protocol import build as B
 from vomni_nb.protocol.dataurl import decode_data_url
 
@@ -55,6 +58,16 @@ def test_chat_request_with_media_and_audio_options() -> None:
     assert decode_data_url(user["content"][1]["image_url"]["url"]) == ("image/png", b"\x89PNG....")
     assert spec.json["audio"] == {"format": "pcm"} and spec.json["stream"] is True and spec.stream
     assert params["prompt"] == "what is this?" and "messages" not in params
+
+
+def test_chat_request_takes_one_path_or_bytes_where_a_list_is_expected(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    picture = tmp_path / "red.png"
+    picture.write_bytes(b"\x89PNG....")
+    spec, _ = B.build_chat_request("what is this?", images=str(picture), audio=b"RIFF....WAVE", modalities="text,audio")
+    kinds = [part["type"] for part in spec.json["messages"][0]["content"]]
+    assert kinds == ["text", "image_url", "audio_url"] and spec.json["modalities"] == ["text", "audio"]
+    with pytest.raises(InvalidRequestError, match="nope.wav"):
+        B.build_chat_request("hi", audio="nope.wav")
 
 
 def test_speech_request_modes() -> None:

@@ -90,8 +90,9 @@ def test_chat_shapes() -> None:
 def test_error_object_in_a_200_body_raises_the_status_error() -> None:
     body = {"error": {"message": "The model does not support Chat Completions API", "type": "BadRequestError",
                       "param": None, "code": 400}}
-    with pytest.raises(BadRequestError, match="does not support Chat"):
+    with pytest.raises(BadRequestError, match="does not support Chat") as caught:
         parse_chat_json(json.dumps(body).encode(), CTX)
+    assert "%omni_server list" in str(caught.value)  # says where such a request should go
 
 
 @pytest.mark.parametrize(

@@ -56,6 +56,12 @@ def test_save_never_overwrites(tmp_path) -> None:  # type: ignore[no-untyped-def
     assert nested.read_bytes() == b"x"
 
 
+def test_save_to_a_new_name_without_suffix_makes_a_directory(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    image = _image()
+    first, second = image.save(tmp_path / "out"), image.save(tmp_path / "out")
+    assert first == tmp_path / "out" / "image-7.png" and second == tmp_path / "out" / "image-7-1.png"
+
+
 def test_saved_png_carries_its_recipe(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import json
 
@@ -84,6 +90,17 @@ def test_batch() -> None:
     assert [item["seed"] for item in metadata["vomni_nb"]["items"]] == [1, 2]
 
 
+def test_batch_of_large_images_shows_small_previews() -> None:
+    import os as _os
+
+    buffer = io.BytesIO()
+    Image.frombytes("RGB", (1024, 1024), _os.urandom(1024 * 1024 * 3)).save(buffer, "PNG")  # noise: ~3 MB
+    big = ImageResult(data=buffer.getvalue(), format="png", width=1024, height=1024, seed=1)
+    data, _ = ImageBatch((big, big))._repr_mimebundle_()
+    assert data["text/html"].count("data:image/jpeg;base64,") == 2
+    assert len(data["text/html"]) < len(big.data) // 10
+
+
 def test_speech_bundle(tmp_path) -> None:  # type: ignore[no-untyped-def]
     wav = pcm_to_wav(b"\0\0" * 100, 8000)
     speech = SpeechResult(audio=wav, format="wav", sample_rate=8000, channels=1, frames=100, text="hi", voice="v",
@@ -98,6 +115,8 @@ def test_speech_bundle(tmp_path) -> None:  # type: ignore[no-untyped-def]
     played = base64.b64decode(pcm_html.split("base64,")[1].split('"')[0])
     assert parse_wav(played).pcm == b"\0\0" * 10  # raw PCM is wrapped as WAV for the player
     assert pcm.save(tmp_path).suffix == ".pcm"
+    mp3 = SpeechResult(audio=b"\xff\xfb" * 50, format="mp3", sample_rate=None)
+    assert "None" not in repr(mp3).split("voice=")[0] and "100 bytes" in repr(mp3)
 
 
 def test_chat_and_video_bundles(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -132,6 +132,13 @@ def test_400_is_never_retried() -> None:
     assert script.calls == 1 and waits == []
 
 
+def test_an_image_request_to_a_model_without_diffusion_is_not_retried(tts_server) -> None:  # type: ignore[no-untyped-def]
+    waits: list[float] = []
+    with OmniClient(tts_server.url, sleep=waits.append) as client, pytest.raises(OverloadedError) as caught:
+        client.image("fox", size="64x64")
+    assert waits == [] and "%omni_server list" in str(caught.value) and "retry later" not in str(caught.value)
+
+
 def test_connection_refused_is_retried_but_a_broken_read_is_not() -> None:
     refused = httpx.ConnectError("[Errno 111] Connection refused")
     script, waits = Script(refused, httpx.Response(200, content=IMAGE_BODY)), []

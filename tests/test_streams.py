@@ -99,3 +99,19 @@ def test_sse_speech_stream_header_first_then_done_and_errors() -> None:
     with pytest.raises(StreamError, match="talker crashed") as caught:
         failing.feed(SSEEvent(json.dumps(error), "speech.audio.error"))
     assert caught.value.partial == b"\x05\x00" * 4
+
+
+def test_stream_repr_says_what_to_do_then_shows_the_result() -> None:
+    import httpx
+
+    from vomni_nb.clientcore import Reply
+    from vomni_nb.streams import SpeechStream
+
+    pcm = b"\x01\x00" * 2400
+    response = httpx.Response(200, headers={"content-type": "audio/pcm"}, content=pcm)
+    state = SpeechStreamState(Context(prompt="hi"), "pcm", "audio")
+    stream = SpeechStream(Reply(200, response.headers, b"", 0.0, stream=response), state, sse=False, started=0.0,
+                          url="http://127.0.0.1:8091")
+    assert repr(stream).startswith("SpeechStream(http://127.0.0.1:8091, open:") and ".finish()" in repr(stream)
+    stream.finish()
+    assert repr(stream).startswith("SpeechStream(http://127.0.0.1:8091, finished: SpeechResult(pcm, 0.10s")

@@ -137,6 +137,12 @@ class AsyncOmniClient:
         concurrency: int = 4,
         **options: Any,
     ) -> ImageBatch:
+        seed = options.pop("seed", None)
+        if seed is not None:
+            # seed=3 with a grid means "this one seed for every cell", not a random one.
+            if seeds is not None:
+                raise InvalidRequestError("Give seed= (one seed for the whole grid) or seeds= (a sweep), not both.")
+            seeds = [seed]
         jobs = plans.sweep_jobs(seeds, grid)
         if concurrency < 1:
             raise InvalidRequestError("concurrency must be at least 1.")

@@ -18,7 +18,7 @@ from vomni_nb.errors import APIConnectionError, APIStatusError, InvalidRequestEr
 from vomni_nb.protocol.build import RequestSpec
 from vomni_nb.protocol.parse import parse_models
 from vomni_nb.protocol.retry import RetryPolicy, backoff_delay, retry_delay
-from vomni_nb.protocol.status import error_from_response
+from vomni_nb.protocol.status import error_from_response, is_wrong_kind_of_server
 
 __all__ = ["ClientCore", "Send", "Sleep", "Reply", "Failure", "Plan", "resolve_target", "resolve_api_key"]
 
@@ -159,7 +159,8 @@ class ClientCore:
             if outcome.status_code < 400 or not raise_for_status:
                 return outcome
             error = self.status_error(outcome, spec)
-            if spec.retryable and self.policy.should_retry_status(outcome.status_code, attempt):
+            if (spec.retryable and self.policy.should_retry_status(outcome.status_code, attempt)
+                    and not is_wrong_kind_of_server(outcome.status_code, str(error))):
                 yield Sleep(retry_delay(attempt, error.retry_after, self.policy, self.rng))
                 attempt += 1
                 continue

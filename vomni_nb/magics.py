@@ -15,7 +15,7 @@ from IPython.core.magic import Magics, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from vomni_nb.display import bundle, show, status_table
-from vomni_nb.errors import InvalidRequestError, ServerManagerError, ServerStartError
+from vomni_nb.errors import InvalidRequestError, ServerManagerError, ServerStartError, redact
 from vomni_nb.server import default_manager
 
 __all__ = ["VomniMagics", "load_ipython_extension", "ServerCommandError"]
@@ -87,7 +87,7 @@ class VomniMagics(Magics):
         try:
             head, extra = _split_extra(line)
         except ValueError as exc:  # unbalanced quotes
-            raise UsageError(f"cannot parse {line!r}: {exc}") from exc
+            raise UsageError(f"cannot parse {redact(line)!r}: {exc}") from exc  # the line may hold --api-key K
         args = parse_argstring(self.omni_server, head)
         if extra and args.action not in ("start",):
             raise UsageError("extra arguments after `--` only go with start")

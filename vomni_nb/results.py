@@ -41,10 +41,12 @@ _IMAGE_EXT = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
 def save_new(data: bytes, target: PathLike, default_name: str) -> Path:
     """Write ``data`` to ``target`` (a file path, or a directory to put ``default_name`` in), never overwriting.
 
-    When the name is taken, ``-1``, ``-2``, ... is added before the suffix. Returns the path written.
+    A new path without a suffix (``save("out")``) is a directory: a file named ``out`` with no
+    extension is never what was meant. When the name is taken, ``-1``, ``-2``, ... is added before
+    the suffix. Returns the path written.
     """
     path = Path(target).expanduser()
-    if path.is_dir() or str(target).endswith(("/", os.sep)):
+    if path.is_dir() or str(target).endswith(("/", os.sep)) or (not path.suffix and not path.exists()):
         path = path / default_name
     path.parent.mkdir(parents=True, exist_ok=True)
     stem, suffix = path.stem, path.suffix
@@ -205,6 +207,27 @@ class ImageResult:
         return Image.open(io.BytesIO(self.data))
 
 
+PREVIEW_SIDE = 256  # px: a grid cell's longest side in the notebook
+
+
+def _preview(image: ImageResult) -> tuple[str, bytes]:
+    """(mime, bytes) of a small JPEG for a grid cell; the image itself when it is already small."""
+    if max(image.width, image.height) <= PREVIEW_SIDE:
+        return image.mime_type, image.data
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(image.data)) as picture:
+            picture.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
+            buffer = io.BytesIO()
+            picture.convert("RGB").save(buffer, "JPEG", quality=85)
+    except (OSError, ValueError):
+        return image.mime_type, image.data
+    return "image/jpeg", buffer.getvalue()
+
+
 @dataclasses.dataclass(frozen=True, repr=False)
 class ImageBatch:
     """Several images from one request (``n`` > 1) or a sweep; indexable like a tuple."""
@@ -226,9 +249,10 @@ class ImageBatch:
         return f"ImageBatch({len(self.images)} images, seeds={seeds})"
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> MimeBundle:
+        # Previews, not the full files: four 1024x1024 PNGs would put ~9 MB into the saved notebook.
         cells = "".join(
-            f'<figure style="display:inline-block;margin:4px"><img src="{_data_url(image.mime_type, image.data)}"'
-            f' style="max-width:256px"/><figcaption>seed {image.seed}</figcaption></figure>'
+            f'<figure style="display:inline-block;margin:4px"><img src="{_data_url(*_preview(image))}"'
+            f' style="max-width:{PREVIEW_SIDE}px"/><figcaption>seed {image.seed}</figcaption></figure>'
             for image in self.images
         )
         metadata = {"vomni_nb": {"kind": "image_batch", "items": [_provenance("image", i)["vomni_nb"] for i in self.images]}}
@@ -267,8 +291,9 @@ class SpeechResult:
 
     def __repr__(self) -> str:
         duration = f"{self.duration_s:.2f}s" if self.duration_s is not None else "?s"
+        rate = f"{self.sample_rate} Hz" if self.sample_rate else f"{len(self.audio)} bytes"  # mp3 etc.: not decoded
         return (
-            f"SpeechResult({self.format}, {duration}, {self.sample_rate} Hz, voice={self.voice!r}, "
+            f"SpeechResult({self.format}, {duration}, {rate}, voice={self.voice!r}, "
             f"model={self.model!r}, text={_short(self.text)!r})"
         )
 

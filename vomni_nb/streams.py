@@ -54,6 +54,12 @@ class _StreamCore(Generic[R]):
         self._finished = False
         self._result: R | None = None
 
+    def __repr__(self) -> str:
+        # Echoing a stream in a cell must say what to do with it, not print an object address.
+        if self._finished:
+            return f"{type(self).__name__}({self._url}, finished: {self._result!r})"
+        return f"{type(self).__name__}({self._url}, open: iterate it for events, or call .finish() for the result)"
+
     @property
     def text(self) -> str:
         return self._state.text if isinstance(self._state, ChatStreamState) else ""
@@ -106,7 +112,8 @@ class _StreamCore(Generic[R]):
         if isinstance(exc, httpx.TimeoutException):
             return APITimeoutError(f"The stream from {self._url} stalled (read timeout); raise timeout=....", url=self._url)
         return StreamError(
-            f"The connection broke in the middle of the stream ({type(exc).__name__}); what arrived is in .partial.",
+            f"The connection broke in the middle of the stream ({type(exc).__name__}); what arrived is in .partial. "
+            "The server may have failed: see its log (`%omni_server logs`).",
             url=self._url,
             partial=self._partial(),
         )

@@ -55,6 +55,14 @@ def test_ansi_colour_does_not_hide_a_cause() -> None:
     assert strip_ansi(coloured) == "torch.OutOfMemoryError: CUDA out of memory.\n"
 
 
+def test_an_unknown_id_in_the_simulator_is_told_how_to_name_a_family() -> None:
+    sim = ("(APIServer pid=7) WARNING 11-24 23:31:12 [vomni_sim.py:1] vomni-sim: this is a SIMULATOR of vLLM-Omni "
+           "0.30.0 -- no model is loaded and every output is synthetic.\n")
+    found = diagnose(sim + CASES["missing-model"][0], 1)
+    assert found.kind == "missing-model" and "--family" in found.advice and "HF_TOKEN" not in found.advice
+    assert "--family" not in diagnose(*CASES["missing-model"]).advice
+
+
 def test_health_503_without_a_log_line_is_engine_death() -> None:
     assert diagnose(P, None, 503).kind == "engine-dead"
 

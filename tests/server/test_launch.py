@@ -56,6 +56,19 @@ def test_time_wait_leftovers_do_not_hold_a_port() -> None:
     assert launch.port_state("127.0.0.1", port) == "free"
 
 
+def test_a_clients_idle_keep_alive_connection_does_not_hold_a_stopped_servers_port() -> None:
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = _port_of(server)
+    with socket.create_connection(("127.0.0.1", port)):  # a notebook's client, never closed meanwhile
+        accepted, _ = server.accept()
+        accepted.close()  # the server stops: its side waits in FIN_WAIT for the client's close
+        server.close()
+        assert launch.port_state("127.0.0.1", port) == "free"
+
+
 def test_find_free_port_skips_held_and_avoided() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

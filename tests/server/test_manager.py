@@ -11,12 +11,14 @@ import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.conftest import IMAGE_MODEL, TTS_MODEL, free_port
 from vomni_nb.errors import (
+    InvalidRequestError,
     NoGPUError,
     PortInUseError,
     ServerExited,
@@ -93,6 +95,35 @@ def test_other_args_replace_the_server_of_that_model(manager: ServerManager) -> 
     assert second.pid != old_pgid and group_alive(second.pgid or 0)
     assert _wait_gone(old_pgid, 0.5)
     assert len(manager.servers) == 1
+
+
+class _NoteReporter:
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+
+    def phase(self, model: str, phase: str, elapsed: float) -> None:
+        pass
+
+    def done(self, server: object, *, reused: bool, note: str = "") -> None:
+        self.notes.append(note)
+
+    def failed(self, model: str, error: object, elapsed: float) -> None:
+        raise AssertionError("not expected")
+
+
+def test_a_timeout_of_zero_or_less_is_refused_before_launching(manager: ServerManager) -> None:
+    for timeout in (0, -1):
+        with pytest.raises(InvalidRequestError, match="--timeout"):
+            manager.start(MODEL, timeout=timeout)
+    assert manager.servers == [] and list(manager.log_dir.glob("*.log")) == []
+
+
+def test_the_start_line_says_which_server_gave_way(manager: ServerManager) -> None:
+    reporter = _NoteReporter()
+    first = manager.start(MODEL, reporter=reporter)
+    old = f"{first.url} (pid {first.pid})"
+    manager.start(MODEL, extra_args=["--vae-use-tiling"], reporter=reporter)
+    assert reporter.notes[0] == "" and reporter.notes[1].startswith(f"replaced the server at {old}")
 
 
 FAILURES = {
@@ -281,6 +312,22 @@ def test_attach_learns_the_model_and_never_stops_it(manager: ServerManager, imag
     assert httpx.get(url + "/health").status_code == 200
     with pytest.raises(ServerManagerError, match="nothing answers"):
         manager.attach(f"http://127.0.0.1:{free_port()}")
+
+
+def test_attach_to_a_keyed_server_takes_the_key_from_the_environment(
+    manager: ServerManager, start_sim: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sim = start_sim(TTS_MODEL, api_key="sekrit-key-123")
+    monkeypatch.delenv("VOMNI_API_KEY", raising=False)
+    with pytest.raises(ServerManagerError, match="VOMNI_API_KEY"):
+        manager.attach(sim.url)
+    with pytest.raises(ServerManagerError, match="refused the API key") as wrong:
+        manager.attach(sim.url, api_key="not-the-key-456")
+    assert "not-the-key-456" not in str(wrong.value)
+    monkeypatch.setenv("VOMNI_API_KEY", "sekrit-key-123")
+    server = manager.attach(sim.url)
+    assert server.model == TTS_MODEL and server.api_key is None
+    assert "sekrit-key-123" not in repr(server)
 
 
 def test_two_sims_and_each_request_reaches_its_model(manager: ServerManager) -> None:

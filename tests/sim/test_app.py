@@ -29,6 +29,11 @@ def test_models_keeps_the_openai_shape_and_says_simulated(image_server) -> None:
     assert (card["object"], card["owned_by"], card["parent"], card["max_model_len"]) == ("model", "vllm", None, None)
     assert card["permission"][0]["object"] == "model_permission"
     assert card["simulated"] is True
+    # vLLM builds the card per request: created is the request time, not the server start.
+    before = int(time.time())
+    again = httpx.get(image_server.url + "/v1/models").json()["data"][0]
+    assert again["created"] >= before and again["permission"][0]["created"] == again["created"]
+    assert again["permission"][0]["id"] != card["permission"][0]["id"]
 
 
 def test_omni_models_have_a_context_length(omni_server) -> None:
@@ -89,6 +94,15 @@ def test_api_key_guards_only_v1_paths(start_sim) -> None:
         headers={"Origin": "http://localhost:8888", "Access-Control-Request-Method": "POST"},
     )
     assert preflight.status_code == 200  # OPTIONS is never checked
+    assert preflight.headers["access-control-allow-origin"] == "*"
+    # vLLM compares the scheme case-insensitively (authenticate.py verify_token).
+    assert httpx.get(sim.url + "/v1/models", headers={"Authorization": "bearer sekrit"}).status_code == 200
+    assert httpx.get(sim.url + "/v1/models", headers={"Authorization": "Basic sekrit"}).status_code == 401
+    # Auth wraps CORS in vLLM (CORS is added first), so a 401 carries no CORS headers.
+    origin = {"Origin": "http://localhost:8888"}
+    assert "access-control-allow-origin" not in httpx.get(sim.url + "/v1/models", headers=origin).headers
+    allowed = httpx.get(sim.url + "/v1/models", headers={**origin, "Authorization": "Bearer sekrit"})
+    assert allowed.headers["access-control-allow-origin"] == "*"
 
 
 def test_api_key_from_environment(start_sim) -> None:

@@ -89,6 +89,21 @@ def test_default_modalities_merge_text_and_audio_in_one_choice(omni_server) -> N
     assert (rate, channels) == (24000, 1) and frames > 2400
 
 
+def test_audio_only_choice_finishes_with_stop_but_merged_keeps_text_reason(omni_server) -> None:
+    # _create_audio_choice always says "stop"; _merge_audio_choices keeps the text choice's reason.
+    audio_only = ask(omni_server, "Hi", modalities=["audio"], max_tokens=2).json()["choices"][0]
+    assert audio_only["finish_reason"] == "stop"
+    merged = ask(omni_server, "Hi", max_tokens=2).json()["choices"][0]
+    assert merged["finish_reason"] == "length" and merged["message"]["audio"] is not None
+
+
+def test_only_max_tokens_limits_the_omni_reply(omni_server) -> None:
+    # SC _apply_request_overrides copies max_tokens, not max_completion_tokens, onto the thinker.
+    assert ask(omni_server, modalities=["text"], max_tokens=2).json()["usage"]["completion_tokens"] == 2
+    ignored = ask(omni_server, modalities=["text"], max_completion_tokens=2).json()
+    assert ignored["usage"]["completion_tokens"] > 2 and ignored["choices"][0]["finish_reason"] == "stop"
+
+
 @pytest.mark.parametrize(("asked", "reported"), [("pcm16", "pcm"), ("flac", "flac"), ("mp3", "mp3")])
 def test_audio_only_reply_in_other_formats(omni_server, asked: str, reported: str) -> None:
     choice = ask(omni_server, "Hi", modalities=["audio"], audio={"format": asked}).json()["choices"][0]
@@ -172,8 +187,15 @@ def test_text_stream_framing_byte_for_byte(omni_server) -> None:
         '"prompt_text":null,"modality":"text"}' % (created, OMNI_MODEL)
     )
     middle = chunks[1]
-    assert list(middle) == ["id", "object", "created", "model", "choices", "modality"]
+    # Delta chunks set metrics explicitly (SC L2147), so exclude_unset keeps it, before modality.
+    assert list(middle) == ["id", "object", "created", "model", "choices", "metrics", "modality"]
+    assert middle["metrics"] == {}
     assert list(middle["choices"][0]) == ["index", "delta", "logprobs", "finish_reason", "token_ids"]
+    # The finishing text chunk also sets stop_reason (SC L2126-2133).
+    assert list(chunks[-1]["choices"][0]) == ["index", "delta", "logprobs", "finish_reason", "stop_reason",
+                                              "token_ids"]
+    assert chunks[-1]["choices"][0]["stop_reason"] is None
+    assert chunks[-1]["metrics"] is None  # the finishing output carries its stage event, filtered to None
     finishes = [c["choices"][0]["finish_reason"] for c in chunks]
     assert finishes[-1] == "stop" and finishes.count("stop") == 1
     text = "".join(c["choices"][0]["delta"]["content"] for c in chunks)
@@ -202,6 +224,8 @@ def test_audio_streams_as_wav_files_in_delta_content(omni_server) -> None:
         assert list(choice) == ["index", "delta", "logprobs", "finish_reason", "stop_reason", "token_ids",
                                 "audio_metadata"]
         assert chunk["usage"]["completion_tokens"] == 0
+        assert list(chunk) == ["id", "object", "created", "model", "choices", "usage", "metrics", "modality"]
+        assert chunk["metrics"] == ({} if chunk is not audio[-1] else None)
         data = base64.b64decode(choice["delta"]["content"])
         assert data.startswith(b"RIFF")  # each chunk is a whole file with its own header
         rate, channels, frames = wav_info(data)
@@ -211,7 +235,20 @@ def test_audio_streams_as_wav_files_in_delta_content(omni_server) -> None:
             pcm += w.readframes(frames)
     finishing = [c["choices"][0]["finish_reason"] for c in chunks if c["choices"][0]["finish_reason"]]
     assert finishing == ["stop"] and audio[-1]["choices"][0]["finish_reason"] == "stop"
+    # The last text chunk sets stop_reason and a null finish_reason: audio is still to come.
+    assert text[-1]["choices"][0] == {"index": 0, "delta": text[-1]["choices"][0]["delta"], "logprobs": None,
+                                      "finish_reason": None, "stop_reason": None, "token_ids": None}
     assert len(pcm) > 24000  # concatenated PCM is the whole utterance
+
+
+def test_fallback_stop_chunk_sets_only_index_delta_and_finish_reason(omni_server) -> None:
+    # SC L2296: ChatCompletionResponseStreamChoice(index, delta=DeltaMessage(), finish_reason="stop"),
+    # dumped with exclude_unset: no logprobs, no modality.
+    raw = events(stream(omni_server, modalities=["text"], max_tokens=0).content)
+    assert raw[-1] == "[DONE]"
+    fallback = json.loads(raw[-2])
+    assert list(fallback) == ["id", "object", "created", "model", "choices"]
+    assert fallback["choices"] == [{"index": 0, "delta": {}, "finish_reason": "stop"}]
 
 
 def test_audio_only_stream_has_no_role_chunk(omni_server) -> None:
@@ -320,4 +357,10 @@ def test_continuous_usage_stats(omni_server) -> None:
     raw = events(stream(omni_server, modalities=["text"], max_tokens=3, stream_options=options).content)
     counted = [json.loads(e)["usage"]["completion_tokens"] for e in raw[1:4]]
     assert counted == [1, 2, 3]
-    assert list(json.loads(raw[1])) == ["id", "object", "created", "model", "choices", "usage", "modality"]
+    assert list(json.loads(raw[1])) == ["id", "object", "created", "model", "choices", "usage", "metrics",
+                                        "modality"]
+    # The role chunk carries usage too, with completion_tokens 0 (SC L1632).
+    role_chunk = json.loads(raw[0])
+    assert list(role_chunk) == ["id", "object", "created", "model", "choices", "usage", "prompt_token_ids",
+                                "prompt_text", "modality"]
+    assert role_chunk["usage"]["completion_tokens"] == 0

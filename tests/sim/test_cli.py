@@ -58,6 +58,11 @@ def test_bind_then_listen_refuses_connections_while_loading(start_sim) -> None:
     assert f"(APIServer pid={sim.process.pid}) INFO " in log
 
 
+def test_omni_start_line_is_the_llm_one(omni_server) -> None:
+    # api_server.py logs the LLM/omni start line at L389 and the pure-diffusion one at L374.
+    assert f"[api_server.py:389] Starting vLLM API server 0 on http://127.0.0.1:{omni_server.port}" in omni_server.log()
+
+
 def test_phases_are_logged_while_loading(start_sim) -> None:
     sim = start_sim(IMAGE_MODEL, "--startup-delay", "3", wait=False)
     sim.wait_for_log("[OmniEngine] Initializing with model")

@@ -239,7 +239,17 @@ def build_edit_request(
     return _form_request("/v1/images/edits", _form_fields(params, extra), files), params
 
 
+def _sources(value: MediaSource | Sequence[MediaSource] | None) -> list[MediaSource]:
+    """One source or several: ``images="cat.png"`` is one path, not seven one-letter paths."""
+    if value is None:
+        return []
+    if isinstance(value, (str, bytes, bytearray, os.PathLike)) or not hasattr(value, "__iter__"):
+        return [value]
+    return list(value)
+
+
 def _user_content(prompt: str, images: Sequence[MediaSource], audio: Sequence[MediaSource]) -> Any:
+    images, audio = _sources(images), _sources(audio)
     if not images and not audio:
         return prompt
     parts: list[dict[str, Any]] = [{"type": "text", "text": prompt}]
@@ -280,7 +290,7 @@ def build_chat_request(
         if system:
             messages.insert(0, {"role": "system", "content": system})
     if modalities is not None:
-        modalities = list(modalities)
+        modalities = modalities.split(",") if isinstance(modalities, str) else list(modalities)
         unknown = [m for m in modalities if m not in ("text", "audio", "image")]
         if unknown or not modalities:
             raise InvalidRequestError(f"modalities must be a non-empty list of text, audio, image; got {modalities!r}.")

@@ -16,6 +16,7 @@ from typing import Any
 
 from vomni_nb.errors import ResponseFormatError, status_error
 from vomni_nb.protocol.dataurl import decode_base64, decode_data_url
+from vomni_nb.protocol.status import WRONG_KIND_ADVICE, advice_for
 from vomni_nb.protocol.wav import parse_wav
 from vomni_nb.results import ChatResult, ImageResult, SpeechResult, VideoResult
 
@@ -78,8 +79,11 @@ def _embedded_error(body: Any) -> None:
     if isinstance(body, Mapping) and isinstance(body.get("error"), Mapping) and "choices" not in body:
         error = body["error"]
         code = error.get("code") if isinstance(error.get("code"), int) else 400
+        message = str(error.get("message"))
+        advice = WRONG_KIND_ADVICE if "does not support" in message.lower() else advice_for(code)
         raise status_error(
-            f"{code} from the server: {error.get('message')}", status_code=code, body=body, error_type=error.get("type")
+            f"{code} from the server: {message.rstrip('.')}. {advice}", status_code=code, body=body,
+            error_type=error.get("type"),
         )
 
 

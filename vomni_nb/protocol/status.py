@@ -15,11 +15,23 @@ from typing import Any
 from vomni_nb.errors import APIConnectionError, APIStatusError, APITimeoutError, redact, status_error
 from vomni_nb.protocol.retry import parse_retry_after
 
-__all__ = ["error_from_response", "connection_error", "timeout_error", "advice_for"]
+__all__ = ["error_from_response", "connection_error", "timeout_error", "advice_for", "WRONG_KIND_ADVICE",
+           "is_wrong_kind_of_server"]
+
+# A request the server's model cannot serve (image on a TTS model, chat on a diffusion-only model).
+WRONG_KIND_ADVICE = ("This server's model cannot do this: send the request to a server whose model can "
+                     "(`%omni_server list`, or OmniClient(url) of another server).")
+
+
+def is_wrong_kind_of_server(status_code: int, message: str) -> bool:
+    """vLLM-Omni answers an image request to a model without a diffusion stage with 503: retrying never helps."""
+    return status_code == 503 and "no diffusion stage" in message.lower()
 
 _ADVICE = {
     400: "Check the request parameters against what this model supports.",
-    401: "Pass api_key=..., or set VOMNI_API_KEY (or VLLM_API_KEY) to the key the server was started with (--api-key).",
+    # No "api_key=..." here: redaction would turn it into "api_key=***", as if a key had been sent.
+    401: "Give OmniClient the key (its api_key argument), or set VOMNI_API_KEY (or VLLM_API_KEY) to the key the server "
+         "was started with (--api-key).",
     405: "The server does not accept this method here; is it a vLLM-Omni server?",
     409: "The resource is busy; try again in a few seconds.",
     413: "Reduce the input: smaller or fewer images/audio, or a shorter prompt.",
@@ -107,6 +119,8 @@ def error_from_response(
             advice = "Check the name or id."
     elif status_code == 400 and "model mismatch" in message.lower():
         advice = "Leave model unset or pass the model the server runs."
+    elif is_wrong_kind_of_server(status_code, message):
+        advice = WRONG_KIND_ADVICE
     full = f"{status_code} {_reason(status_code)} from {url or path}: {message.rstrip('.')}. {advice}"
     return status_error(
         redact(full, *secrets),

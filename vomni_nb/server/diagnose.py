@@ -117,11 +117,12 @@ def _missing_model(lines: list[str], rc: int | None, health: int | None) -> Diag
     )
     if line is None:
         return None
-    return Diagnosis(
-        "missing-model",
-        f"the model was not found: {_quote(line)}",
-        "check the model id (org/name) or local path; a private model also needs HF_TOKEN.",
-    )
+    advice = "check the model id (org/name) or local path; a private model also needs HF_TOKEN."
+    if _find(lines, "vomni-sim: this is a SIMULATOR") is not None:
+        # The simulator downloads nothing: it refuses ids it cannot place in a family.
+        advice = ("vomni-sim knows models by id (Qwen-Image, Z-Image, Qwen-Omni, Qwen3-TTS, Wan2.x ...); for another "
+                  "id name its family after `--`: %omni_server start MODEL --sim -- --family image|omni|tts|video")
+    return Diagnosis("missing-model", f"the model was not found: {_quote(line)}", advice)
 
 
 def _free_memory(lines: list[str], rc: int | None, health: int | None) -> Diagnosis | None:

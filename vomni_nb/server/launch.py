@@ -160,8 +160,13 @@ def _wait_group_gone(pgid: int, leader: subprocess.Popen[bytes] | None, timeout:
         time.sleep(poll)
 
 
+# FIN_WAIT1, FIN_WAIT2, TIME_WAIT, LAST_ACK, CLOSING: connections a stopped server closed but the
+# kernel still tracks (FIN_WAIT2 stays while a notebook client keeps its idle keep-alive connection).
+_CLOSING_STATES = frozenset({"04", "05", "06", "09", "0B"})
+
+
 def _time_wait_on(port: int) -> bool:
-    """Whether /proc/net/tcp* lists a TIME_WAIT connection on local ``port``."""
+    """Whether /proc/net/tcp* lists a closing leftover (TIME_WAIT, FIN_WAIT2, ...) on local ``port``."""
     suffix = f":{port:04X}"
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
@@ -169,7 +174,7 @@ def _time_wait_on(port: int) -> bool:
                 next(handle, None)
                 for row in handle:
                     fields = row.split()
-                    if len(fields) > 3 and fields[1].endswith(suffix) and fields[3] == "06":
+                    if len(fields) > 3 and fields[1].endswith(suffix) and fields[3] in _CLOSING_STATES:
                         return True
         except OSError:
             continue

@@ -190,6 +190,8 @@ class ServerManager:
         if not model or not model.strip():
             raise InvalidRequestError("start needs a model id, e.g. Tongyi-MAI/Z-Image-Turbo")
         model = model.strip()
+        if timeout is not None and not timeout > 0:
+            raise InvalidRequestError(f"--timeout takes seconds above 0; got {timeout:g}")
         wanted_port = parse_port(port)
         spec = LaunchSpec(
             model=model,
@@ -203,6 +205,7 @@ class ServerManager:
 
             reporter = StartStatusLine()
         with self._lock:
+            same_model = [s for s in self._servers.values() if s.model == model and s.owned and s.alive()]
             reused = self._reuse(spec, wanted_port, api_key, keep)
             if reused is not None:
                 if name:
@@ -214,11 +217,14 @@ class ServerManager:
             taken = self._servers.get(name or model)
             if taken is not None:
                 self._stop_server(taken)  # one name, one server
+            # Say so when a running server gave way: it was not what the user asked to stop.
+            replaced = [f"{s.url} (pid {s.pid})" for s in same_model if s.run is not None and not s.alive()]
+            note = f"replaced the server at {', '.join(replaced)}, started with other arguments" if replaced else ""
             server = Server(
                 manager=self, name=name or model, model=model, kind=spec.kind, host=self.host,
                 owned=True, keep=keep, api_key=key, spec=spec,
             )
-            self._launch(server, wanted_port, timeout, reporter)
+            self._launch(server, wanted_port, timeout, reporter, note=note)
             self._servers[server.name] = server
             return server
 
@@ -305,7 +311,8 @@ class ServerManager:
             f"port {wanted} on {self.host} is in use ({how}): held by {who}. Use --port auto to take the next free port."
         )
 
-    def _launch(self, server: Server, wanted_port: int | None, timeout: float | None, reporter: StartReporter | None) -> None:
+    def _launch(self, server: Server, wanted_port: int | None, timeout: float | None, reporter: StartReporter | None,
+                note: str = "") -> None:
         spec = server.spec
         assert spec is not None
         started = time.monotonic()
@@ -352,7 +359,7 @@ class ServerManager:
             raise
         run.ready_s = time.monotonic() - started
         if reporter is not None:
-            reporter.done(server, reused=False)
+            reporter.done(server, reused=False, note=note)
 
     # ---- attach -------------------------------------------------------------------------------
 
@@ -365,7 +372,8 @@ class ServerManager:
             raise ServerManagerError(f"nothing answers at {url}/health; check the URL and that the server is up.")
         if code != 200:
             raise ServerManagerError(f"{url}/health answered {code}: the server is not healthy (still loading or dead).")
-        models = served_models(url, api_key)
+        # The same fallbacks as OmniClient, which later resolves the key itself (so only an explicit one is kept).
+        models = served_models(url, api_key or os.environ.get("VOMNI_API_KEY") or os.environ.get("VLLM_API_KEY"))
         if not models:
             raise ServerManagerError(f"{url}/v1/models lists no model.")
         server = Server(manager=self, name=name or models[0], model=models[0], kind="remote", host=host,

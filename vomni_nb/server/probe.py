@@ -55,7 +55,10 @@ def served_models(url: str, api_key: str | None = None, timeout: float = 5.0) ->
     except (OSError, http.client.HTTPException) as exc:
         raise ServerManagerError(f"{url}/v1/models did not answer ({exc}); is the server up?") from exc
     if status == 401:
-        raise ServerManagerError(f"{url} needs an API key: pass api_key= (or --api-key K).")
+        if api_key:
+            raise ServerManagerError(f"{url} refused the API key given: use the key the server was started with.")
+        raise ServerManagerError(f"{url} needs an API key: pass --api-key K (api_key= in Python), or set "
+                                 "VOMNI_API_KEY (or VLLM_API_KEY).")
     if status != 200:
         raise ServerManagerError(f"{url}/v1/models answered {status}: {redact(body[:200].decode(errors='replace'), api_key)}")
     try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -36,7 +37,7 @@ class AuthMiddleware:
 
     def __init__(self, app: ASGIApp, keys: tuple[str, ...]) -> None:
         self.app = app
-        self.expected = [f"Bearer {key}".encode() for key in keys]
+        self.expected = [key.encode() for key in keys]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or not self.expected or scope.get("method") == "OPTIONS":
@@ -46,8 +47,9 @@ class AuthMiddleware:
         if not path.startswith(GUARDED_PREFIXES):
             await self.app(scope, receive, send)
             return
-        given = dict(scope["headers"]).get(b"authorization", b"")
-        if any(hmac.compare_digest(given, want) for want in self.expected):
+        # vLLM splits at the first space and compares the scheme case-insensitively ("bearer K" works).
+        scheme, _, given = dict(scope["headers"]).get(b"authorization", b"").partition(b" ")
+        if scheme.lower() == b"bearer" and any(hmac.compare_digest(given, want) for want in self.expected):
             await self.app(scope, receive, send)
             return
         if scope["type"] == "websocket":
@@ -204,9 +206,10 @@ def create_app(config: SimConfig) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(HTTPException, _on_http_exception)
     app.add_exception_handler(Exception, _on_unexpected)
-    app.add_middleware(AuthMiddleware, keys=config.api_keys)
-    # vLLM's defaults (--allowed-origins/methods/headers "*"); outermost, so preflights skip auth.
+    # vLLM's order (init_entrypoints_middleware): CORS first, then auth, so auth is the outer one and
+    # a 401 carries no CORS headers; preflights still pass because auth never checks OPTIONS.
     app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"])
+    app.add_middleware(AuthMiddleware, keys=config.api_keys)
     app.add_middleware(EngineDeathMiddleware, fastapi_app=app)
     if config.enable_request_id_headers:
         app.add_middleware(RequestIdHeaderMiddleware)
@@ -219,7 +222,8 @@ def create_app(config: SimConfig) -> FastAPI:
 
     @app.get("/v1/models")
     async def show_available_models(request: Request) -> Response:
-        return JSONResponse({"object": "list", "data": [_model_card(config, int(state_of(request.app).started_at))]})
+        # ModelCard and ModelPermission are built per request, so `created` is now (default_factory).
+        return JSONResponse({"object": "list", "data": [_model_card(config, int(time.time()))]})
 
     @app.get("/version")
     async def show_version() -> Response:

@@ -146,7 +146,9 @@ def _request_id(raw_request: Request, body: ChatCompletionRequest) -> str:
 
 
 def _limit(body: ChatCompletionRequest) -> int | None:
-    return body.max_completion_tokens if body.max_completion_tokens is not None else body.max_tokens
+    # Omni mode copies only max_tokens onto the thinker's params (SC _OPENAI_SAMPLING_FIELDS, L1318);
+    # max_completion_tokens is accepted but has no effect in 0.30.0.
+    return body.max_tokens
 
 
 async def _omni_chat(body: ChatCompletionRequest, raw_request: Request, config: SimConfig) -> Response:
@@ -211,8 +213,10 @@ async def _omni_chat(body: ChatCompletionRequest, raw_request: Request, config: 
                 "annotations": None, "audio": audio.message_audio() if audio else None, "function_call": None,
                 "reasoning": None,
             },
-            "logprobs": None, "finish_reason": finish, "stop_reason": None, "token_ids": None,
-            "routed_experts": None,
+            # A standalone audio choice is built with finish_reason "stop" (SC ~L2962); a merged one
+            # keeps the text choice's.
+            "logprobs": None, "finish_reason": finish if "text" in modalities else "stop", "stop_reason": None,
+            "token_ids": None, "routed_experts": None,
         }
         if audio:
             choice["audio_metadata"] = audio.metadata()

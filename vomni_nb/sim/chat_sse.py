@@ -1,8 +1,9 @@
 """The SSE stream of an omni chat completion, framed and ordered like vLLM-Omni 0.30.0 (reference §3.5).
 
 Chunks are compact JSON in field order ``id, object, created, model, choices, usage, ...,
-prompt_token_ids, prompt_text, ..., modality``; the include_usage chunk and a fallback stop chunk
-have no ``modality``. The stream always ends with ``data: [DONE]``.
+prompt_token_ids, prompt_text, metrics, modality``, holding only the keys the server sets
+(``exclude_unset``); the include_usage chunk and a fallback stop chunk have no ``modality``.
+The stream always ends with ``data: [DONE]``.
 """
 
 from __future__ import annotations
@@ -55,29 +56,44 @@ class OmniStream:
         }
 
     def _text_events(self) -> list[tuple[str, bool]]:
-        """(event, paced) pairs for the text part; paced events wait one token interval first."""
+        """(event, paced) pairs for the text part; paced events wait one token interval first.
+
+        Delta and audio chunks set ``metrics`` explicitly (SC L2147, L2239): ``{}`` while no stage has
+        reported, null on a stage's finishing output (its stage event makes the dict non-empty, and
+        without ``return_stage_metrics`` the detail is filtered to None).
+        """
         events: list[tuple[str, bool]] = []
         last_owner = "text" if "audio" not in self.modalities else "audio"
+        # With continuous usage stats even the role chunk carries usage (completion_tokens 0).
+        first_usage: dict[str, Any] = {"usage": self._usage(0)} if self.continuous_usage else {}
         for index in range(self.n):
             first = {"index": index, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
                      "finish_reason": None}
-            events.append((sse(self._chunk([first], prompt_token_ids=None, prompt_text=None, modality="text")), False))
+            events.append((sse(self._chunk([first], **first_usage, prompt_token_ids=None, prompt_text=None,
+                                           modality="text")), False))
         for position, token in enumerate(self.tokens):
-            final = position == len(self.tokens) - 1 and last_owner == "text"
-            extra: dict[str, Any] = {}
-            if self.continuous_usage:
-                done = position + 1
-                extra["usage"] = {"prompt_tokens": self.prompt_tokens, "total_tokens": self.prompt_tokens + done,
-                                  "completion_tokens": done}
+            last = position == len(self.tokens) - 1
+            extra: dict[str, Any] = {"usage": self._usage(position + 1)} if self.continuous_usage else {}
             for index in range(self.n):
-                choice = {"index": index, "delta": {"content": token}, "logprobs": None,
-                          "finish_reason": self.finish if final else None, "token_ids": None}
-                events.append((sse(self._chunk([choice], **extra, modality="text")), index == 0))
+                choice: dict[str, Any] = {"index": index, "delta": {"content": token}, "logprobs": None,
+                                          "finish_reason": None}
+                if last:
+                    # The engine's last text output sets stop_reason explicitly, so exclude_unset keeps
+                    # it; finish_reason stays null there while audio is still to come.
+                    choice["finish_reason"] = self.finish if last_owner == "text" else None
+                    choice["stop_reason"] = None
+                choice["token_ids"] = None
+                metrics: dict[str, Any] | None = None if last else {}
+                events.append((sse(self._chunk([choice], **extra, metrics=metrics, modality="text")), index == 0))
         if not self.tokens and last_owner == "text":
-            for index in range(self.n):  # the fallback stop chunk: no modality key
-                choice = {"index": index, "delta": {}, "logprobs": None, "finish_reason": self.finish}
+            for index in range(self.n):  # the fallback stop chunk: no modality key, nothing but these set
+                choice = {"index": index, "delta": {}, "finish_reason": "stop"}
                 events.append((sse(self._chunk([choice])), False))
         return events
+
+    def _usage(self, completion: int) -> dict[str, int]:
+        return {"prompt_tokens": self.prompt_tokens, "total_tokens": self.prompt_tokens + completion,
+                "completion_tokens": completion}
 
     def _audio_events(self) -> list[str]:
         text = "".join(self.tokens) or "."
@@ -93,7 +109,7 @@ class OmniStream:
                     "logprobs": None, "finish_reason": "stop" if final else None, "stop_reason": None,
                     "token_ids": None, "audio_metadata": piece.metadata(),
                 }
-                events.append(sse(self._chunk([choice], usage=usage, modality="audio")))
+                events.append(sse(self._chunk([choice], usage=usage, metrics=None if final else {}, modality="audio")))
         return events
 
     def _usage_event(self) -> str:

@@ -178,8 +178,11 @@ def _serve(config: SimConfig, sock: socket.socket, *, access_log: bool) -> int:
 
     app = create_app(config)
     shown_host = config.host or "0.0.0.0"
-    mode = " (pure diffusion mode)" if config.family in (Family.IMAGE, Family.VIDEO) else " 0"
-    vlog.info(f"Starting vLLM API server{mode} on http://{shown_host}:{config.port}", where="api_server.py:374")
+    diffusion = config.family in (Family.IMAGE, Family.VIDEO)
+    mode = " (pure diffusion mode)" if diffusion else " 0"
+    # Two different logger calls in api_server.py: L374 (pure diffusion) and L389 (LLM/omni).
+    vlog.info(f"Starting vLLM API server{mode} on http://{shown_host}:{config.port}",
+              where="api_server.py:374" if diffusion else "api_server.py:389")
     vlog.info("Available routes are:", where="launcher.py:46")
     for line in startup.route_lines(app.routes):
         vlog.info(line, where="launcher.py:54")
