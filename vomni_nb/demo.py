@@ -79,10 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         lab = [sys.executable, "-m", "jupyter", "lab", str(NOTEBOOK)]
         if hasattr(os, "getuid") and os.getuid() == 0:
             lab.append("--allow-root")  # containers and Binder-like images often run as root
-        return subprocess.call(
-            lab,
-            cwd=ROOT,
-        )
+        return subprocess.call(lab, cwd=ROOT)
     except KeyboardInterrupt:
         return 130
     finally:
