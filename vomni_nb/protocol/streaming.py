@@ -23,6 +23,14 @@ __all__ = ["TextDelta", "AudioDelta", "ImageDelta", "StreamEvent", "ChatStreamSt
 WAV_HEADER_SIZE = 44
 
 
+
+def _event_json(event: SSEEvent, what: str) -> Any:
+    """The JSON payload of one SSE event; ``what`` names it in the error for a body that is not JSON."""
+    try:
+        return json.loads(event.data)
+    except ValueError as exc:
+        raise ResponseFormatError(f"{what} is not JSON: {event.data[:80]!r}") from exc
+
 @dataclasses.dataclass(frozen=True)
 class TextDelta:
     text: str
@@ -96,10 +104,7 @@ class ChatStreamState:
         if event.data.strip() == "[DONE]":
             self.done = True
             return []
-        try:
-            chunk = json.loads(event.data)
-        except ValueError as exc:
-            raise ResponseFormatError(f"A stream event is not JSON: {event.data[:80]!r}") from exc
+        chunk = _event_json(event, "A stream event")
         if not isinstance(chunk, Mapping):
             raise ResponseFormatError(f"A stream event is not a JSON object: {event.data[:80]!r}")
         if "error" in chunk and "choices" not in chunk:
@@ -228,10 +233,7 @@ class SpeechStreamState:
         if event.data.strip() == "[DONE]":
             self.done = True
             return []
-        try:
-            payload = json.loads(event.data)
-        except ValueError as exc:
-            raise ResponseFormatError(f"A speech stream event is not JSON: {event.data[:80]!r}") from exc
+        payload = _event_json(event, "A speech stream event")
         kind = payload.get("type") if isinstance(payload, Mapping) else None
         kind = kind or event.event
         if kind == "speech.audio.error" or (isinstance(payload, Mapping) and "error" in payload):
