@@ -1,6 +1,6 @@
 """How fast does the server manager notice a server became ready, or failed?
 
-Ready latency: the stand-in `vllm` (tests/stand_in) logs the moment it calls listen(); the manager's
+Ready latency: the stand-in `vllm` (tests/support/stand_in) logs the moment it calls listen(); the manager's
 ``start()`` returns once its /health poll sees 200. Failure latency: the stand-in exits right after
 writing its last log line (the file's mtime); ``start()`` raises with a diagnosis. The issue asks for
 ready within 0.2 s and failures within 2 s.
@@ -43,7 +43,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
     args = parser.parse_args()
-    os.environ["PATH"] = f"{REPO / 'tests' / 'stand_in'}{os.pathsep}{os.environ['PATH']}"
+    os.environ["PATH"] = f"{REPO / 'tests' / 'support' / 'stand_in'}{os.pathsep}{os.environ['PATH']}"
     with tempfile.TemporaryDirectory() as tmp:
         manager = ServerManager(registry_dir=Path(tmp), register_atexit=False)
         ready: list[float] = []

@@ -18,7 +18,7 @@ import pytest
 from nbclient import NotebookClient
 from nbconvert import HTMLExporter
 
-from tests.conftest import SimHandle, free_port
+from tests.support.sims import SimHandle, free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 

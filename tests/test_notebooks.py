@@ -56,7 +56,7 @@ def test_make_demo_headless_writes_html(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """What `make demo HEADLESS=1` runs: its own vomni-sim on the given port, then the quickstart, to HTML."""
-    from tests.conftest import free_port
+    from tests.support.sims import free_port
     from vomni_nb import demo
 
     monkeypatch.setenv("VOMNI_REGISTRY_DIR", str(tmp_path / "registry"))

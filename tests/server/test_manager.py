@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import IMAGE_MODEL, TTS_MODEL, free_port
+from tests.support.sims import IMAGE_MODEL, TTS_MODEL, free_port
 from vomni_nb.errors import (
     InvalidRequestError,
     NoGPUError,
@@ -31,7 +31,7 @@ from vomni_nb.server.launch import group_alive, group_members
 from vomni_nb.server.command import build_command, build_env, parse_gpus
 from vomni_nb.server.handle import LaunchSpec
 
-STAND_IN = Path(__file__).resolve().parent.parent / "stand_in"
+from tests.support.sims import STAND_IN  # noqa: E402
 MODEL = "Qwen/Qwen-Image"
 
 

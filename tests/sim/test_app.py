@@ -7,7 +7,7 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import IMAGE_MODEL, OMNI_MODEL
+from tests.support.sims import IMAGE_MODEL, OMNI_MODEL
 
 pytestmark = pytest.mark.timeout(60)
 SMALL = {"prompt": "a lighthouse", "size": "32x32", "seed": 1}

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.conftest import OMNI_MODEL
+from tests.support.sims import OMNI_MODEL
 
 pytestmark = pytest.mark.timeout(90)
 CHAT = "/v1/chat/completions"

@@ -14,7 +14,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.conftest import IMAGE_MODEL, free_port
+from tests.support.sims import IMAGE_MODEL, free_port
 
 pytestmark = pytest.mark.timeout(60)
 

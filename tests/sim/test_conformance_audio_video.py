@@ -12,8 +12,8 @@ import httpx
 import pydantic
 import pytest
 
-from tests.conftest import VIDEO_MODEL, SimHandle
-from tests.vllm_omni_models import available, load
+from tests.support.sims import VIDEO_MODEL, SimHandle
+from tests.support.vllm_omni_models import available, load
 
 pytestmark = pytest.mark.skipif(not available(), reason="vllm-omni==0.30.0 (--no-deps) is not installed")
 

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from pydantic import ValidationError
 
-from tests.vllm_omni_models import load
+from tests.support.vllm_omni_models import load
 
 pytestmark = pytest.mark.timeout(60)
 images = load("images")

@@ -13,7 +13,7 @@ import openai
 import pytest
 from PIL import Image
 
-from tests.conftest import IMAGE_MODEL, OMNI_MODEL
+from tests.support.sims import IMAGE_MODEL, OMNI_MODEL
 
 pytestmark = pytest.mark.timeout(90)
 

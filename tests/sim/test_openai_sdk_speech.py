@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import openai
 import pytest
 
-from tests.conftest import TTS_MODEL, SimHandle
+from tests.support.sims import TTS_MODEL, SimHandle
 
 
 @pytest.fixture(scope="module")

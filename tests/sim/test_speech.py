@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import TTS_MODEL, SimHandle
+from tests.support.sims import TTS_MODEL, SimHandle
 
 SPEECH = "/v1/audio/speech"
 LONG_TEXT = " ".join(["The quick brown fox jumps over the lazy dog."] * 12)
@@ -282,7 +282,7 @@ def test_sse_pcm_has_no_header(client: httpx.Client) -> None:
 
 @pytest.fixture(scope="module")
 def failing_tts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimHandle]:
-    from tests.conftest import launch_sim
+    from tests.support.sims import launch_sim
 
     handle = launch_sim(TTS_MODEL, "--midstream-error-after", "2", log_dir=tmp_path_factory.mktemp("failing"))
     yield handle

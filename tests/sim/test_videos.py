@@ -12,7 +12,7 @@ import av
 import httpx
 import pytest
 
-from tests.conftest import VIDEO_MODEL, SimHandle, launch_sim
+from tests.support.sims import VIDEO_MODEL, SimHandle, launch_sim
 
 VIDEOS = "/v1/videos"
 JOB_KEYS = [

@@ -12,7 +12,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.conftest import TTS_MODEL, SimHandle, launch_sim
+from tests.support.sims import TTS_MODEL, SimHandle, launch_sim
 from vomni_nb.sim import audio
 
 VOICES = "/v1/audio/voices"

@@ -18,13 +18,13 @@ import httpx
 import pytest
 from jupyter_client.manager import KernelManager
 
-from tests.conftest import IMAGE_MODEL, free_port
+from tests.support.sims import IMAGE_MODEL, free_port
 from vomni_nb.server.launch import group_alive, group_members
 
 pytestmark = pytest.mark.kernel
 
-STAND_IN = Path(__file__).resolve().parent / "stand_in"
-REPO = Path(__file__).resolve().parent.parent
+from tests.support.sims import STAND_IN  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _gone_within(pgid: int, seconds: float) -> bool:

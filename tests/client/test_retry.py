@@ -18,7 +18,7 @@ from vomni_nb.client import OmniClient
 from vomni_nb.errors import APIConnectionError, BadRequestError, OverloadedError, RateLimitError, StreamError
 from vomni_nb.protocol.retry import RetryPolicy, backoff_delay, parse_retry_after, retry_delay
 
-from tests.conftest import IMAGE_MODEL, OMNI_MODEL
+from tests.support.sims import IMAGE_MODEL, OMNI_MODEL
 
 
 

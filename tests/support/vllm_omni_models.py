@@ -6,7 +6,7 @@ real directories, so only the protocol submodules themselves execute.
 
 Tests run with ``--import-mode=importlib``, so import this file by path::
 
-    from tests.vllm_omni_models import load      # works: the repo root is on sys.path (rootdir)
+    from tests.support.vllm_omni_models import load      # works: the repo root is on sys.path (rootdir)
     images = load("images")   # vllm_omni.entrypoints.openai.protocol.images
     images.ImageGenerationResponse.model_validate(resp.json())
 """

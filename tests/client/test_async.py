@@ -12,7 +12,7 @@ from vomni_nb import AsyncOmniClient, OmniClient
 from vomni_nb.errors import BadRequestError, InvalidRequestError, JobFailedError, NotFoundError, StreamError
 from vomni_nb.results import ImageBatch
 from vomni_nb.streams import AudioDelta, TextDelta
-from tests.conftest import OMNI_MODEL, VIDEO_MODEL
+from tests.support.sims import OMNI_MODEL, VIDEO_MODEL
 
 
 def run(factory: Callable[[], Awaitable[Any]]) -> Any:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from vomni_nb import AsyncOmniClient, OmniClient
-from tests.conftest import IMAGE_MODEL, OMNI_MODEL, SimHandle, launch_sim
+from tests.support.sims import IMAGE_MODEL, OMNI_MODEL, SimHandle, launch_sim
 
 ABORTED = "[AsyncOmni] Request"
 PROMPT_BOUND_S = 0.5  # the bound from Ctrl-C to a closed connection

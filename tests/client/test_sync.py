@@ -19,7 +19,7 @@ from vomni_nb.errors import (
 from vomni_nb.protocol.wav import parse_wav
 from vomni_nb.results import ChatResult, ImageBatch, ImageResult, SpeechResult
 from vomni_nb.streams import AudioDelta, ImageDelta, TextDelta
-from tests.conftest import EDIT_MODEL, IMAGE_MODEL, OMNI_MODEL, TTS_MODEL, VIDEO_MODEL, free_port
+from tests.support.sims import EDIT_MODEL, IMAGE_MODEL, OMNI_MODEL, TTS_MODEL, VIDEO_MODEL, free_port
 
 
 @dataclasses.dataclass

@@ -11,12 +11,12 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
-from tests.conftest import free_port
+from tests.support.sims import free_port
 from vomni_nb.magics import ServerCommandError, _split_extra
 from vomni_nb.server import ServerManager
 from vomni_nb.server.manager import _reset_default_for_tests
 
-STAND_IN = Path(__file__).resolve().parent / "stand_in"
+from tests.support.sims import STAND_IN  # noqa: E402
 MODEL = "Qwen/Qwen-Image"
 
 
