@@ -50,7 +50,12 @@ def jupyter_server(root: Path, app: str = "lab") -> Iterator[str]:
                  "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
     else:
         args += ["--JupyterNotebookApp.expose_app_in_browser=True"]
-    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(root / "jupyter-config")}
+    config = root / "jupyter-config"
+    # No "get notified about Jupyter news?" toast over the page (screenshots) and no news fetch.
+    news = config / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    news.parent.mkdir(parents=True, exist_ok=True)
+    news.write_text(json.dumps({"fetchNews": "false"}))
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(config)}
     with open(log_path, "wb") as log:
         process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
     base = f"http://127.0.0.1:{port}"

@@ -177,6 +177,9 @@ class LiveSpeechPlayer:
         self.start()
         if self._widget is not None:
             self._widget.note(text)
+        elif self.mode == "status":
+            self.sink.update(self._status("♪", self._streaming_text()), {})
+            self._last_status = self._clock()
 
     def finish(self, result: object) -> None:
         """Replace the live output with ``result``'s static bundle (its ``<audio controls>`` player)."""
@@ -212,8 +215,12 @@ class LiveSpeechPlayer:
         self.finished = True
         self.sink.update(data, metadata)
         if self._widget is not None:
-            # After the update: the view goes first (and hands over), then its model.
+            # After the update: the view goes first (and hands over), then its model and the layout
+            # model every DOMWidget opens beside it, so no comm outlives the stream.
+            layout = getattr(self._widget, "layout", None)
             self._widget.close()
+            if layout is not None:
+                layout.close()
             self._widget = None
 
 
