@@ -7,13 +7,14 @@ test_player_kernel.py).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import subprocess
 import sys
 import tomllib
 import wave
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import pytest
 
 import vomni_nb.widgets
 from vomni_nb.streams import AudioDelta, TextDelta
-from vomni_nb.widgets import LiveSpeechPlayer, play_stream
+from vomni_nb.widgets import LiveSpeechPlayer, aplay_stream, play_stream
 
 REPO = Path(__file__).resolve().parents[2]
 SECOND = b"\x01\x00" * 24000  # one second of 24 kHz mono PCM16
@@ -101,7 +102,8 @@ def _player(mode: str = "status", **kwargs: Any) -> tuple[LiveSpeechPlayer, Reco
 
 
 def test_public_names_and_lazy_imports() -> None:
-    assert vomni_nb.widgets.__all__ == ["AudioEventStream", "LiveSpeechPlayer", "play_stream"]
+    assert vomni_nb.widgets.__all__ == [
+        "AsyncAudioEventStream", "AudioEventStream", "LiveSpeechPlayer", "aplay_stream", "play_stream"]
     code = ("import sys, vomni_nb.widgets; "
             "print(sorted(m for m in ('IPython', 'ipywidgets', 'anywidget') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
@@ -162,6 +164,26 @@ def test_play_stream_feeds_audio_events_and_returns_the_result() -> None:
     assert isinstance(result, Result)
     assert player.received_s == 2.0
     assert sink.last["text/plain"] == "Result()"
+
+
+class AsyncStream:
+    def __init__(self, events: list[Any]) -> None:
+        self.events = events
+
+    async def __aiter__(self) -> AsyncIterator[Any]:
+        for event in self.events:
+            await asyncio.sleep(0)
+            yield event
+
+    async def finish(self) -> Result:
+        return Result()
+
+
+def test_aplay_stream_plays_an_async_stream() -> None:
+    sink = RecordingSink()
+    player = LiveSpeechPlayer(title="t", mode="status", sink=sink)
+    result = asyncio.run(aplay_stream(AsyncStream([AudioDelta(SECOND, 24000, 1, SECOND)]), player=player))
+    assert isinstance(result, Result) and player.received_s == 1.0 and sink.last["text/plain"] == "Result()"
 
 
 def test_play_stream_ends_the_output_and_reraises() -> None:

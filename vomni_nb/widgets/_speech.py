@@ -19,7 +19,7 @@ import io
 import time
 import uuid
 import wave
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from vomni_nb.widgets._frontend import Bundle, Metadata, Mode, Sink, detect_mode, ipython_sink
@@ -27,7 +27,7 @@ from vomni_nb.widgets._frontend import Bundle, Metadata, Mode, Sink, detect_mode
 if TYPE_CHECKING:
     from vomni_nb.widgets._widget import SpeechPlayerWidget
 
-__all__ = ["LiveSpeechPlayer", "play_stream", "AudioEventStream"]
+__all__ = ["LiveSpeechPlayer", "play_stream", "aplay_stream", "AudioEventStream", "AsyncAudioEventStream"]
 
 R = TypeVar("R", covariant=True)
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
@@ -39,6 +39,14 @@ class AudioEventStream(Protocol[R]):
     def __iter__(self) -> Iterator[Any]: ...
 
     def finish(self) -> R: ...
+
+
+class AsyncAudioEventStream(Protocol[R]):
+    """What ``aplay_stream`` needs: the async twin of :class:`AudioEventStream`."""
+
+    def __aiter__(self) -> AsyncIterator[Any]: ...
+
+    def finish(self) -> Awaitable[R]: ...
 
 
 def _wav(pcm: bytes, sample_rate: int, channels: int) -> bytes:
@@ -224,6 +232,21 @@ class LiveSpeechPlayer:
             self._widget = None
 
 
+def _player_for(title: str, live: bool | None, autoplay: bool, player: LiveSpeechPlayer | None) -> LiveSpeechPlayer:
+    if player is not None:
+        return player
+    mode: Mode | None = None if live is None else ("widget" if live else "status")
+    return LiveSpeechPlayer(title=title, mode=mode, autoplay=autoplay)
+
+
+def _take(player: LiveSpeechPlayer, event: Any) -> None:
+    pcm = getattr(event, "pcm", None)
+    if pcm:
+        player.feed(pcm, sample_rate=getattr(event, "sample_rate", None), channels=getattr(event, "channels", None))
+    elif getattr(event, "raw", b"") and not player.noted:
+        player.note("compressed audio: it plays when the stream ends (ask for pcm or wav to hear it live)")
+
+
 def play_stream(
     stream: AudioEventStream[R],
     *,
@@ -241,17 +264,35 @@ def play_stream(
     ``False`` forces one. The result is already displayed: assign it (or end the line with ``;``).
     An error or Ctrl-C ends the output with a status line and a player of what arrived, then propagates.
     """
-    mode: Mode | None = None if live is None else ("widget" if live else "status")
-    player = player or LiveSpeechPlayer(title=title, mode=mode, autoplay=autoplay)
+    player = _player_for(title, live, autoplay, player)
     player.start()
     try:
         for event in stream:
-            pcm = getattr(event, "pcm", None)
-            if pcm:
-                player.feed(pcm, sample_rate=getattr(event, "sample_rate", None), channels=getattr(event, "channels", None))
-            elif getattr(event, "raw", b"") and not player.noted:
-                player.note("compressed audio: it plays when the stream ends (ask for pcm or wav to hear it live)")
+            _take(player, event)
         result = stream.finish()
+    except BaseException as exc:
+        player.fail(exc)
+        raise
+    player.finish(result)
+    return result
+
+
+async def aplay_stream(
+    stream: AsyncAudioEventStream[R],
+    *,
+    title: str = "speech",
+    live: bool | None = None,
+    autoplay: bool = True,
+    player: LiveSpeechPlayer | None = None,
+) -> R:
+    """:func:`play_stream` for ``AsyncOmniClient.speak_stream`` (``async for`` the events, ``await finish()``);
+    cancelling the task ends the output like Ctrl-C does."""
+    player = _player_for(title, live, autoplay, player)
+    player.start()
+    try:
+        async for event in stream:
+            _take(player, event)
+        result = await stream.finish()
     except BaseException as exc:
         player.fail(exc)
         raise
