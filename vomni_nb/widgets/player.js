@@ -100,6 +100,7 @@ class Engine {
     this.segments = []; // {at, offset, duration, source}: where each scheduled chunk sits in both clocks
     this.stopped = !autoplay;
     this.closed = false;
+    this.releasing = false;
     rec.contextState = this.ctx.state;
   }
 
@@ -187,8 +188,9 @@ class Engine {
   }
 
   release() {
-    // The view's cleanup (Rule 3).
-    if (this.closed) return;
+    // The view's cleanup (Rule 3); the view may be removed twice (its output replaced, then its model closed).
+    if (this.closed || this.releasing) return;
+    this.releasing = true;
     if (!this.store.ended || this.store.aborted || !this.audible) {
       this.rec.handoff = "closed";
       this.close();
