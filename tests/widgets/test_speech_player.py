@@ -205,10 +205,21 @@ def test_compressed_audio_is_noted_and_plays_at_the_end() -> None:
     assert sink.last["text/plain"] == "Result()"
 
 
-def test_without_ipython_nothing_is_shown() -> None:
-    player = LiveSpeechPlayer(title="t")
-    assert player.mode == "none"  # pytest runs no IPython shell
+@pytest.mark.parametrize(("setup", "mode"), [
+    ("", "none"),  # plain Python
+    ("from IPython.core.interactiveshell import InteractiveShell; InteractiveShell.instance(); ", "plain"),  # terminal
+])
+def test_the_view_follows_the_process(setup: str, mode: str) -> None:
+    # In a fresh process: other tests leave an IPython shell behind in this one.
+    code = f"{setup}from vomni_nb.widgets._frontend import detect_mode; print(detect_mode())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.strip() == mode
+
+
+def test_mode_none_shows_nothing_and_still_returns_the_result() -> None:
+    player = LiveSpeechPlayer(title="t", mode="none")
     assert isinstance(play_stream(Stream([AudioDelta(SECOND, 24000, 1, SECOND)]), player=player), Result)
+    assert player.finished and player.received_s == 1.0
 
 
 class WidgetPlayer(LiveSpeechPlayer):
