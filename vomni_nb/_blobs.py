@@ -129,9 +129,8 @@ class BlobStore:
         self.root = root
 
     def check(self) -> None:
-        """Refuse a folder we did not make; create the folder and its marker when missing."""
-        marker = self.root / MARKER
-        if marker.is_file():
+        """Refuse a folder we did not make (reads only)."""
+        if (self.root / MARKER).is_file():
             return
         if self.root.exists():
             if not self.root.is_dir():
@@ -146,6 +145,12 @@ class BlobStore:
                     "left as it was. Point VOMNI_HISTORY at another path.",
                     path=str(self.root),
                 )
+
+    def ensure(self) -> None:
+        """Create the folder and its marker when missing (after :meth:`check`)."""
+        marker = self.root / MARKER
+        if marker.is_file():
+            return
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)

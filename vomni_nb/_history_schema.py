@@ -129,6 +129,8 @@ def is_ours(path: Path) -> bool:
     (application_id,) = struct.unpack(">I", header[68:72])
     if application_id != APPLICATION_ID:
         raise _foreign(path, "another program's SQLite database")
+    if header[18:20] != b"\x02\x02":  # every database we make is in WAL mode from its first byte
+        raise _foreign(path, "a SQLite database with vomni_nb's mark that vomni_nb did not make (not in WAL mode)")
     return True
 
 

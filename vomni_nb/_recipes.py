@@ -303,6 +303,13 @@ def write_sidecar(path: PathLike, record: Mapping[str, Any]) -> Path:
     return target
 
 
+def _json(text: str, where: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise InvalidRequestError(f"{where} is not valid JSON.") from exc
+
+
 def _checked(record: Any, where: str) -> dict[str, Any]:
     if not isinstance(record, dict) or record.get("schema") != RECORD_SCHEMA:
         raise InvalidRequestError(f"{where} is not a vomni_nb recipe (no \"schema\": \"{RECORD_SCHEMA}\").")
@@ -323,17 +330,15 @@ def read_recipe(path: PathLike) -> dict[str, Any]:
     if data.startswith(_PNG_SIGNATURE):
         texts = png_text_chunks(data)
         if "vomni_nb" in texts:
-            try:
-                return _checked(json.loads(texts["vomni_nb"]), f"The vomni_nb chunk of {file}")
-            except ValueError as exc:
-                raise InvalidRequestError(f"The vomni_nb chunk of {file} is not valid JSON.") from exc
+            return _checked(_json(texts["vomni_nb"], f"The vomni_nb chunk of {file}"), f"The vomni_nb chunk of {file}")
         if "parameters" in texts:
             return record_from_infotext(texts["parameters"])
     sidecar = sidecar_path(file)
     if sidecar.is_file() and sidecar != file:
         try:
-            return _checked(json.loads(sidecar.read_text("utf-8")), str(sidecar))
-        except ValueError as exc:
-            raise InvalidRequestError(f"{sidecar} is not valid JSON.") from exc
+            text = sidecar.read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidRequestError(f"Cannot read the recipe {sidecar}: {exc}.") from exc
+        return _checked(_json(text, str(sidecar)), str(sidecar))
     looked = "no vomni_nb or parameters chunk, and " if data.startswith(_PNG_SIGNATURE) else ""
     raise InvalidRequestError(f"{file} carries no recipe: {looked}no {sidecar.name} beside it.")

@@ -193,16 +193,16 @@ class HistoryStore:
     def __init__(
         self, path: str | os.PathLike[str] | None = None, *, fts: bool | None = None, timeout: float = 30.0
     ) -> None:
-        self.path = _database_path(path) if path is not None else default_history_path()
+        self.path = _database_path(path if path is not None else default_history_path())
         self.files_dir = self.path.with_name(f"{self.path.stem}-files")
         self._lock = threading.RLock()
         self._blobs = BlobStore(self.files_dir)
         if fts and not schema.fts_available():
             raise HistoryError("This Python's SQLite has no FTS5; use HistoryStore(fts=None) to search with LIKE.")
+        self._blobs.check()
         if not schema.is_ours(self.path):
             schema.create(self.path, timeout=timeout)
             schema.is_ours(self.path)  # whoever won the race to create it, it must be ours
-        self._blobs.check()
         try:
             self._db = schema.connect(self.path, timeout=timeout)
         except sqlite3.Error as exc:
@@ -219,6 +219,7 @@ class HistoryStore:
             self.fts = bool(schema.fts_available() if fts is None else fts)
             if self.fts:
                 schema.ensure_fts(self._db)
+            self._blobs.ensure()
         except sqlite3.Error as exc:
             self._db.close()
             raise self._sqlite_error(exc, "opening") from exc
@@ -399,12 +400,11 @@ class HistoryStore:
         where: list[str] = []
         args: list[Any] = []
         if text and text.strip():
-            if self.fts:
-                query = _fts_query(text)
-                if query:
-                    where.append("id IN (SELECT rowid FROM entries_fts WHERE entries_fts MATCH ?)")
-                    args.append(query)
-            else:
+            query = _fts_query(text) if self.fts else ""
+            if query:
+                where.append("id IN (SELECT rowid FROM entries_fts WHERE entries_fts MATCH ?)")
+                args.append(query)
+            else:  # no FTS5, or text with no word in it (only punctuation): match it literally
                 for word in text.split():
                     where.append("prompt LIKE ? ESCAPE '\\'")
                     args.append(f"%{_like(word)}%")
@@ -470,7 +470,7 @@ _stores_lock = threading.Lock()
 
 
 def _shared_store(path: str | os.PathLike[str] | None) -> HistoryStore:
-    key = _database_path(path) if path is not None else default_history_path()
+    key = _database_path(path if path is not None else default_history_path())
     with _stores_lock:
         if key not in _stores:
             _stores[key] = HistoryStore(key)
@@ -497,7 +497,7 @@ def history(
     and nbconvert. With history off and no database yet, the table is empty (nothing is created).
     """
     if store is None:
-        path = default_history_path()
+        path = _database_path(default_history_path())
         if not history_enabled() and not path.exists():
             return build_table((), source=str(path), query="history is off")
         store = _shared_store(path)
