@@ -105,6 +105,8 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def _fsync_dir(path: Path) -> None:
+    if os.name == "nt":  # Windows cannot open a folder to fsync it; its renames are already durable
+        return
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -21,9 +21,6 @@ Rules:
 
 from __future__ import annotations
 
-import dataclasses
-import datetime
-import json
 import os
 import sqlite3
 import threading
@@ -33,10 +30,19 @@ from typing import Any, Union
 
 from vomni_nb import _history_schema as schema
 from vomni_nb._blobs import BlobStore, disk_error, pause_point
+from vomni_nb._history_rows import (
+    COLUMNS,
+    KINDS,
+    STATUSES,
+    Entry,
+    StoredFile,
+    checked_record,
+    entry_from_row,
+    row_values,
+    search_clause,
+)
 from vomni_nb._history_view import HistoryTable, build_table
 from vomni_nb._recipes import (
-    RECORD_SCHEMA,
-    clean_record,
     infotext,
     parse_infotext,
     png_with_recipe,
@@ -45,7 +51,7 @@ from vomni_nb._recipes import (
     sidecar_path,
     write_sidecar,
 )
-from vomni_nb.errors import HistoryError, InvalidRequestError, redact
+from vomni_nb.errors import HistoryError, InvalidRequestError
 
 __all__ = [
     "KINDS",
@@ -69,54 +75,9 @@ __all__ = [
 ]
 
 ENV = "VOMNI_HISTORY"
-KINDS = ("image", "edit", "speech", "chat", "video")
-STATUSES = ("ok", "error", "cancelled")
 _OFF = {"off", "0", "false", "no", "none"}
-_INT64 = (-(2**63), 2**63 - 1)
 
 FileInput = Union[bytes, tuple[bytes, str], str, "os.PathLike[str]"]
-
-
-@dataclasses.dataclass(frozen=True)
-class StoredFile:
-    """One output file of an entry, in the content-addressed store."""
-
-    sha256: str
-    path: Path
-    size: int
-    mime: str
-
-    @property
-    def exists(self) -> bool:
-        return self.path.is_file()
-
-
-@dataclasses.dataclass(frozen=True, repr=False)
-class Entry:
-    """One recorded generation, as read back from the database."""
-
-    id: int
-    created_at: str
-    kind: str
-    model: str | None
-    server_url: str | None
-    prompt: str
-    params: Mapping[str, Any]
-    seed: int | None
-    status: str
-    timings: Mapping[str, float]
-    metrics: Mapping[str, Any]
-    error: str | None
-    request_id: str | None
-    files: tuple[StoredFile, ...]
-    record: Mapping[str, Any]
-
-    def __repr__(self) -> str:
-        prompt = self.prompt if len(self.prompt) <= 40 else self.prompt[:39] + "…"
-        return (
-            f"Entry(#{self.id} {self.kind} {self.status}, model={self.model!r}, seed={self.seed}, "
-            f"{len(self.files)} file{'s' * (len(self.files) != 1)}, prompt={prompt!r})"
-        )
 
 
 _enabled = True
@@ -146,41 +107,6 @@ def default_history_path() -> Path:
 def _database_path(path: str | os.PathLike[str]) -> Path:
     resolved = Path(path).expanduser()
     return resolved / "history.sqlite3" if resolved.is_dir() else resolved
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
-
-
-def _dumps(value: Any, what: str) -> str:
-    try:
-        return json.dumps(value, ensure_ascii=False, sort_keys=True, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise HistoryError(f"Cannot record this generation: its {what} is not JSON-safe ({exc}).") from exc
-
-
-def _loads(text: str | None, default: Any) -> Any:
-    try:
-        return json.loads(text) if text else default
-    except ValueError:
-        return default
-
-
-def _error_text(error: str | BaseException | None) -> str | None:
-    if error is None:
-        return None
-    text = f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else str(error)
-    return redact(text)[:4000]
-
-
-def _fts_query(text: str) -> str:
-    # Every word as a quoted prefix phrase: user text never reaches FTS5's query syntax.
-    words = [w for w in text.split() if any(c.isalnum() for c in w)]
-    return " ".join('"' + w.replace('"', '""') + '"*' for w in words)
-
-
-def _like(word: str) -> str:
-    return word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 class HistoryStore:
@@ -282,31 +208,12 @@ class HistoryStore:
         """
         if not history_enabled():
             return None
-        rec = self._checked(record, status)
-        if metrics is not None:
-            rec["metrics"] = dict(metrics)
-        record_json = _dumps(rec, "record")
+        rec = checked_record(record, status, metrics)
+        values = row_values(rec, status, error)
         payloads = [self._payload(item) for item in files]
         if embed_recipe:
             payloads = [(self._with_recipe(data, rec), hint) for data, hint in payloads]
         blobs = [self._blobs.put(data, hint) for data, hint in payloads]
-        seed = rec.get("seed")
-        values = {
-            "created_at": str(rec.get("created_at") or _now()),
-            "recorded_at": _now(),
-            "kind": rec["kind"],
-            "model": rec.get("model"),
-            "server_url": rec.get("server_url"),
-            "prompt": str(rec.get("prompt") or ""),
-            "params": _dumps(rec.get("params") or {}, "params"),
-            "seed": seed if isinstance(seed, int) and not isinstance(seed, bool) and _INT64[0] <= seed <= _INT64[1] else None,
-            "status": status,
-            "timings": _dumps(rec.get("timings") or {}, "timings"),
-            "metrics": _dumps(rec.get("metrics") or {}, "metrics"),
-            "error": _error_text(error),
-            "request_id": rec.get("request_id"),
-            "record": record_json,
-        }
         with self._lock:
             try:
                 entry_id = self._insert(values, blobs)
@@ -319,21 +226,6 @@ class HistoryStore:
         entry = self.get(entry_id)
         assert entry is not None
         return entry
-
-    def _checked(self, record: Mapping[str, Any], status: str) -> dict[str, Any]:
-        if not isinstance(record, Mapping):
-            raise HistoryError(f"Cannot record this generation: the record is a {type(record).__name__}, not a dict.")
-        rec = clean_record(record)
-        if rec.get("schema", RECORD_SCHEMA) != RECORD_SCHEMA:
-            raise HistoryError(f"Cannot record this generation: unknown record schema {rec.get('schema')!r}.")
-        rec.setdefault("schema", RECORD_SCHEMA)
-        if rec.get("kind") not in KINDS:
-            raise HistoryError(f"Cannot record this generation: kind {rec.get('kind')!r} is not one of {', '.join(KINDS)}.")
-        if status not in STATUSES:
-            raise HistoryError(f"Cannot record this generation: status {status!r} is not one of {', '.join(STATUSES)}.")
-        if not isinstance(rec.get("params") or {}, Mapping):
-            raise HistoryError("Cannot record this generation: its params are not a dict.")
-        return rec
 
     @staticmethod
     def _payload(item: FileInput) -> tuple[bytes, str]:
@@ -393,32 +285,7 @@ class HistoryStore:
 
         ``model`` matches the full id or its last part (``"Z-Image-Turbo"`` finds ``"Tongyi-MAI/Z-Image-Turbo"``).
         """
-        if kind is not None and kind not in KINDS:
-            raise InvalidRequestError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}.")
-        if limit is not None and (not isinstance(limit, int) or limit < 1):
-            raise InvalidRequestError(f"limit must be a positive whole number, not {limit!r}.")
-        where: list[str] = []
-        args: list[Any] = []
-        if text and text.strip():
-            query = _fts_query(text) if self.fts else ""
-            if query:
-                where.append("id IN (SELECT rowid FROM entries_fts WHERE entries_fts MATCH ?)")
-                args.append(query)
-            else:  # no FTS5, or text with no word in it (only punctuation): match it literally
-                for word in text.split():
-                    where.append("prompt LIKE ? ESCAPE '\\'")
-                    args.append(f"%{_like(word)}%")
-        if kind:
-            where.append("kind = ?")
-            args.append(kind)
-        if model:
-            where.append("(model = ? OR model LIKE ? ESCAPE '\\')")
-            args += [model, f"%/{_like(model)}"]
-        clause = ("WHERE " + " AND ".join(where)) if where else ""
-        if limit is not None:
-            clause += f" ORDER BY id DESC LIMIT {int(limit)}"
-        else:
-            clause += " ORDER BY id DESC"
+        clause, args = search_clause(text, kind, model, limit, fts=self.fts)
         return self._entries(clause, args)
 
     def entries_with_file(self, sha256: str) -> tuple[Entry, ...]:
@@ -437,32 +304,18 @@ class HistoryStore:
     def _entries(self, clause: str, args: Sequence[Any]) -> tuple[Entry, ...]:
         with self._lock:
             try:
-                rows = self._db.execute(
-                    "SELECT id, created_at, kind, model, server_url, prompt, params, seed, status, timings, "
-                    f"metrics, error, request_id, record FROM entries {clause}",
+                rows = self._db.execute(f"SELECT {', '.join(COLUMNS)} FROM entries {clause}", tuple(args)).fetchall()
+                files: dict[int, list[StoredFile]] = {row[0]: [] for row in rows}
+                for entry_id, sha, relpath, size, mime in self._db.execute(
+                    "SELECT ef.entry_id, f.sha256, f.relpath, f.size, f.mime FROM entry_files ef "
+                    f"JOIN files f ON f.sha256 = ef.sha256 WHERE ef.entry_id IN (SELECT id FROM entries {clause}) "
+                    "ORDER BY ef.entry_id, ef.position",
                     tuple(args),
-                ).fetchall()
-                ids = [row[0] for row in rows]
-                files: dict[int, list[StoredFile]] = {i: [] for i in ids}
-                if ids:
-                    for entry_id, sha, relpath, size, mime in self._db.execute(
-                        "SELECT ef.entry_id, f.sha256, f.relpath, f.size, f.mime FROM entry_files ef "
-                        f"JOIN files f ON f.sha256 = ef.sha256 WHERE ef.entry_id IN ({', '.join('?' for _ in ids)}) "
-                        "ORDER BY ef.entry_id, ef.position",
-                        ids,
-                    ):
-                        files[entry_id].append(StoredFile(sha, self._blobs.path(relpath), size, mime))
+                ):
+                    files[entry_id].append(StoredFile(sha, self._blobs.path(relpath), size, mime))
             except sqlite3.Error as exc:
                 raise self._sqlite_error(exc, "reading") from exc
-        return tuple(
-            Entry(
-                id=row[0], created_at=row[1], kind=row[2], model=row[3], server_url=row[4], prompt=row[5],
-                params=_loads(row[6], {}), seed=row[7], status=row[8], timings=_loads(row[9], {}),
-                metrics=_loads(row[10], {}), error=row[11], request_id=row[12], files=tuple(files[row[0]]),
-                record=_loads(row[13], {}),
-            )
-            for row in rows
-        )
+        return tuple(entry_from_row(row, files[row[0]]) for row in rows)
 
 
 _stores: dict[Path, HistoryStore] = {}

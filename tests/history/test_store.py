@@ -223,3 +223,11 @@ def test_history_error_is_ours_and_pickles() -> None:
 
     error = pickle.loads(pickle.dumps(HistoryError("disk full", path="/x/history.sqlite3")))
     assert isinstance(error, VomniError) and str(error) == "disk full" and error.path == "/x/history.sqlite3"
+
+
+def test_the_public_names_of_the_history_module() -> None:
+    import vomni_nb.history as module
+
+    assert len(module.__all__) == len(set(module.__all__))
+    assert all(hasattr(module, name) and not name.startswith("_") for name in module.__all__)
+    assert {"HistoryStore", "Entry", "StoredFile", "HistoryTable", "history", "default_store", "read_recipe"} <= set(module.__all__)
