@@ -19,12 +19,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from vomni_nb.history import HistoryStore
+from vomni_nb._history import HistoryStore
 
 CHILD = """
 import io, json, os, sys, time
 from PIL import Image
-from vomni_nb.history import HistoryStore
+from vomni_nb._history import HistoryStore
 db, count, tag = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 store = HistoryStore(db)
 buffer = io.BytesIO(); Image.effect_noise((1024, 1024), 40).convert("RGB").save(buffer, "PNG"); base = buffer.getvalue()

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from tests.support.history import make_record, png_bytes
-from vomni_nb import _history_schema as schema
+from vomni_nb._history import schema
 from vomni_nb.errors import HistoryError
-from vomni_nb.history import HistoryStore
+from vomni_nb._history import HistoryStore
 
 
 def _other_programs_db(path: Path) -> None:

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from tests.support.history import assert_every_row_has_its_files, make_record, png_bytes
-from vomni_nb import _blobs
+from vomni_nb._history import blobs as _blobs
 from vomni_nb.errors import HistoryError
-from vomni_nb.history import HistoryStore
+from vomni_nb._history import HistoryStore
 
 
 def _no_temp_files(store: HistoryStore) -> bool:

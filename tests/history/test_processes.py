@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.history import assert_every_row_has_its_files, make_record, png_bytes, run_writer
-from vomni_nb.history import HistoryStore
+from vomni_nb._history import HistoryStore
 
 pytestmark = pytest.mark.slow
 

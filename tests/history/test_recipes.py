@@ -15,7 +15,7 @@ from PIL.PngImagePlugin import PngInfo
 
 from tests.support.history import make_record, png_bytes
 from vomni_nb.errors import InvalidRequestError
-from vomni_nb.history import (
+from vomni_nb._history import (
     infotext,
     parse_infotext,
     png_with_recipe,

@@ -11,9 +11,9 @@ import platformdirs
 import pytest
 
 from tests.support.history import assert_every_row_has_its_files, make_record, png_bytes
-from vomni_nb import _history_schema as schema
+from vomni_nb._history import schema
 from vomni_nb.errors import HistoryError, InvalidRequestError
-from vomni_nb.history import (
+from vomni_nb._history import (
     HistoryStore,
     default_history_path,
     default_store,
@@ -226,7 +226,7 @@ def test_history_error_is_ours_and_pickles() -> None:
 
 
 def test_the_public_names_of_the_history_module() -> None:
-    import vomni_nb.history as module
+    import vomni_nb._history as module
 
     assert len(module.__all__) == len(set(module.__all__))
     assert all(hasattr(module, name) and not name.startswith("_") for name in module.__all__)

@@ -15,7 +15,7 @@ from nbconvert import HTMLExporter
 from PIL import Image
 
 from tests.support.history import make_record, png_bytes
-from vomni_nb.history import HistoryStore, HistoryTable, default_history_path, history
+from vomni_nb._history import HistoryStore, HistoryTable, default_history_path, history
 
 
 def _store_with_a_fox_sweep(path: Path) -> HistoryStore:
@@ -88,7 +88,7 @@ def test_the_table_renders_in_nbconvert_html(tmp_path: Path) -> None:
 
 def test_importing_the_history_module_is_light() -> None:
     code = (
-        "import sys, vomni_nb.history; "
+        "import sys, vomni_nb._history; "
         "print(','.join(m for m in ('PIL', 'IPython', 'platformdirs', 'ipywidgets') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from tests.support.history import make_record, png_bytes
-from vomni_nb.history import HistoryStore
+from vomni_nb._history import HistoryStore
 
 
 def main() -> None:

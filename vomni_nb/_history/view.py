@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from vomni_nb.history import Entry
+    from vomni_nb._history import Entry
 
 __all__ = ["HistoryTable", "build_table", "thumbnail_data_url"]
 

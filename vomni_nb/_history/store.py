@@ -7,7 +7,7 @@ constructor moves it) plus a folder ``<stem>-files/`` of output files named by t
 Rules:
 
 1. One object connects, checks and migrates once; a database or folder we did not write is refused
-   with :class:`HistoryError` and left byte for byte as it was (see ``_history_schema``).
+   with :class:`HistoryError` and left byte for byte as it was (see ``schema``).
 2. A row exists only once its files are on disk: :meth:`HistoryStore.record` writes the files
    (fsynced, linked into place) first, then the row, its file links and its search entry in one
    transaction. A crash in between leaves at most an unreferenced file, never a row without its file.
@@ -28,9 +28,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Union
 
-from vomni_nb import _history_schema as schema
-from vomni_nb._blobs import BlobStore, disk_error, pause_point
-from vomni_nb._history_rows import (
+from vomni_nb._history import schema
+from vomni_nb._history.blobs import BlobStore, disk_error, pause_point
+from vomni_nb._history.rows import (
     COLUMNS,
     KINDS,
     STATUSES,
@@ -41,7 +41,7 @@ from vomni_nb._history_rows import (
     row_values,
     search_clause,
 )
-from vomni_nb._history_view import HistoryTable, build_table
+from vomni_nb._history.view import HistoryTable, build_table
 from vomni_nb._recipes import (
     infotext,
     parse_infotext,

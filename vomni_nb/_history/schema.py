@@ -29,7 +29,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from vomni_nb._blobs import disk_error
+from vomni_nb._history.blobs import disk_error
 from vomni_nb.errors import HistoryError
 
 __all__ = [
