@@ -13,8 +13,7 @@ from IPython.utils.capture import capture_output
 
 from tests.support.sims import free_port
 from vomni_nb.magics import ServerCommandError, _split_extra
-from vomni_nb.server import ServerManager
-from vomni_nb.server.manager import _reset_default_for_tests
+from vomni_nb.server import ServerManager, set_default_manager
 
 from tests.support.sims import STAND_IN  # noqa: E402
 MODEL = "Qwen/Qwen-Image"
@@ -26,12 +25,11 @@ def shell(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Interacti
     monkeypatch.setenv("STANDIN_DELAY", "0.1")
     monkeypatch.delenv("STANDIN_FAIL", raising=False)
     manager = ServerManager(registry_dir=tmp_path / "reg", register_atexit=False, default_port=free_port())
-    restore = _reset_default_for_tests(manager)
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "vomni_nb")
-    yield ip
-    manager.shutdown(grace=2.0)
-    restore()
+    with set_default_manager(manager):
+        ip = InteractiveShell.instance()
+        ip.run_line_magic("load_ext", "vomni_nb")
+        yield ip
+        manager.shutdown(grace=2.0)
 
 
 def _text(captured: object) -> str:

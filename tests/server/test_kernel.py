@@ -115,7 +115,8 @@ def test_interrupt_spares_the_server_and_shutdown_ends_it(kernel: Kernel) -> Non
     assert group_alive(pgid) and httpx.get(url + "/health").status_code == 200
 
     reply, outputs = kernel.run(f"%omni_server start {IMAGE_MODEL} --sim -- --latency 5")
-    assert "reusing" in outputs[-1]["content"]["data"]["text/plain"]
+    shown = [m["content"]["data"] for m in outputs if m["msg_type"] in ("display_data", "update_display_data")]
+    assert "reusing" in shown[-1]["text/plain"]
     assert _server_ids(kernel)[0] == pid
     kernel.run("%omni_server restart")
     new_pid, new_pgid, _ = _server_ids(kernel)
