@@ -1,6 +1,7 @@
 """Advice that names a magic (``%omni_server ...``), written once so every message says the same thing.
 
-Rule: advice names only options that exist. Each magic has a Python twin, so where a message may
+Rules: advice names only options that exist, and every command is written in backticks exactly as it
+can be typed (a test parses each one with the magic's own parser). Each magic has a Python twin, so where a message may
 reach a Python user the twin is named beside the magic. The server-side texts are below; they are
 plain constants and small functions of the names they fill in, so they can be tested and merged.
 """
@@ -26,27 +27,27 @@ __all__ = [
     "sim_family",
 ]
 
-START_ONE = "start one with %omni_server start MODEL (add --sim without a GPU)"
-LIST_SERVERS = "%omni_server list"
-PICK_ONE = "pick one with %omni_server use NAME (Python: default_manager().use(NAME)), or ask for the model by name"
+START_ONE = "start one with `%omni_server start MODEL` (add --sim without a GPU)"
+LIST_SERVERS = "`%omni_server list`"
+PICK_ONE = "pick one with `%omni_server use NAME` (Python: default_manager().use(NAME)), or ask for the model by name"
 SIM_INSTEAD = "add --sim (sim=True in Python) to run vomni-sim, the CPU simulator, instead"
 
 
 def server_logs(name: str, lines: int | None = None) -> str:
     """``%omni_server logs NAME [-n N]``: the one place a server's log is shown."""
-    return f"%omni_server logs {name}" + (f" -n {lines}" if lines else "")
+    return f"`%omni_server logs {name}" + (f" -n {lines}`" if lines else "`")
 
 
 def server_restart(name: str) -> str:
-    return f"%omni_server restart {name}"
+    return f"`%omni_server restart {name}`"
 
 
 def server_stop(name: str) -> str:
-    return f"%omni_server stop {name}"
+    return f"`%omni_server stop {name}`"
 
 
 def server_start(model: str, *flags: str) -> str:
-    return " ".join(("%omni_server start", model, *flags))
+    return "`" + " ".join(("%omni_server start", model, *flags)) + "`"
 
 
 def serve_model(model: str) -> str:
@@ -55,7 +56,7 @@ def serve_model(model: str) -> str:
 
 
 def attach_instead(url: str) -> str:
-    return f"%omni_server attach {url} (Python: default_manager().attach({url!r}))"
+    return f"`%omni_server attach {url}` (Python: default_manager().attach({url!r}))"
 
 
 def keep_to_share(model: str) -> str:
@@ -74,7 +75,7 @@ def name_taken(name: str) -> str:
 
 
 def sim_family(model: str = "MODEL") -> str:
-    return f"{server_start(model, '--sim')} -- --family image|omni|tts|video"
+    return f"`%omni_server start {model} --sim -- --family image|omni|tts|video`"
 
 
 def served_elsewhere(model: str, kernel_pid: int, url: str) -> str:
