@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -272,7 +273,9 @@ def test_keep_outlives_its_kernel_and_is_reused_then_stopped(manager: ServerMana
     assert "stopped" in said and not group_alive(pid)
 
 
-def test_orphans_are_adopted_or_ended(manager: ServerManager, stand_in_env: Path) -> None:
+def test_orphans_are_adopted_or_ended(manager: ServerManager, stand_in_env: Path,
+                                      caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="vomni_nb.server")
     # A kernel whose watchdog also died (the worst case): its server is an orphan in the registry.
     orphan_code = f"""
         import os, signal
@@ -301,6 +304,9 @@ def test_orphans_are_adopted_or_ended(manager: ServerManager, stand_in_env: Path
     ended_pid = make_orphan()
     manager.start(MODEL, extra_args=["--vae-use-tiling"])  # different args: the orphan is ended
     assert not group_alive(ended_pid)
+    said = [record.getMessage() for record in caplog.records]
+    assert f"adopted {MODEL} at http://127.0.0.1:" in "\n".join(said)
+    assert any(line.startswith(f"terminating {MODEL} (pid {ended_pid}") and "orphan" in line for line in said)
 
 
 def test_attach_learns_the_model_and_never_stops_it(manager: ServerManager, image_server: object) -> None:
@@ -651,3 +657,16 @@ def test_the_manager_probe_never_shows_the_api_key(manager: ServerManager) -> No
     shown = str(caught.value)
     # The body was cut at 200 characters after redaction: not even a piece of the key is left.
     assert key not in shown and key[:5] not in shown
+
+
+def test_decisions_are_logged_without_the_key(manager: ServerManager, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="vomni_nb.server")
+    server = manager.start(MODEL, api_key="auto")
+    manager.start(MODEL, api_key="auto")
+    manager.start(MODEL, api_key="auto", extra_args=["--vae-use-tiling"])
+    manager.stop()
+    said = [record.getMessage() for record in caplog.records]
+    for start in ("launched Qwen/Qwen-Image", "watchdog", "Qwen/Qwen-Image ready at", "reusing Qwen/Qwen-Image",
+                  "replacing Qwen/Qwen-Image", "stopped Qwen/Qwen-Image"):
+        assert any(line.startswith(start) for line in said), (start, said)
+    assert server.api_key and all(server.api_key not in line for line in said)

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from vomni_nb import _advice
-from vomni_nb.errors import InvalidRequestError, ServerManagerError, ServerStartError, redact
+from vomni_nb.errors import InvalidRequestError, ServerManagerError, ServerStartError
 from vomni_nb.server import launch, reconcile, safety
 from vomni_nb.server.books import Books
 from vomni_nb.server.command import build_command, build_env, check_extra_args, key_fits, parse_gpus, parse_port
@@ -40,11 +40,17 @@ from vomni_nb.server.ports import choose_port
 from vomni_nb.server.probe import health_code, probe_remote
 from vomni_nb.server.readiness import wait_ready
 from vomni_nb.server.registry import Entry, Registry, process_started, secure_directory
-from vomni_nb.server.reporting import ReporterFactory, StartReporter
+from vomni_nb.server.reporting import ReporterFactory, StartReporter, log_event
 
 __all__ = ["ServerManager"]
 
 log = logging.getLogger(__name__)
+DEBUG, INFO = logging.DEBUG, logging.INFO
+
+
+def _say(level: int, text: str, *secrets: str | None) -> None:
+    log_event(log, level, text, *secrets)
+
 
 SIM_TIMEOUT_S = 60.0
 VLLM_TIMEOUT_S = 1200.0  # big omni models download and load for many minutes
@@ -157,7 +163,7 @@ class ServerManager:
                     self._make_kept(server)
                 if name and name != server.name:
                     self._take_name(name, server, notes)
-                log.info("reusing %s at %s (pid %s)", server.name, server.url, server.pid)
+                _say(INFO, f"reusing {server.name} at {server.url} (pid {server.pid})", server.api_key)
                 if reporter is not None:
                     reporter.done(server, reused=True, note="; ".join(notes))
                 return server
@@ -186,7 +192,7 @@ class ServerManager:
             # Same model, other arguments (or dead): one model, one server, so this one gives way.
             if server.alive():
                 notes.append(f"replaced the server at {server.url} (pid {server.pid}), started with other arguments")
-            log.info("replacing %s (pid %s): a start asked for other arguments", server.name, server.pid)
+            _say(INFO, f"replacing {server.name} (pid {server.pid}): a start asked for other arguments")
             self._stop_server(server)
         return None
 
@@ -211,9 +217,9 @@ class ServerManager:
                         owned=True, keep=keep, api_key=entry.api_key, spec=spec, run=run_from_entry(entry, watchdog))
         if not keep:
             self.registry.replace(entry_for(server, self._owner))
-            log.debug("watchdog %d spawned for adopted group %d", watchdog.pid if watchdog else -1, entry.pgid)
-        log.info("adopted %s at %s (pid %d) from the registry (%s)", spec.model, entry.url, entry.pid,
-                 "kept" if keep else "an orphan")
+            _say(DEBUG, f"watchdog {watchdog.pid if watchdog else '-'} spawned for adopted group {entry.pgid}")
+        _say(INFO, f"adopted {spec.model} at {entry.url} (pid {entry.pid}) from the registry "
+                   f"({'kept' if keep else 'an orphan'})", entry.api_key)
         server._mark_reused()
         self._take_name(server.name, server, notes)
         self._books.add(server)
@@ -226,7 +232,7 @@ class ServerManager:
             what = "forgot" if not holder.owned else "stopped"
             notes.append(f"{what} the server that was called {name} ({holder.model} at {holder.url}): "
                          "one name, one server")
-            log.info("%s %s (%s): its name goes to another server", what, name, holder.model)
+            _say(INFO, f"{what} {name} ({holder.model}): its name goes to another server")
             self._stop_server(holder)
         self._books.rename(server, name)
 
@@ -238,7 +244,7 @@ class ServerManager:
         server._make_kept()
         if server.run is not None:
             self.registry.replace(entry_for(server, self._owner))
-        log.info("%s (pid %s) is kept: it outlives this kernel", server.name, server.pid)
+        _say(INFO, f"{server.name} (pid {server.pid}) is kept: it outlives this kernel")
 
     def _launch(self, server: Server, wanted_port: int | None, timeout: float | None,
                 reporter: StartReporter | None, notes: Sequence[str] = ()) -> None:
@@ -267,22 +273,21 @@ class ServerManager:
                           started_at=time.time(), registry_id=run_id(process.pid, pid_started), process=process,
                           watchdog=watchdog))
         self.registry.add(entry_for(server, self._owner))
-        log.info("launched %s on port %d (pid %d): %s", server.model, port, process.pid,
-                 redact(" ".join(command), server.api_key))
+        _say(INFO, f"launched {server.model} on port {port} (pid {process.pid}): {' '.join(command)}", server.api_key)
         if watchdog is not None:
-            log.debug("watchdog %d spawned for group %d", watchdog.pid, process.pid)
+            _say(DEBUG, f"watchdog {watchdog.pid} spawned for group {process.pid}")
         limit = timeout or (SIM_TIMEOUT_S if spec.kind == "sim" else VLLM_TIMEOUT_S)
         try:
             wait_ready(server, started, limit, reporter)
         except BaseException as exc:
             # Interrupted or failed: a half-started server would hold a GPU and a port for nothing.
-            log.info("start of %s failed (%s); ending its process group", server.model, type(exc).__name__)
+            _say(INFO, f"start of {server.model} failed ({type(exc).__name__}); ending its process group")
             self._end_run(server)
             if reporter is not None:
                 reporter.failed(server.model, exc, time.monotonic() - started)
             raise
         server._ready(time.monotonic() - started)
-        log.info("%s ready at %s after %.1f s", server.model, server.url, server.ready_s or 0.0)
+        _say(INFO, f"{server.model} ready at {server.url} after {server.ready_s or 0.0:.1f} s")
         if reporter is not None:
             reporter.done(server, reused=False, note="; ".join(notes))
 
@@ -309,7 +314,7 @@ class ServerManager:
             server = Server(manager=self, name=chosen, model=models[0], kind="remote", host=host,
                             owned=False, api_key=api_key, url=url)
             self._books.add(server)
-        log.info("attached %s at %s", server.name, url)
+        _say(INFO, f"attached {server.name} at {url}", api_key)
         return server
 
     # ---- stop / restart -----------------------------------------------------------------------
@@ -343,11 +348,11 @@ class ServerManager:
     def _stop_server(self, server: Server) -> str:
         self._books.remove(server)
         if not server.owned:
-            log.info("forgot %s at %s (attached, so not stopped)", server.name, server.url)
+            _say(INFO, f"forgot {server.name} at {server.url} (attached, so not stopped)", server.api_key)
             return f"forgot {server.name} at {server.url} (attached: started elsewhere, so not stopped)"
         pid = server.pid
         self._end_run(server)
-        log.info("stopped %s (pid %s)", server.name, pid)
+        _say(INFO, f"stopped {server.name} (pid {pid})")
         return f"stopped {server.name} (pid {pid})"
 
     def _end_run(self, server: Server, grace: float = STOP_GRACE_S) -> None:
@@ -374,7 +379,7 @@ class ServerManager:
             if not server.owned or server.spec is None:
                 raise ServerManagerError(f"{server.name} was started elsewhere (attached); restart it there.")
             port = server.port
-            log.info("restarting %s (pid %s)", server.name, server.pid)
+            _say(INFO, f"restarting {server.name} (pid {server.pid})")
             self._end_run(server)
             try:
                 self._launch(server, port, timeout, self._reporter(reporter))

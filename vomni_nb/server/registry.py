@@ -32,7 +32,7 @@ from typing import Any
 
 import psutil
 
-from vomni_nb.errors import ServerManagerError
+from vomni_nb.errors import ServerManagerError, redact
 
 __all__ = ["Entry", "Registry", "default_registry_dir", "process_alive", "process_started", "secure_directory"]
 
@@ -170,7 +170,8 @@ _FIELDS: dict[str, Callable[[object], bool]] = {
 
 def _checked(name: str, value: object) -> Any:
     if not _FIELDS[name](value):
-        raise ValueError(f"{name} is {'missing' if value is None else repr(value)[:60]}")
+        shown = "missing" if value is None else "not a key" if name == "api_key" else repr(value)[:60]  # never a key
+        raise ValueError(f"{name} is {shown}")
     return value
 
 
@@ -236,7 +237,7 @@ class Registry:
         self.problems.append(problem)
         if problem not in self._reported:  # once per process, not at every poll
             self._reported.add(problem)
-            log.warning("%s", problem)
+            log.warning("%s", redact(problem))
 
     def _write(self, entries: list[Entry], skipped: list[object]) -> None:
         # Rows we could not read stay as they were: they may be another version's, and we act on none of them.

@@ -8,14 +8,17 @@ way, ``tools/demo.py`` a console printer. Without either, starts are silent (but
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
+
+from vomni_nb.errors import redact
 
 if TYPE_CHECKING:
     from vomni_nb.errors import ServerManagerError
     from vomni_nb.server.handle import Server
 
-__all__ = ["StartReporter", "ReporterFactory"]
+__all__ = ["StartReporter", "ReporterFactory", "log_event"]
 
 
 class StartReporter(Protocol):
@@ -36,3 +39,10 @@ class StartReporter(Protocol):
 
 
 ReporterFactory = Callable[[], StartReporter]
+
+
+def log_event(logger: logging.Logger, level: int, text: str, *secrets: str | None) -> None:
+    """Log a decision of the manager (``vomni_nb.server.*`` loggers), keys removed by ``errors.redact``:
+    bearer tokens, ``--api-key``/``VLLM_API_KEY=`` values and each of ``secrets``."""
+    if logger.isEnabledFor(level):
+        logger.log(level, "%s", redact(text, *secrets))

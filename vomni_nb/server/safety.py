@@ -15,9 +15,9 @@ import os
 
 import psutil
 
-from vomni_nb.errors import redact
 from vomni_nb.server import launch
 from vomni_nb.server.registry import Entry, process_started
+from vomni_nb.server.reporting import log_event
 
 __all__ = ["why_unsafe", "end_group"]
 
@@ -50,8 +50,8 @@ def end_group(entry: Entry, grace: float, why: str) -> bool:
     """Terminate ``entry``'s group if it is verified as ours; False (and a warning) when refused."""
     reason = why_unsafe(entry)
     if reason is not None:
-        log.warning("not signalling the registry row %s: %s", redact(entry.id), reason)
+        log_event(log, logging.WARNING, f"not signalling the registry row {entry.id}: {reason}", entry.api_key)
         return False
-    log.info("terminating %s (pid %d, port %d): %s", entry.model, entry.pid, entry.port, why)
+    log_event(log, logging.INFO, f"terminating {entry.model} (pid {entry.pid}, port {entry.port}): {why}")
     launch.terminate_group(entry.pgid, grace=grace)
     return True
