@@ -70,8 +70,9 @@ def stops_with_kernel(model: str) -> str:
             "(keep=True) keeps it running")
 
 
-def name_taken(name: str) -> str:
-    return f"the name {name!r} is taken here; pick another with --name NAME (name= in Python)"
+def name_taken(name: str, holder: str) -> str:
+    """Refusing a name another server of this kernel has (``holder`` says which)."""
+    return f"the name {name!r} already names {holder} here; pick another with --name NAME (name= in Python)"
 
 
 def sim_family(model: str = "MODEL") -> str:

@@ -57,13 +57,6 @@ def manager(stand_in_env: Path) -> Iterator[ServerManager]:
         os.killpg(entry.pgid, signal.SIGKILL) if group_alive(entry.pgid) else None
 
 
-def _wait_gone(pgid: int, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while group_alive(pgid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return not group_alive(pgid)
-
-
 def test_start_is_ready_and_stop_ends_the_whole_group(manager: ServerManager) -> None:
     server = manager.start(MODEL)
     assert server.status().state == "ready"
@@ -571,7 +564,7 @@ def test_every_omni_server_line_in_advice_parses() -> None:
 
     texts = [_advice.START_ONE, _advice.PICK_ONE, _advice.server_logs("img", 200), _advice.server_restart("img"),
              _advice.server_stop("img"), _advice.serve_model("org/m"), _advice.attach_instead("http://h:1"),
-             _advice.keep_to_share("org/m"), _advice.stops_with_kernel("org/m"), _advice.name_taken("img"),
+             _advice.keep_to_share("org/m"), _advice.stops_with_kernel("org/m"), _advice.name_taken("img", "org/m at http://h:1"),
              _advice.served_elsewhere("org/m", 7, "http://h:1"), _advice.second_copy("org/m", 7, "http://h:1"),
              _advice.sim_family()]
     lines = [found.split(" -- ")[0] for text in texts for found in re.findall(r"`%omni_server ([^`]+)`", text)]

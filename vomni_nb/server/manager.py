@@ -29,7 +29,7 @@ from pathlib import Path
 
 from vomni_nb import _advice
 from vomni_nb.errors import InvalidRequestError, ServerManagerError, ServerStartError
-from vomni_nb.server import launch, reconcile, safety
+from vomni_nb.server import launch, reconcile
 from vomni_nb.server.books import Books
 from vomni_nb.server.command import build_command, build_env, check_extra_args, key_fits, parse_gpus, parse_port
 from vomni_nb.server.entries import Owner, entry_for, run_from_entry, run_id
@@ -48,8 +48,8 @@ log = logging.getLogger(__name__)
 DEBUG, INFO = logging.DEBUG, logging.INFO
 
 
-def _say(level: int, text: str, *secrets: str | None) -> None:
-    log_event(log, level, text, *secrets)
+def _say(level: int, text: str, *keys: str | None) -> None:
+    log_event(log, level, text, *keys)
 
 
 SIM_TIMEOUT_S = 60.0
@@ -307,8 +307,8 @@ class ServerManager:
             chosen = name or models[0]
             holder = self._books.holder(chosen)
             if holder is not None and name is not None:
-                raise ServerManagerError(f"{holder.model} at {holder.url} is called {chosen!r} already; "
-                                         f"{_advice.name_taken(chosen)}. Attaching stops nothing.")
+                raise ServerManagerError(
+                    f"{_advice.name_taken(chosen, f'{holder.model} at {holder.url}')}. Attaching stops nothing.")
             if holder is not None:
                 chosen = f"{models[0]}@{host}:{port}"
             server = Server(manager=self, name=chosen, model=models[0], kind="remote", host=host,
@@ -331,19 +331,10 @@ class ServerManager:
                 server = self.server_for(None)
             else:
                 server = self._books.match(target)
-            if server is None:
-                return self._stop_registry_entry(str(target))
+            if server is None:  # perhaps a kept server, or another kernel's (see list_servers)
+                return reconcile.stop_entry(self.registry, str(target), grace=STOP_GRACE_S,
+                                            running=self._books.names_text())
             return self._stop_server(server)
-
-    def _stop_registry_entry(self, target: str) -> str:
-        entry = reconcile.find_entry(self.registry, target)
-        if entry is None:
-            raise ServerManagerError(f"no server {target!r}; running: {self._books.names_text()}")
-        if not safety.end_group(entry, STOP_GRACE_S, "asked to stop it"):
-            raise ServerManagerError(f"{entry.model} (pid {entry.pid}) could not be verified as a server vomni_nb "
-                                     "started, so it was not signalled; the log of vomni_nb.server says why.")
-        self.registry.remove(entry.id)
-        return f"stopped {entry.model} (pid {entry.pid}, port {entry.port})"
 
     def _stop_server(self, server: Server) -> str:
         self._books.remove(server)

@@ -15,6 +15,7 @@ import dataclasses
 import logging
 import time
 
+from vomni_nb.errors import ServerManagerError
 from vomni_nb.server import safety
 from vomni_nb.server.command import key_fits
 from vomni_nb.server.entries import Owner
@@ -23,7 +24,7 @@ from vomni_nb.server.logfiles import may_be_our_log
 from vomni_nb.server.probe import health_code
 from vomni_nb.server.registry import Entry, Registry
 
-__all__ = ["Reconciled", "role", "trusted_entries", "reconcile", "foreign_statuses", "find_entry"]
+__all__ = ["Reconciled", "role", "trusted_entries", "reconcile", "foreign_statuses", "find_entry", "stop_entry"]
 
 log = logging.getLogger(__name__)
 
@@ -108,3 +109,15 @@ def find_entry(registry: Registry, target: str) -> Entry | None:
         if target in (entry.model, str(entry.port), str(entry.pid), entry.url, entry.model.rsplit("/", 1)[-1]):
             return entry
     return None
+
+
+def stop_entry(registry: Registry, target: str, *, grace: float, running: str) -> str:
+    """Stop the server a registry row names (a kept one, or another kernel's); says what happened."""
+    entry = find_entry(registry, target)
+    if entry is None:
+        raise ServerManagerError(f"no server {target!r}; running: {running}")
+    if not safety.end_group(entry, grace, "asked to stop it"):
+        raise ServerManagerError(f"{entry.model} (pid {entry.pid}) could not be verified as a server vomni_nb "
+                                 "started, so it was not signalled; the vomni_nb.server log says why.")
+    registry.remove(entry.id)
+    return f"stopped {entry.model} (pid {entry.pid}, port {entry.port})"
