@@ -1,9 +1,9 @@
 """Advice that names a magic (``%omni_server ...``), written once so every message says the same thing.
 
-Rules: advice names only options that exist, and every command is written in backticks exactly as it
-can be typed (a test parses each one with the magic's own parser). Each magic has a Python twin, so where a message may
-reach a Python user the twin is named beside the magic. The server-side texts are below; they are
-plain constants and small functions of the names they fill in, so they can be tested and merged.
+Rules: advice names only options that exist, and every command is written in backticks exactly as
+it can be typed (a test parses each one with the magic's own parser). Each magic has a Python twin,
+so where a message may reach a Python user the twin is named beside the magic. The server-side
+texts are below: plain constants and small functions of the names they fill in.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ __all__ = [
     "START_ONE",
     "LIST_SERVERS",
     "PICK_ONE",
-    "SIM_INSTEAD",
     "server_logs",
     "server_restart",
     "server_stop",
@@ -30,7 +29,6 @@ __all__ = [
 START_ONE = "start one with `%omni_server start MODEL` (add --sim without a GPU)"
 LIST_SERVERS = "`%omni_server list`"
 PICK_ONE = "pick one with `%omni_server use NAME` (Python: default_manager().use(NAME)), or ask for the model by name"
-SIM_INSTEAD = "add --sim (sim=True in Python) to run vomni-sim, the CPU simulator, instead"
 
 
 def server_logs(name: str, lines: int | None = None) -> str:
