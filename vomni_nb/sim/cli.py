@@ -20,7 +20,7 @@ from types import FrameType
 
 from vomni_nb.sim import startup, vlog
 from vomni_nb.sim.config import DEFAULT_MAX_IMAGE_PIXELS, Faults, SimConfig
-from vomni_nb.sim.families import Family, family_of
+from vomni_nb.sim.families import Family, close_ids, match_model
 
 __all__ = ["main", "build_parser", "config_from_args"]
 
@@ -161,12 +161,22 @@ def _run(args: argparse.Namespace) -> int:
             return 1
         raise
     vlog.info(f"vLLM server version {startup.VLLM_VERSION}, serving model {args.model}", where="launcher.py:215")
-    family = Family(args.family) if args.family else family_of(args.model)
     fail = args.fail_at_start
-    if family is None:
-        fail = "missing-model"
-        family = Family.IMAGE
-    startup.Phases(model=args.model, family=family, delay=args.startup_delay, fail=fail).run()
+    close: tuple[str, ...] = ()
+    if args.family:
+        family = Family(args.family)
+    elif (found := match_model(args.model)) is not None:
+        family = found.family
+        if found.pattern is not None:
+            vlog.warning(
+                f"vomni-sim: {args.model} is not one of the simulator's known ids; serving it as a {family.value} "
+                f"model because it matches {found.pattern}. Check the spelling: a real server downloads exactly "
+                "this id.",
+                where="vomni_sim.py:1",
+            )
+    else:
+        fail, family, close = "missing-model", Family.IMAGE, tuple(close_ids(args.model))
+    startup.Phases(model=args.model, family=family, delay=args.startup_delay, fail=fail, close_ids=close).run()
     config = config_from_args(args, family)
     return _serve(config, sock, access_log=not args.disable_uvicorn_access_log)
 
