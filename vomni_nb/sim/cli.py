@@ -67,10 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--tokens-per-second", type=float, default=50.0, help="streamed text rate")
     sim.add_argument("--fail-at-start", choices=startup.FAIL_KINDS, default=None)
     sim.add_argument("--rate-503", type=_fraction, default=0.0)
-    sim.add_argument("--retry-after", type=_non_negative, default=1.0)
+    sim.add_argument("--rate-429", type=_fraction, default=0.0, help="fraction answered 429 (with Retry-After)")
+    sim.add_argument("--retry-after", type=_non_negative, default=1.0, help="Retry-After of injected 503s and 429s")
     sim.add_argument("--rate-507", type=_fraction, default=0.0)
     sim.add_argument("--midstream-error-after", type=int, default=None, help="chunks before an in-band error")
     sim.add_argument("--crash-after", type=_positive_int, default=None, help="engine dies after N generations")
+    sim.add_argument("--dead-engine-window", type=_non_negative, default=1.0,
+                     help="seconds the process stays up after the engine died (health 503, requests 500)")
     sim.add_argument("--fault-seed", type=int, default=0)
     return parser
 
@@ -95,9 +98,11 @@ def config_from_args(args: argparse.Namespace, family: Family) -> SimConfig:
             tokens_per_second=args.tokens_per_second,
             rate_503=args.rate_503,
             retry_after=args.retry_after,
+            rate_429=args.rate_429,
             rate_507=args.rate_507,
             midstream_error_after=args.midstream_error_after,
             crash_after=args.crash_after,
+            dead_engine_window=args.dead_engine_window,
             fault_seed=args.fault_seed,
         ),
         enable_request_id_headers=args.enable_request_id_headers,
