@@ -154,6 +154,16 @@ def test_video_jobs_are_video_responses(video_server: SimHandle) -> None:
     _same_as_model(videos.VideoDeleteResponse, deleted)
 
 
+def test_a_finished_wan_job_is_a_video_response_with_its_real_frame_count(video_server: SimHandle) -> None:
+    videos = protocol("videos")
+    created = _job(video_server.url, size="64x64", seconds="1", fps="8")
+    # At creation the record is video_response_from_request's: int(seconds * fps) frames.
+    assert videos.VideoResponse.model_validate(created).num_frames == 8
+    done = videos.VideoResponse.model_validate(_until(video_server.url, created["id"], "completed").json())
+    # On completion the clip's metadata overwrites it: Wan made 4k+1 frames.
+    assert (done.num_frames, done.duration_s, done.fps, done.seconds) == (9, 9 / 8, 8.0, "1")
+
+
 def test_job_defaults_match_the_model_defaults(video_server: SimHandle) -> None:
     videos = protocol("videos")
     ours = _job(video_server.url)
