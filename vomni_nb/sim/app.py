@@ -1,6 +1,7 @@
-"""``create_app(config)``: the FastAPI app of vomni-sim, with vLLM's error handling and auth.
+"""``create_app(config)``: the FastAPI app of vomni-sim, with vLLM's error handling, auth and info routes.
 
-Routes live in routers: chat.py, images.py (this engineer), speech.py, videos.py (media).
+The generation routes live in routers, one module per endpoint family: chat.py, images.py, speech.py
+(with voices.py), speech_batch.py and videos.py.
 """
 
 from __future__ import annotations
