@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -40,10 +41,16 @@ def test_image_to_video_keeps_the_pictures_shape_at_the_720p_area() -> None:
 
 
 def _wan_source(name: str) -> str:
-    spec = importlib.util.find_spec("vllm_omni")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("vllm-omni==0.30.0 (--no-deps) is not installed")
-    return (Path(list(spec.submodule_search_locations)[0]) / "diffusion/models/wan2_2" / name).read_text()
+    # tests/support/vllm_omni_models may have put a package stub (no __spec__) in sys.modules already.
+    loaded = sys.modules.get("vllm_omni")
+    if loaded is not None and getattr(loaded, "__path__", None):
+        root = Path(list(loaded.__path__)[0])
+    else:
+        spec = importlib.util.find_spec("vllm_omni")
+        if spec is None or not spec.submodule_search_locations:
+            pytest.skip("vllm-omni==0.30.0 (--no-deps) is not installed")
+        root = Path(list(spec.submodule_search_locations)[0])
+    return (root / "diffusion/models/wan2_2" / name).read_text()
 
 
 @pytest.mark.parametrize("pipeline", ["pipeline_wan2_2.py", "pipeline_wan2_2_i2v.py"])
