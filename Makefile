@@ -6,6 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 PORT   ?= 8091
 MODEL  ?= Tongyi-MAI/Z-Image-Turbo
 HEADLESS ?=
+ATTACH ?=
 
 .PHONY: install test demo system-deps clean lint
 
@@ -34,7 +35,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: $(STAMP)
-	$(BIN)/python -m vomni_nb.demo --model '$(MODEL)' --port $(PORT) $(if $(HEADLESS),--headless,)
+	$(BIN)/python tools/demo.py --model '$(MODEL)' --port $(PORT) $(if $(HEADLESS),--headless,) $(if $(ATTACH),--attach '$(ATTACH)',)
 
 lint: $(STAMP)
 	$(BIN)/python -m mypy

@@ -1,4 +1,4 @@
-"""Every notebook in notebooks/ runs headless, top to bottom, against vomni-sim (what `make demo HEADLESS=1` does)."""
+"""Every notebook in notebooks/ runs headless, top to bottom, against vomni-sim (`make demo HEADLESS=1`: tests/test_demo.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import nbformat
 import pytest
 from PIL import Image
 
-from vomni_nb.demo import run_headless
+from tools.demo import run_headless
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 
@@ -48,22 +48,3 @@ def test_notebook_runs_headless(notebook: Path, isolated_kernel_env: Path) -> No
         assert any("text/markdown" in out.get("data", {}) for out in outputs)
         # Static rendering keeps the provenance in the output metadata.
         assert any("vomni_nb" in out.get("metadata", {}) for out in outputs)
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(300)
-def test_make_demo_headless_writes_html(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """What `make demo HEADLESS=1` runs: its own vomni-sim on the given port, then the quickstart, to HTML."""
-    from tests.support.sims import free_port
-    from vomni_nb import demo
-
-    monkeypatch.setenv("VOMNI_REGISTRY_DIR", str(tmp_path / "registry"))
-    monkeypatch.delenv("VOMNI_URL", raising=False)  # demo.main sets it; monkeypatch restores it afterwards
-    port = free_port()
-    assert demo.main(["--headless", "--port", str(port), "--out", str(tmp_path / "out")]) == 0
-    html = (tmp_path / "out" / "quickstart.html").read_text(encoding="utf-8")
-    assert "data:image/png;base64," in html and "<audio controls" in html
-    assert f"vomni-sim serving Tongyi-MAI/Z-Image-Turbo (simulated) at http://127.0.0.1:{port}" in capsys.readouterr().out
-    assert "vomni-sim" in (tmp_path / "out" / "vomni-sim.log").read_text()

@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from vomni_nb import _advice
+
 if TYPE_CHECKING:
     from vomni_nb.errors import ServerManagerError
     from vomni_nb.server.handle import Server
@@ -136,6 +138,7 @@ class StartStatusLine:
         self.live.update(text, _span("#b58900", "◔", body))
 
     def done(self, server: Server, *, reused: bool, note: str = "") -> None:
+        """The ready (or reused) summary; ``note`` follows it in brackets."""
         kind = " (vomni-sim)" if server.kind == "sim" else ""
         if reused:
             head = f"reusing {server.model}{kind} at {server.url}"
@@ -146,18 +149,23 @@ class StartStatusLine:
             tail = f"pid {server.pid}{ready}"
         if server.keep:
             tail += ", kept after the kernel exits"
+        elif server.kind == "vllm" and not reused:
+            # A real server holds a GPU: say it goes with the kernel before a restart surprises anyone.
+            note = "; ".join(filter(None, (note, _advice.stops_with_kernel(server.model))))
         text = f"✓ {head} — {tail}" + (f" ({note})" if note else "")
         url = html.escape(server.url)
         body = (f"<b>{html.escape(server.model)}</b>{html.escape(kind)} "
                 f"{'reused at' if reused else 'ready at'} <a href='{url}/v1/models' target='_blank'>{url}</a> "
-                f"— {html.escape(tail)}")
+                f"— {html.escape(tail)}" + (f" ({html.escape(note)})" if note else ""))
         self.live.finish(text, _span("#2e7d32", "✓", body))
 
-    def failed(self, model: str, error: ServerManagerError, elapsed: float) -> None:
-        cause = getattr(error, "cause", "") or str(error).splitlines()[0]
-        text = f"✗ {model} failed after {elapsed:.1f} s: {cause}"
-        body = f"<b>{html.escape(model)}</b> failed after {elapsed:.1f} s: {html.escape(cause)}"
-        self.live.finish(text, _span("#c62828", "✗", body))
+    def failed(self, model: str, error: ServerManagerError | BaseException, elapsed: float) -> None:
+        """The failure summary. The cause is not repeated here: the error shown right below says it once."""
+        if isinstance(error, Exception):
+            what = f"start failed after {elapsed:.1f} s ({type(error).__name__}, below)"
+        else:  # an interrupt: no error message will say what became of the server, so this line does
+            what = f"start interrupted after {elapsed:.1f} s; the half-started server was stopped"
+        self.live.finish(f"✗ {model}: {what}", _span("#c62828", "✗", f"<b>{html.escape(model)}</b>: {html.escape(what)}"))
 
 
 def status_table(rows: list[dict[str, Any]], columns: list[str]) -> Bundle:

@@ -22,12 +22,13 @@
     │   ├── StreamError                 an in-band error after a stream started (.partial)
     │   ├── ResponseFormatError         a body we cannot read (HTML from a proxy, truncated JSON, bad base64)
     │   └── JobFailedError              a video job ended with status "failed" (.job)
-    └── ServerManagerError              the kernel-side server manager
-        ├── ServerStartError            a launch failed (.cause, .advice, .log_tail)
-        │   ├── ServerExited            the process exited before it was ready (.returncode)
-        │   └── ServerStartTimeout      not ready before the deadline
-        ├── PortInUseError              the port is taken by another program
-        └── NoGPUError                  a real launch without a GPU (use --sim)
+    ├── ServerManagerError              the kernel-side server manager
+    │   ├── ServerStartError            a launch failed (.cause, .advice, .log_tail)
+    │   │   ├── ServerExited            the process exited before it was ready (.returncode)
+    │   │   └── ServerStartTimeout      not ready before the deadline
+    │   ├── PortInUseError              the port is taken by another program
+    │   └── NoGPUError                  a real launch without a GPU (use --sim)
+    └── HistoryError                    the history store: a file we did not write, a full disk (.path)
 
 Status errors are made in one place, :func:`status_error`, which picks the class for a status.
 Every message says what to do next. API keys never appear in a message: build messages
@@ -66,6 +67,7 @@ __all__ = [
     "ServerStartTimeout",
     "PortInUseError",
     "NoGPUError",
+    "HistoryError",
     "redact",
     "status_error",
 ]
@@ -249,6 +251,17 @@ class PortInUseError(ServerManagerError, OSError):
 
 class NoGPUError(ServerManagerError):
     """A real vLLM-Omni launch was asked for on a machine without an NVIDIA GPU."""
+
+
+class HistoryError(VomniError):
+    """The history store cannot be used: a database or folder it did not write, a full disk, a bad record.
+
+    A generation that fails to be recorded has still succeeded: callers show the result and this message.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 _STATUS_CLASSES: dict[int, type[APIStatusError]] = {

@@ -1,22 +1,29 @@
 """IPython magics. Thin: parse the line, call the library, display the result.
 
 ``%omni_server start MODEL [--port N|auto] [--gpus 0,1] [--timeout S] [--sim] [--api-key auto|K] [--keep]
-[-- extra vllm args] | status [NAME] | logs [NAME] [-n N] | stop [NAME] | restart [NAME] | list |
-attach URL [--name NAME] [--api-key K] | use NAME``
+[--name NAME] [--another] [-- extra vllm args] | status [NAME] | logs [NAME] [-n N] | stop [NAME] |
+restart [NAME] | list | attach URL [--name NAME] [--api-key K] | use NAME``
+
+``%load_ext vomni_nb`` stays light: this module imports IPython's magic machinery, ``errors`` and
+``display`` only; the server manager (and with it psutil) is imported when a magic runs, and the
+client (httpx, PIL) only when a server's ``client()`` is asked for. ``tests/magics`` checks it.
 """
 
 from __future__ import annotations
 
 import shlex
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from vomni_nb.display import bundle, show, status_table
+from vomni_nb import _advice
+from vomni_nb.display import StartStatusLine, bundle, show, status_table
 from vomni_nb.errors import InvalidRequestError, ServerManagerError, ServerStartError, redact
-from vomni_nb.server import default_manager
+
+if TYPE_CHECKING:
+    from vomni_nb.server import Server, ServerManager
 
 __all__ = ["VomniMagics", "load_ipython_extension", "ServerCommandError"]
 
@@ -70,10 +77,15 @@ class VomniMagics(Magics):
     @argument("--api-key", default=None, help="'auto' makes a key (passed by environment, never shown)")
     @argument("--keep", action="store_true", help="keep the server running after the kernel exits")
     @argument("--name", default=None, help="a name for the server (default: its model id)")
+    @argument("--another", action="store_true",
+              help="start a real model even though another kernel serves it (a second copy)")
     @argument("-n", "--lines", type=int, default=40, help="log lines to show (logs)")
     @line_magic
-    def omni_server(self, line: str) -> None:
+    def omni_server(self, line: str) -> Server | None:
         """Start, watch and stop vLLM-Omni servers; everything after `--` goes to `vllm serve`.
+
+        ``start``, ``restart`` and ``attach`` return the ``Server`` (``server = %omni_server start ...``;
+        ``server.client()`` then talks to it).
 
         Examples::
 
@@ -91,52 +103,68 @@ class VomniMagics(Magics):
         args = parse_argstring(self.omni_server, head)
         if extra and args.action not in ("start",):
             raise UsageError("extra arguments after `--` only go with start")
-        manager = default_manager()
+        manager = self._manager()
         try:
-            self._run(manager, args, extra)
+            return self._run(manager, args, extra)
         except InvalidRequestError as exc:
             raise UsageError(str(exc)) from exc
         except ServerManagerError as exc:
             raise ServerCommandError(exc) from exc
 
-    def _run(self, manager: Any, args: Any, extra: list[str]) -> None:
+    def _manager(self) -> ServerManager:
+        """The kernel's default manager, with the live status line installed (in a kernel, whose front
+        end updates one output in place; a terminal would print every update on a line of its own)."""
+        from vomni_nb.server import default_manager
+
+        manager = default_manager()
+        if manager.reporter_factory is None and getattr(self.shell, "kernel", None) is not None:
+            manager.reporter_factory = StartStatusLine
+        return manager
+
+    def _run(self, manager: ServerManager, args: Any, extra: list[str]) -> Server | None:
         action = args.action
         if action in ("start", "attach", "use") and not args.target:
             raise UsageError(f"%omni_server {action} needs a {'URL' if action == 'attach' else 'MODEL' if action == 'start' else 'NAME'}")
         if action == "start":
-            manager.start(args.target, port=args.port, gpus=args.gpus, timeout=args.timeout, sim=args.sim,
-                          api_key=args.api_key, extra_args=extra, keep=args.keep, name=args.name)
-        elif action == "attach":
+            return manager.start(args.target, port=args.port, gpus=args.gpus, timeout=args.timeout, sim=args.sim,
+                                 api_key=args.api_key, extra_args=extra, keep=args.keep, name=args.name,
+                                 another=args.another)
+        if action == "attach":
             server = manager.attach(args.target, name=args.name, api_key=args.api_key)
             show(f"attached {server.name} at {server.url} (model {server.model}; started elsewhere, never stopped here)")
-        elif action == "use":
+            return server
+        if action == "restart":
+            return manager.restart(args.target)
+        if action == "use":
             server = manager.use(args.target)
             show(f"default server: {server.name} at {server.url}")
         elif action == "stop":
             show(manager.stop(args.target))
-        elif action == "restart":
-            manager.restart(args.target)
         elif action == "logs":
             server = manager.get(args.target)
-            text = server.logs(args.lines) or f"(no log here for {server.name}: it was started elsewhere)"
-            show(text)
+            show(server.logs(args.lines) or f"(no log here for {server.name}: it was started elsewhere)")
         elif action == "status":
             servers = [manager.get(args.target)] if args.target else manager.servers
             if not servers:
-                show("no servers (start one with %omni_server start MODEL, add --sim without a GPU)")
+                show(f"no servers ({_advice.START_ONE})")
             for server in servers:
                 show(server.status().line())
         elif action == "list":
-            rows = []
-            default = manager.default_name
-            for status in manager.list_servers():
-                mark = "*" if status.name == default else ""
-                rows.append({"name": status.name + mark, "state": status.state, "url": status.url,
-                             "pid": status.pid or "", "kind": status.kind + (", kept" if status.keep else "")})
-            data = status_table(rows, ["name", "state", "url", "pid", "kind"])
-            from IPython.display import display
+            self._list(manager)
+        return None
 
-            display(data if rows else bundle("no servers"), raw=True)
+    def _list(self, manager: ServerManager) -> None:
+        from IPython.display import display
+
+        rows = []
+        default = manager.default_name
+        for status in manager.list_servers():
+            mark = "*" if status.name == default else ""
+            rows.append({"name": status.name + mark, "state": status.state, "url": status.url,
+                         "pid": status.pid or "", "kind": status.kind + (", kept" if status.keep else "")})
+        display(status_table(rows, ["name", "state", "url", "pid", "kind"]) if rows else bundle("no servers"), raw=True)
+        for problem in manager.registry.problems:  # rows we skipped: say so, or a planted row goes unseen
+            show(f"note: {problem}")
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -48,7 +48,36 @@ def test_start_status_line_shows_phase_then_failure() -> None:
     status.phase("org/model", "loading weights", 3.21)
     status.failed("org/model", ServerExited("x", cause="CUDA out of memory: boom"), 4.0)
     assert "loading weights" in shown[0][0]["text/plain"] and "3.2 s" in shown[0][0]["text/plain"]
-    assert "CUDA out of memory" in shown[-1][0]["text/plain"] and "failed" in shown[-1][0]["text/html"]
+    assert "failed after 4.0 s" in shown[-1][0]["text/plain"] and "failed" in shown[-1][0]["text/html"]
+    # Issue 7.5: the cause is said once, by the error rendered right below the line, not here again.
+    assert "CUDA out of memory" not in shown[-1][0]["text/plain"] and "ServerExited" in shown[-1][0]["text/plain"]
+
+
+def test_an_interrupted_start_says_the_half_started_server_was_stopped() -> None:
+    shown, sink = _recorder()
+    StartStatusLine(LiveLine(0.0, sink=sink)).failed("org/model", KeyboardInterrupt(), 2.5)  # type: ignore[arg-type]
+    assert shown[-1][0]["text/plain"] == "✗ org/model: start interrupted after 2.5 s; the half-started server was stopped"
+
+
+class _Handle:
+    """What StartStatusLine reads of a Server."""
+
+    def __init__(self, kind: str, keep: bool = False) -> None:
+        self.model, self.kind, self.keep = "Qwen/Qwen-Image", kind, keep
+        self.url, self.pid, self.ready_s = "http://127.0.0.1:8091", 42, 1.5
+
+
+def test_the_ready_line_of_a_real_server_says_a_kernel_restart_stops_it() -> None:
+    # Issue 7.3: a real server holds a GPU; the user learns at once that it goes with the kernel, and how to keep it.
+    texts = []
+    for handle in (_Handle("vllm"), _Handle("vllm", keep=True), _Handle("sim")):
+        shown, sink = _recorder()
+        StartStatusLine(LiveLine(0.0, sink=sink)).done(handle, reused=False)  # type: ignore[arg-type]
+        texts.append(shown[-1][0]["text/plain"])
+    real, kept, sim = texts
+    assert "a kernel restart included" in real and "%omni_server start Qwen/Qwen-Image --keep" in real
+    assert "kernel restart" not in kept and "kept after the kernel exits" in kept
+    assert "kernel restart" not in sim
 
 
 def test_show_stream_updates_one_output_and_keeps_the_whole_text(omni_server) -> None:  # type: ignore[no-untyped-def]

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,8 +16,7 @@ from IPython.utils.capture import capture_output
 
 from tests.support.sims import free_port
 from vomni_nb.magics import ServerCommandError, _split_extra
-from vomni_nb.server import ServerManager
-from vomni_nb.server.manager import _reset_default_for_tests
+from vomni_nb.server import ServerManager, set_default_manager
 
 from tests.support.sims import STAND_IN  # noqa: E402
 MODEL = "Qwen/Qwen-Image"
@@ -26,12 +28,11 @@ def shell(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Interacti
     monkeypatch.setenv("STANDIN_DELAY", "0.1")
     monkeypatch.delenv("STANDIN_FAIL", raising=False)
     manager = ServerManager(registry_dir=tmp_path / "reg", register_atexit=False, default_port=free_port())
-    restore = _reset_default_for_tests(manager)
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "vomni_nb")
-    yield ip
-    manager.shutdown(grace=2.0)
-    restore()
+    with set_default_manager(manager):
+        ip = InteractiveShell.instance()
+        ip.run_line_magic("load_ext", "vomni_nb")
+        yield ip
+        manager.shutdown(grace=2.0)
 
 
 def _text(captured: object) -> str:
@@ -90,3 +91,54 @@ def test_use_and_unknown_names(shell: InteractiveShell) -> None:
     assert "default server: Qwen/Qwen-Image" in _text(used)
     with pytest.raises(ServerCommandError):
         shell.run_line_magic("omni_server", "stop nothing-like-this")
+
+
+def test_start_returns_the_server_and_its_client_talks_to_it(shell: InteractiveShell) -> None:
+    from vomni_nb import OmniClient, Server
+
+    server = shell.run_line_magic("omni_server", "start Tongyi-MAI/Z-Image-Turbo --sim")
+    assert isinstance(server, Server) and server.kind == "sim"
+    with server.client() as client:
+        assert isinstance(client, OmniClient) and client.base_url == server.url
+        assert client.health()
+    assert shell.run_line_magic("omni_server", "restart") is server
+    assert shell.run_line_magic("omni_server", "status") is None  # only start, restart and attach return one
+
+
+def test_a_failed_start_says_its_cause_once(shell: InteractiveShell, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STANDIN_FAIL", "oom")
+    with pytest.raises(ServerCommandError) as caught:
+        shell.run_line_magic("omni_server", f"start {MODEL}")
+    rendered = caught.value._render_traceback_()
+    ours = rendered[: next(i for i, line in enumerate(rendered) if line.startswith("--- last log lines"))]
+    assert "\n".join(ours).count("CUDA out of memory") == 1, ours
+
+
+def test_list_reports_registry_rows_it_skipped(shell: InteractiveShell) -> None:
+    from vomni_nb.server import default_manager
+
+    registry = default_manager().registry
+    registry.directory.mkdir(parents=True, exist_ok=True)
+    registry.path.write_text('{"version": 1, "servers": [{"id": "x", "pid": 0}]}')
+    with capture_output() as listed:
+        shell.run_line_magic("omni_server", "list")
+    assert "note: skipped row 1" in _text(listed) and "pid is 0" in _text(listed)
+
+
+def test_loading_the_extension_imports_no_client_pil_httpx_or_manager() -> None:
+    # The magics module alone (the package's own __init__ is skipped: its imports are the client side's),
+    # in a fresh interpreter, then a magic run: only then does the manager load.
+    code = textwrap.dedent(f"""
+        import sys, types
+        package = types.ModuleType("vomni_nb")
+        package.__path__ = [{str(Path(__file__).resolve().parents[2] / "vomni_nb")!r}]
+        sys.modules["vomni_nb"] = package
+        from IPython.core.interactiveshell import InteractiveShell
+        import vomni_nb.magics
+        vomni_nb.magics.load_ipython_extension(InteractiveShell.instance())
+        heavy = ("httpx", "PIL", "vomni_nb.client", "vomni_nb.server.manager", "psutil")
+        print(sorted(name for name in heavy if name in sys.modules))
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

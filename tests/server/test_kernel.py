@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 from jupyter_client.manager import KernelManager
 
@@ -59,8 +60,10 @@ class Kernel:
             if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
                 break
             outputs.append(msg)
-        reply = self.kc.get_shell_msg(timeout=max(0.1, deadline - time.monotonic()))
-        return reply["content"], outputs
+        while True:  # skip replies to earlier requests (wait_for_ready may have sent several kernel_info requests)
+            reply = self.kc.get_shell_msg(timeout=max(0.1, deadline - time.monotonic()))
+            if reply["parent_header"].get("msg_id") == msg_id:
+                return reply["content"], outputs
 
     def value(self, expression: str) -> str:
         reply, outputs = self.run(f"print({expression})")
@@ -99,23 +102,27 @@ def test_interrupt_spares_the_server_and_shutdown_ends_it(kernel: Kernel) -> Non
     assert sum(m["msg_type"] == "display_data" for m in outputs) == 1  # one output, updated in place
     pid, pgid, url = _server_ids(kernel)
 
-    # A request that takes 5 s, interrupted after a moment: KeyboardInterrupt in the kernel only.
+    # A request that takes 5 s, interrupted while it is under way: KeyboardInterrupt in the kernel only.
+    kernel_pid = int(kernel.value("__import__('os').getpid()"))
     msg_id = kernel.kc.execute(
-        f"import httpx\nprint('sending', flush=True)\nhttpx.post({url!r} + '/v1/images/generations', "
+        f"import httpx\nhttpx.post({url!r} + '/v1/images/generations', "
         f"json={{'prompt': 'slow', 'size': '64x64'}}, timeout=60)"
     )
-    while True:  # interrupt only once the request is under way, however busy the machine is
-        msg = kernel.kc.get_iopub_msg(timeout=30)
-        if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
-            break
-    time.sleep(0.5)
+    # Interrupt only once the kernel holds a connection to the server, however busy the machine is.
+    port = int(url.rsplit(":", 1)[1])
+    deadline = time.monotonic() + 30
+    while not any(c.raddr and c.raddr.port == port and c.status == psutil.CONN_ESTABLISHED
+                  for c in psutil.Process(kernel_pid).net_connections(kind="tcp")):
+        assert time.monotonic() < deadline, "the request never reached the server"
+        time.sleep(0.02)
     kernel.km.interrupt_kernel()
     reply, _ = kernel.collect(msg_id, timeout=30)
     assert reply["status"] == "error" and reply["ename"] == "KeyboardInterrupt"
     assert group_alive(pgid) and httpx.get(url + "/health").status_code == 200
 
     reply, outputs = kernel.run(f"%omni_server start {IMAGE_MODEL} --sim -- --latency 5")
-    assert "reusing" in outputs[-1]["content"]["data"]["text/plain"]
+    shown = [m["content"]["data"] for m in outputs if m["msg_type"] in ("display_data", "update_display_data")]
+    assert "reusing" in shown[-1]["text/plain"]
     assert _server_ids(kernel)[0] == pid
     kernel.run("%omni_server restart")
     new_pid, new_pgid, _ = _server_ids(kernel)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -88,22 +90,26 @@ def test_terminate_group_ends_the_leader_and_its_children(tmp_path: Path) -> Non
         "while True: time.sleep(1)\n"
     )
     proc = launch.spawn_server([sys.executable, "-c", script], env={}, log_path=tmp_path / "log")
-    deadline = time.monotonic() + 10
-    while len(launch.group_members(proc.pid)) < 2 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert len(launch.group_members(proc.pid)) == 2
-    # The child ignores SIGTERM, so only the SIGKILL after the grace period ends it.
-    assert launch.terminate_group(proc.pid, proc, grace=0.5)
-    assert not launch.group_alive(proc.pid)
-    assert proc.returncode == 0
+    try:
+        deadline = time.monotonic() + 10
+        while len(launch.group_members(proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(launch.group_members(proc.pid)) == 2
+        # The child ignores SIGTERM, so only the SIGKILL after the grace period ends it.
+        assert launch.terminate_group(proc.pid, proc, grace=0.5)
+        assert not launch.group_alive(proc.pid)
+        assert proc.returncode == 0
+    finally:
+        # Whatever failed above, no orphan (the child ignores SIGTERM) outlives the test.
+        if launch.group_alive(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
 
 
 def test_server_runs_in_its_own_session(tmp_path: Path) -> None:
     proc = launch.spawn_server([sys.executable, "-c", "import time; time.sleep(30)"], env={},
                                log_path=tmp_path / "log")
     try:
-        import os
-
         assert os.getsid(proc.pid) == proc.pid != os.getsid(0)
     finally:
         launch.terminate_group(proc.pid, proc, grace=2)
@@ -125,7 +131,7 @@ def test_watchdog_ends_the_group_when_its_owner_dies(tmp_path: Path) -> None:
     kernel = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert kernel.stdout is not None
     pgid = int(kernel.stdout.readline())
-    time.sleep(0.3)  # let the watchdog start
+    # No need to wait for the watchdog to start: one that finds its owner gone already ends the group at once.
     assert launch.group_alive(pgid)
     kernel.kill()
     kernel.wait()

@@ -54,7 +54,7 @@ def _quiet_process(tmp_path: Path, port: int) -> tuple[subprocess.Popen[bytes], 
     log.write_text("INFO starting\n")
     process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"], start_new_session=True)
     run = Run(pid=process.pid, pgid=process.pid, pid_started=time.time(), port=port, log_path=log,
-              started_at=time.time(), process=process)
+              started_at=time.time(), registry_id="test", process=process)
     server = Server(manager=None, name="m", model="org/model", kind="sim", host="127.0.0.1",  # type: ignore[arg-type]
                     owned=True, run=run, url=f"http://127.0.0.1:{port}")
     return process, server
@@ -86,7 +86,7 @@ def test_our_own_listener_counts_as_ready(tmp_path: Path) -> None:
         log = tmp_path / "server.log"
         log.write_text("")
         run = Run(pid=process.pid, pgid=process.pid, pid_started=time.time(), port=port, log_path=log,
-                  started_at=time.time(), process=process)
+                  started_at=time.time(), registry_id="test", process=process)
         server = Server(manager=None, name="m", model="org/model", kind="sim", host="127.0.0.1",  # type: ignore[arg-type]
                         owned=True, run=run, url=f"http://127.0.0.1:{port}")
         assert group_listens(process.pid, port) is True

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import stat
 import time
 from pathlib import Path
 
+import pytest
+
+from vomni_nb.errors import ServerManagerError
 from vomni_nb.server.registry import Entry, Registry, process_alive, process_started
 
 
@@ -70,3 +74,63 @@ def test_process_alive_checks_start_time() -> None:
     me = os.getpid()
     assert process_alive(me, process_started(me))
     assert not process_alive(me, 12.0)
+
+
+def test_an_entry_repr_never_shows_the_key() -> None:
+    assert "sekrit" not in repr(_entry(1, api_key="sekrit")) and "api_key='***'" not in repr(_entry(1))
+
+
+# ---- issue 14.18: the registry's directory, lock and file -----------------------------------------
+
+
+def test_a_too_open_registry_directory_is_tightened(tmp_path: Path) -> None:
+    directory = tmp_path / "reg"
+    directory.mkdir()
+    os.chmod(directory, 0o777)
+    Registry(directory).add(_entry(1))
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+
+
+def test_a_symlinked_lock_is_refused_and_its_target_untouched(tmp_path: Path) -> None:
+    directory = tmp_path / "reg"
+    directory.mkdir(mode=0o700)
+    target = tmp_path / "bashrc"
+    (directory / "servers.lock").symlink_to(target)  # a target that does not exist yet: O_CREAT would make it
+    with pytest.raises(ServerManagerError, match="symlink"):
+        Registry(directory).entries()
+    assert not target.exists()
+
+
+def test_a_symlinked_registry_file_is_not_read(tmp_path: Path) -> None:
+    directory = tmp_path / "reg"
+    directory.mkdir(mode=0o700)
+    planted = tmp_path / "planted.json"
+    planted.write_text(json.dumps({"version": 1, "servers": [_entry(1).to_json()]}))
+    (directory / "servers.json").symlink_to(planted)
+    reg = Registry(directory)
+    assert reg.entries() == [] and "symlink" in reg.problems[0]
+    reg.add(_entry(2))  # the next change writes a real file in the link's place; the target stays as it was
+    assert not reg.path.is_symlink() and [e.id for e in reg.entries()] == ["e2"]
+    assert json.loads(planted.read_text())["servers"][0]["id"] == "e1"
+
+
+def test_a_registry_directory_of_another_user_is_refused(tmp_path: Path) -> None:
+    directory = tmp_path / "reg"
+    directory.mkdir(mode=0o700)
+    try:
+        os.chown(directory, os.getuid() + 4242, -1)
+    except PermissionError:
+        pytest.skip("only root can give a directory to another user here")
+    with pytest.raises(ServerManagerError, match="another user"):
+        Registry(directory).entries()
+
+
+def test_a_malformed_row_is_skipped_reported_and_kept(tmp_path: Path) -> None:
+    reg = Registry(tmp_path)
+    reg.add(_entry(1))
+    rows = json.loads(reg.path.read_text())["servers"] + [{**_entry(2).to_json(), "pgid": 0}, ["junk"]]
+    reg.path.write_text(json.dumps({"version": 1, "servers": rows}))
+    assert [e.id for e in reg.entries()] == ["e1"]
+    assert [p.split(": ", 1)[1] for p in reg.problems] == ["pgid is 0", "a row must be a JSON object"]
+    reg.remove("e1")
+    assert json.loads(reg.path.read_text())["servers"] == rows[1:]  # left as they were, never acted on

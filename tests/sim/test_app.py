@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import re
 import time
 
 import httpx
 import pytest
 
-from tests.support.sims import IMAGE_MODEL, OMNI_MODEL
+from tests.support.sims import IMAGE_MODEL, OMNI_MODEL, TTS_MODEL
 
 pytestmark = pytest.mark.timeout(60)
 SMALL = {"prompt": "a lighthouse", "size": "32x32", "seed": 1}
@@ -128,26 +131,81 @@ def test_injected_503_and_507(start_sim) -> None:
     assert repeat == [r.status_code for r in replies]
 
 
+def test_injected_429_carries_retry_after(start_sim) -> None:
+    sim = start_sim(IMAGE_MODEL, "--rate-429", "1", "--retry-after", "2.5")
+    reply = httpx.post(sim.url + "/v1/images/generations", json=SMALL)
+    assert (reply.status_code, reply.headers["retry-after"]) == (429, "2.5")
+    assert reply.json() == {"error": {
+        "message": "Too many requests (simulated by vomni-sim --rate-429); retry after the Retry-After delay.",
+        "type": "Too Many Requests", "param": None, "code": 429,
+    }}
+    speech = start_sim(TTS_MODEL, "--rate-429", "0.5", "--fault-seed", "1")
+    statuses = [httpx.post(speech.url + "/v1/audio/speech", json={"input": "hi"}, timeout=30).status_code
+                for _ in range(8)]
+    assert set(statuses) == {200, 429}  # a fraction, on every generation route
+
+
+def test_a_429_rate_leaves_the_seeded_503_sequence_alone(start_sim) -> None:
+    plain = start_sim(IMAGE_MODEL, "--rate-503", "0.3", "--fault-seed", "5")
+    mixed = start_sim(IMAGE_MODEL, "--rate-503", "0.3", "--rate-429", "0.3", "--fault-seed", "5")
+    first = [httpx.post(plain.url + "/v1/images/generations", json=SMALL).status_code for _ in range(10)]
+    second = [httpx.post(mixed.url + "/v1/images/generations", json=SMALL).status_code for _ in range(10)]
+    assert 503 in first and 429 in second
+    assert [s == 503 for s in first] == [s == 503 for s in second]
+
+
 def test_crash_after_n_generations_kills_the_engine(start_sim) -> None:
-    sim = start_sim(IMAGE_MODEL, "--crash-after", "2", "--latency", "0.2")
-    started = time.monotonic()
+    # A long --dead-engine-window holds the dead engine up, so its checks cannot race the exit.
+    sim = start_sim(IMAGE_MODEL, "--crash-after", "2", "--dead-engine-window", "3600")
     assert httpx.post(sim.url + "/v1/images/generations", json=SMALL).status_code == 200
-    assert time.monotonic() - started >= 0.2  # --latency is added before the work
+    assert httpx.get(sim.url + "/health").status_code == 200
+    assert httpx.post(sim.url + "/v1/images/generations", json=SMALL).status_code == 200  # the Nth is answered
+    sim.wait_for_log("Engine failed, terminating server.")  # the engine dies right after that answer
+    health = httpx.get(sim.url + "/health")
+    assert (health.status_code, health.json()) == (503, {"status": "unhealthy"})
+    assert httpx.get(sim.url + "/ping").status_code == 503
+    late = httpx.post(sim.url + "/v1/images/generations", json=SMALL, headers={"X-Request-Id": "late"})
+    assert late.status_code == 500
+    assert late.json()["error"] == {
+        "message": "EngineCore encountered an issue. See stack trace (above) for the root cause.",
+        "type": "InternalServerError", "param": None, "code": 500, "request_id": "late", "error_stage_id": 0,
+    }
+    log = sim.log()
+    assert "Engine core proc EngineCore_DP0 died unexpectedly" in log and "EngineDeadError" in log
+    assert sim.process.poll() is None  # still inside its window
+
+
+def test_a_dead_engine_exits_1_when_its_window_ends(start_sim) -> None:
+    sim = start_sim(IMAGE_MODEL, "--crash-after", "1", "--dead-engine-window", "0.2")
     assert httpx.post(sim.url + "/v1/images/generations", json=SMALL).status_code == 200
-    try:
-        health = httpx.get(sim.url + "/health", timeout=2)
-        assert (health.status_code, health.json()) == (503, {"status": "unhealthy"})
-        late = httpx.post(sim.url + "/v1/images/generations", json=SMALL, headers={"X-Request-Id": "late"})
-        assert late.status_code == 500
-        assert late.json()["error"] == {
-            "message": "EngineCore encountered an issue. See stack trace (above) for the root cause.",
-            "type": "InternalServerError", "param": None, "code": 500, "request_id": "late", "error_stage_id": 0,
-        }
-    except httpx.TransportError:
-        pass  # already gone: the unhealthy window is short
-    assert sim.process.wait(10) == 1
-    assert "Engine core proc EngineCore_DP0 died unexpectedly" in sim.log()
-    assert "EngineDeadError" in sim.log()
+    assert sim.process.wait(30) == 1
+    log = sim.log()
+    assert log.index("Engine failed, terminating server.") < log.index("INFO:     Shutting down")
+
+
+def _leave_while_held(url: str, body: dict[str, object], request_id: str) -> None:
+    """Send a generation, wait until the server holds it (/load), then disconnect."""
+
+    async def main() -> None:
+        async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+            sent = asyncio.create_task(
+                client.post("/v1/images/generations", json=body, headers={"X-Request-Id": request_id})
+            )
+            while (await client.get("/load")).json()["server_load"] == 0:
+                assert not sent.done(), "the generation finished before it was seen in flight"
+                await asyncio.sleep(0.01)
+            sent.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sent
+
+    asyncio.run(main())
+
+
+def test_latency_holds_a_generation_and_leaving_aborts_it(start_sim) -> None:
+    sim = start_sim(IMAGE_MODEL, "--latency", "3600")
+    _leave_while_held(sim.url, SMALL, "held-1")
+    sim.wait_for_log("[AsyncOmni] Request held-1 aborted.", timeout=10)
+    assert httpx.get(sim.url + "/load").json() == {"server_load": 0}
 
 
 def test_client_disconnect_aborts_a_stream(start_sim) -> None:
@@ -160,9 +218,13 @@ def test_client_disconnect_aborts_a_stream(start_sim) -> None:
 
 
 def test_client_disconnect_aborts_an_image(image_server) -> None:
-    with pytest.raises(httpx.ReadTimeout):
-        httpx.post(image_server.url + "/v1/images/generations", json={"prompt": "big", "size": "2048x2048"}, timeout=0.2)
-    image_server.wait_for_log("[AsyncOmni] Request img_gen-", timeout=10)
+    aborted = re.compile(r"\[AsyncOmni\] Request img_gen-[0-9a-f]{32} aborted\.")
+    before = len(aborted.findall(image_server.log()))
+    _leave_while_held(image_server.url, {"prompt": "big", "size": "4096x4096"}, "unused")
+    deadline = time.monotonic() + 10
+    while len(aborted.findall(image_server.log())) == before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(aborted.findall(image_server.log())) == before + 1
 
 
 def test_request_id_headers_flag(start_sim) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import io
 import shutil
 import struct
+import sys
 import wave
+from pathlib import Path
 
 import av
 import numpy as np
@@ -16,10 +18,13 @@ from vomni_nb.sim import audio
 PANGRAM = "Sphinx of black quartz, judge my vow. She sells sea shells by the sea shore."
 
 
+WITHOUT_ESPEAK = str(Path(sys.executable).parent)  # the venv's bin: python, no espeak-ng
+
+
 @pytest.fixture
 def no_espeak(monkeypatch: pytest.MonkeyPatch) -> None:
-    """As on a machine without the espeak-ng program."""
-    monkeypatch.setattr(audio, "_espeak_path", lambda: None)
+    """As on a machine without the espeak-ng program: it is not on PATH."""
+    monkeypatch.setenv("PATH", WITHOUT_ESPEAK)
 
 
 def samples(speech: audio.Speech) -> np.ndarray:
@@ -61,7 +66,7 @@ def test_espeak_speaks_speech_not_tones(no_espeak: None, monkeypatch: pytest.Mon
 @pytest.mark.parametrize("engine", ["espeak-ng", "tones"])
 def test_duration_grows_with_text_and_output_is_deterministic(engine: str, monkeypatch: pytest.MonkeyPatch) -> None:
     if engine == "tones":
-        monkeypatch.setattr(audio, "_espeak_path", lambda: None)
+        monkeypatch.setenv("PATH", WITHOUT_ESPEAK)
     elif shutil.which("espeak-ng") is None:
         pytest.skip("espeak-ng not installed")
     short = audio.synthesize("Hello.", voice="ryan")

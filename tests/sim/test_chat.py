@@ -337,10 +337,17 @@ def test_tts_model_has_no_chat_but_answers_200(tts_server) -> None:
                                       "type": "BadRequestError", "param": None, "code": 400}}
 
 
-def test_video_model_chat_produces_no_images(video_server) -> None:
-    # 0.30.0's chat has no video output branch: the diffusion path finds no images (reference §3.4, §10).
-    content = ask(video_server, "a wave").json()["choices"][0]["message"]["content"]
-    assert content == "Image generation completed but no images were produced."
+@pytest.mark.parametrize("extra", [{}, {"modalities": ["text"]}, {"stream": True}])
+def test_video_model_chat_fails_after_generating(video_server, extra) -> None:
+    # Issue 13 item 4: 0.30.0's chat has no video output branch (reference §3.4, §10); its PNG step gets the Wan
+    # frame array and raises, and the handler answers 500 with its error helper's default type.
+    reply = ask(video_server, "a wave", **extra)
+    assert reply.status_code == 500
+    assert reply.json() == {"error": {
+        "message": "Image generation failed: 'numpy.ndarray' object has no attribute 'save'",
+        "type": "BadRequestError", "param": None, "code": 500,
+    }}
+    video_server.wait_for_log("Diffusion chat completion failed: 'numpy.ndarray' object has no attribute 'save'")
 
 
 def test_omni_speaker_is_validated(omni_server) -> None:

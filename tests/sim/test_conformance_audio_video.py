@@ -70,6 +70,57 @@ def test_sse_usage_is_a_speech_token_usage(tts_server: SimHandle) -> None:
     assert list(usage.model_dump()) == list(done["usage"])
 
 
+BATCH_BODIES: list[dict[str, Any]] = [
+    {"items": [{"input": "hello"}]},
+    {"items": []},
+    {"items": "hello"},
+    {"input": "hello"},
+    {"items": [{"text": "hello"}]},
+    {"items": [{"input": "hello", "speaker": "ryan"}]},
+    {"items": [{"input": "hello", "voice": {"id": "ryan"}}]},
+    {"items": [{"input": "hello", "response_format": "aac"}]},
+    {"items": [{"input": "hello"}], "response_format": None},
+    {"items": [{"input": "hello", "response_format": None}]},
+    {"items": [{"input": "hello", "speed": 0.2}]},
+    {"items": [{"input": "hello"}], "speed": None},
+    {"items": [{"input": "hello", "sample_rate": 0}]},
+    {"items": [{"input": "hello", "ref_audio": ["data:,"]}]},
+    {"items": [{"input": "hello", "task_type": "Clone"}]},
+    {"items": [{"input": "hello", "max_new_tokens": 0}]},
+    {"items": [{"input": "hello", "stream": True, "seed": "not checked"}]},
+    {"items": [{"input": "hello"}], "stream": True, "speaker_embedding": "ignored"},
+    {"items": [{"input": "hello"}], "initial_codec_chunk_frames": -1},
+]
+
+
+@pytest.mark.parametrize("body", BATCH_BODIES, ids=lambda b: json.dumps(b)[:60])
+def test_speech_batch_validation_matches_the_real_model(tts_server: SimHandle, body: dict[str, Any]) -> None:
+    audio = protocol("audio")
+    try:
+        audio.BatchSpeechRequest(**body)
+        real_rejects = False
+    except (pydantic.ValidationError, ValueError, TypeError):
+        real_rejects = True
+    response = httpx.post(tts_server.url + "/v1/audio/speech/batch", json=body, timeout=30)
+    assert response.status_code in (200, 400), response.text
+    sim_rejects = response.status_code == 400 and response.json()["error"]["type"] == "Bad Request"
+    assert sim_rejects == real_rejects, response.text
+
+
+def test_speech_batch_answer_is_a_batch_speech_response(tts_server: SimHandle) -> None:
+    audio = protocol("audio")
+    items = [{"input": "one"}, {"input": "two [[fail]]"}, {"input": "three", "response_format": "mp3"},
+             {"input": "four", "voice": "nobody"}]
+    body = httpx.post(tts_server.url + "/v1/audio/speech/batch", json={"items": items}, timeout=60).json()
+    parsed = audio.BatchSpeechResponse.model_validate(body)
+    # The route serialises with exclude_none: every key present, none of them null, in the model's order.
+    assert parsed.model_dump(exclude_none=True) == body
+    assert [list(r) for r in parsed.model_dump(exclude_none=True)["results"]] == [list(r) for r in body["results"]]
+    assert [r.status for r in parsed.results] == ["success", "error", "success", "error"]
+    assert (parsed.total, parsed.succeeded, parsed.failed) == (4, 2, 2)
+    assert parsed.results[2].media_type == "audio/mpeg"
+
+
 def _job(url: str, **fields: str) -> dict[str, Any]:
     return dict(httpx.post(url + "/v1/videos", data={"prompt": "conformance", **fields}).json())
 
@@ -101,6 +152,16 @@ def test_video_jobs_are_video_responses(video_server: SimHandle) -> None:
     _same_as_model(videos.VideoListResponse, listing)
     deleted = httpx.delete(f"{video_server.url}/v1/videos/{created['id']}").json()
     _same_as_model(videos.VideoDeleteResponse, deleted)
+
+
+def test_a_finished_wan_job_is_a_video_response_with_its_real_frame_count(video_server: SimHandle) -> None:
+    videos = protocol("videos")
+    created = _job(video_server.url, size="64x64", seconds="1", fps="8")
+    # At creation the record is video_response_from_request's: int(seconds * fps) frames.
+    assert videos.VideoResponse.model_validate(created).num_frames == 8
+    done = videos.VideoResponse.model_validate(_until(video_server.url, created["id"], "completed").json())
+    # On completion the clip's metadata overwrites it: Wan made 4k+1 frames.
+    assert (done.num_frames, done.duration_s, done.fps, done.seconds) == (9, 9 / 8, 8.0, "1")
 
 
 def test_job_defaults_match_the_model_defaults(video_server: SimHandle) -> None:
@@ -142,9 +203,11 @@ def test_video_request_errors_match_the_real_model(video_server: SimHandle, fiel
     try:
         videos.VideoGenerationRequest(prompt="x", **typed)
     except pydantic.ValidationError as exc:
-        if response.json()["error"]["type"] == "Bad Request":  # the form layer caught it first (e.g. sound_duration)
-            return
-        assert response.status_code == 400
-        assert response.json()["error"] == {"message": str(exc), "type": "BadRequestError", "param": None, "code": 400}
+        assert response.status_code == 400, response.text
+        error = response.json()["error"]
+        if error["type"] == "Bad Request":  # the form layer caught it first (e.g. sound_duration)
+            assert error["message"].startswith("1 validation error:\n") and error["param"] == f"body.{next(iter(fields))}"
+        else:
+            assert error == {"message": str(exc), "type": "BadRequestError", "param": None, "code": 400}
     else:
         assert response.status_code == 200, response.text

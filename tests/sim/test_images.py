@@ -243,7 +243,29 @@ def test_edit_errors(edit_server) -> None:
     assert "Failed to decode input image" in error_of(edit(edit_server, files=bad_image), 400)["message"]
 
 
-def test_text_to_image_models_refuse_edits(image_server) -> None:
+def test_text_to_image_models_refuse_edits_after_0_30_0s_own_checks(image_server) -> None:
+    # Issue 13 item 5: every check 0.30.0 makes comes first, with its answer; the refusal only replaces generation.
+    missing = httpx.post(image_server.url + EDIT, data={"prompt": "x"})
+    assert error_of(missing, 422)["message"] == "Field 'image' or 'url' is required"
+    assert error_of(edit(image_server, model="other"), 400)["message"].startswith("Model mismatch:")
+    assert error_of(edit(image_server, response_format="url"), 400)["type"] == "Bad Request"
+    two = [("image", ("a.png", png_bytes(), "image/png")), ("image", ("b.png", png_bytes(), "image/png"))]
+    assert error_of(edit(image_server, files=two), 400)["message"].startswith("Received multiple input images.")
+    bad_image = [("image", ("in.png", b"not a picture", "image/png"))]
+    assert "Failed to decode input image" in error_of(edit(image_server, files=bad_image), 400)["message"]
+    assert "exceeds the maximum" in error_of(edit(image_server, size="8000x8000"), 400)["message"]
     error = error_of(edit(image_server), 400)
     assert error["type"] == "BadRequestError"
-    assert "does not support image editing" in error["message"]
+    assert error["message"].startswith(
+        "Tongyi-MAI/Z-Image-Turbo is a text-to-image model and does not support image editing; use "
+        "/v1/images/generations, or serve an edit model such as Qwen/Qwen-Image-Edit."
+    )
+    assert "vLLM-Omni 0.30.0 would run the request and answer 200" in error["message"]
+
+
+def test_edits_on_omni_and_video_servers(omni_server, video_server) -> None:
+    missing = httpx.post(omni_server.url + EDIT, data={"prompt": "x"})  # no diffusion stage: before the form checks
+    assert error_of(missing, 503)["message"] == "No diffusion stage found in multi-stage pipeline."
+    assert error_of(httpx.post(video_server.url + EDIT, data={"prompt": "x"}), 422)["type"] == "Unprocessable Entity"
+    refused = error_of(edit(video_server), 400)["message"]
+    assert refused.startswith("Wan-AI/Wan2.2-TI2V-5B-Diffusers generates video and does not edit images;")

@@ -295,8 +295,8 @@ def test_sse_midstream_error_event(failing_tts: SimHandle) -> None:
     assert [n for n, _ in events] == ["speech.audio.delta", "speech.audio.delta", "speech.audio.error"]
     assert events[-1][1] == {
         "type": "speech.audio.error",
-        "error": {"message": events[-1][1]["error"]["message"], "type": "server_error", "param": None, "code": 500,
-                  "partial_audio": True, "action": "discard"},
+        "error": {"message": "Simulated engine error in the middle of a stream (vomni-sim --midstream-error-after).",
+                  "type": "server_error", "param": None, "code": 500, "partial_audio": True, "action": "discard"},
     }
 
 

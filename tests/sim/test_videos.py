@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import io
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -11,6 +13,7 @@ from typing import Any
 import av
 import httpx
 import pytest
+from PIL import Image
 
 from tests.support.sims import VIDEO_MODEL, SimHandle, launch_sim
 
@@ -68,12 +71,12 @@ def fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimHandle]:
 
 
 def test_job_walks_from_queued_to_completed(video_server: SimHandle) -> None:
-    job = create(video_server.url, size="320x240", num_frames="96", fps="16", seed="5")
+    job = create(video_server.url, size="320x256", num_frames="97", fps="16", seed="5")
     assert list(job) == JOB_KEYS
     assert re.fullmatch(r"video_gen_[0-9a-f]{32}", job["id"])
     assert (job["status"], job["progress"], job["object"], job["media_type"]) == ("queued", 0, "video", "video/mp4")
-    assert (job["model"], job["size"], job["seconds"], job["quality"]) == (VIDEO_MODEL, "320x240", "4", "default")
-    assert (job["fps"], job["num_frames"], job["duration_s"]) == (16.0, 96, 6.0)
+    assert (job["model"], job["size"], job["seconds"], job["quality"]) == (VIDEO_MODEL, "320x256", "4", "default")
+    assert (job["fps"], job["num_frames"], job["duration_s"]) == (16.0, 97, 97 / 16)
     assert (job["stage_durations"], job["peak_memory_mb"], job["file_name"], job["completed_at"]) == ({}, 0.0, None, None)
 
     early = httpx.get(f"{video_server.url}{VIDEOS}/{job['id']}/content")
@@ -91,22 +94,26 @@ def test_job_walks_from_queued_to_completed(video_server: SimHandle) -> None:
     assert content.status_code == 200
     assert content.headers["content-type"] == "video/mp4"
     assert content.headers["content-disposition"] == f'attachment; filename="{job["id"]}.mp4"'
-    assert frames_of(content.content) == (96, 320, 240, 16.0)
+    assert frames_of(content.content) == (97, 320, 256, 16.0)
 
 
-def test_seconds_set_frames_and_defaults_fill_in(video_server: SimHandle) -> None:
-    with_seconds = create(video_server.url, seconds="2", fps="8", size="64x48", quality="high")
-    assert (with_seconds["seconds"], with_seconds["num_frames"], with_seconds["duration_s"]) == ("2", 16, 2.0)
-    assert with_seconds["quality"] == "high"
+def test_a_finished_job_reports_the_frames_the_pipeline_made(video_server: SimHandle) -> None:
+    # Issue 13 item 2: Wan makes 4k+1 frames, so one second at 8 fps is 9 frames, and the record says so.
+    job = create(video_server.url, seconds="1", fps="8", size="64x64", quality="high")
+    assert (job["seconds"], job["num_frames"], job["duration_s"], job["quality"]) == ("1", 8, 1.0, "high")
+    wait_for(video_server.url, job["id"], ("completed",))
+    done = httpx.get(f"{video_server.url}{VIDEOS}/{job['id']}").json()
+    assert (done["seconds"], done["fps"], done["num_frames"], done["duration_s"]) == ("1", 8.0, 9, 9 / 8)
+    assert frames_of(httpx.get(f"{video_server.url}{VIDEOS}/{job['id']}/content").content) == (9, 64, 64, 8.0)
+
+
+def test_nothing_set_is_wans_default_clip(video_server: SimHandle) -> None:
     bare = create(video_server.url, prompt="defaults")
     assert (bare["size"], bare["seconds"], bare["fps"], bare["num_frames"], bare["duration_s"]) == (None, "4", 24.0, None, None)
-    wait_for(video_server.url, with_seconds["id"], ("completed",))
     wait_for(video_server.url, bare["id"], ("completed",))
-    clip = httpx.get(f"{video_server.url}{VIDEOS}/{with_seconds['id']}/content").content
-    assert frames_of(clip) == (16, 64, 48, 8.0)
     filled = httpx.get(f"{video_server.url}{VIDEOS}/{bare['id']}").json()
-    assert filled["num_frames"] == 49 and filled["duration_s"] == pytest.approx(49 / 24)
-    assert frames_of(httpx.get(f"{video_server.url}{VIDEOS}/{bare['id']}/content").content)[1:3] == (480, 272)
+    assert (filled["num_frames"], filled["duration_s"]) == (81, 81 / 24)
+    assert frames_of(httpx.get(f"{video_server.url}{VIDEOS}/{bare['id']}/content").content) == (81, 832, 480, 24.0)
 
 
 def test_failed_job_answers_with_its_error_code(video_server: SimHandle) -> None:
@@ -230,10 +237,42 @@ def test_route_errors(video_server: SimHandle, fields: dict[str, str], message: 
     assert error_of(response) == {"message": message, "type": "Bad Request", "param": None, "code": 400}
 
 
-def test_reference_files_are_accepted(video_server: SimHandle) -> None:
-    response = httpx.post(video_server.url + VIDEOS, data={"prompt": "from a still", **SMALL},
-                          files={"input_reference": ("still.png", b"\x89PNG fake", "image/png")})
-    assert response.status_code == 200
+def png(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (30, 120, 200)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_image_to_video_takes_its_size_from_the_picture(video_server: SimHandle) -> None:
+    # Issue 13 item 3: the picture's aspect ratio at the 720p area, floored to 16 and then to TI2V's 32; 81 frames.
+    still = {"input_reference": ("still.png", png(1920, 1080), "image/png")}
+    clip = httpx.post(video_server.url + VIDEOS + "/sync", data={"prompt": "from a still", "fps": "24"}, files=still,
+                      timeout=60)
+    assert clip.status_code == 200, clip.text
+    assert frames_of(clip.content) == (81, 1280, 704, 24.0)
+    portrait = f"data:image/png;base64,{base64.b64encode(png(480, 640)).decode()}"
+    sized = httpx.post(video_server.url + VIDEOS + "/sync", timeout=60, data={
+        "prompt": "from a data URL", "num_frames": "5", "image_reference": json.dumps({"image_url": portrait})})
+    assert frames_of(sized.content)[:3] == (5, 800, 1088)  # 3:4 at the 720p area: 816x1104 (to 16), then to 32
+    told = httpx.post(video_server.url + VIDEOS + "/sync", data={"prompt": "x", "size": "64x64", "num_frames": "5"},
+                      files=still, timeout=60)
+    assert frames_of(told.content)[:3] == (5, 64, 64)  # a size that is given wins
+
+
+def test_reference_files_must_be_pictures_or_clips(video_server: SimHandle) -> None:
+    fake = httpx.post(video_server.url + VIDEOS, data={"prompt": "from a still", **SMALL},
+                      files={"input_reference": ("still.png", b"\x89PNG fake", "image/png")})
+    assert error_of(fake) == {"message": "Invalid input_reference: provided content is not a valid image or video.",
+                              "type": "Bad Request", "param": None, "code": 400}
+    clip = httpx.post(video_server.url + VIDEOS + "/sync", data={"prompt": "x", **SMALL}).content
+    from_clip = httpx.post(video_server.url + VIDEOS, data={"prompt": "from a clip", **SMALL},
+                           files={"input_reference": ("clip.mp4", clip, "video/mp4")})
+    assert from_clip.status_code == 200
+    for url, message in [("data:image/png;base64,", "image data is empty."),
+                         ("data:image/png;base64,bm90IGFuIGltYWdl", "provided content is not a valid image."),
+                         ("ftp://host/x.png", "must be an http(s) URL or data URL.")]:
+        bad = httpx.post(video_server.url + VIDEOS, data={"prompt": "x", "image_reference": json.dumps({"image_url": url})})
+        assert error_of(bad)["message"] == f"Invalid image_reference.image_url: {message}"
     clash = httpx.post(video_server.url + VIDEOS, data={"prompt": "x", "image_reference": '{"image_url": "data:,"}'},
                        files={"input_reference": ("still.png", b"x", "image/png")})
     assert clash.status_code == 400 and error_of(clash)["message"].startswith("Provide only one of input_reference")
@@ -248,18 +287,20 @@ def test_sync_returns_the_mp4_with_metadata_headers(video_server: SimHandle) -> 
     assert re.fullmatch(r"video_sync-[0-9a-f]{32}", h["x-request-id"])
     assert h["x-model"] == VIDEO_MODEL and h["x-stage-durations"] == "{}" and h["x-peak-memory-mb"] == "0.000"
     assert re.fullmatch(r"\d+\.\d{3}", h["x-inference-time-s"])
-    assert frames_of(response.content) == (6, 96, 64, 12.0)
+    assert frames_of(response.content) == (5, 96, 64, 12.0)  # 6 frames asked; Wan makes 4k+1
     again = httpx.post(video_server.url + VIDEOS + "/sync", data={"prompt": "right now", "size": "96x64",
                                                                   "num_frames": "6", "fps": "12", "seed": "9"})
     assert again.content == httpx.post(video_server.url + VIDEOS + "/sync", data={
         "prompt": "right now", "size": "96x64", "num_frames": "6", "fps": "12", "seed": "9"}).content
 
 
-def test_sync_validation_and_odd_sizes(video_server: SimHandle) -> None:
+def test_sync_validation_and_floored_sizes(video_server: SimHandle) -> None:
     steps = httpx.post(video_server.url + VIDEOS + "/sync", data={"prompt": "x", "num_inference_steps": "0"})
     assert steps.status_code == 400 and error_of(steps)["type"] == "BadRequestError"
-    odd = httpx.post(video_server.url + VIDEOS + "/sync", data={"prompt": "x", "size": "65x48", "num_frames": "2"})
-    assert odd.status_code == 400 and "even" in error_of(odd)["message"]
+    odd = httpx.post(video_server.url + VIDEOS + "/sync", data={"prompt": "x", "size": "95x48", "num_frames": "2"})
+    assert frames_of(odd.content)[:3] == (1, 64, 32)  # TI2V floors both sides to 32; 2 frames become 1
+    tiny = httpx.post(video_server.url + VIDEOS + "/sync", data={"prompt": "x", "size": "16x16", "num_frames": "2"})
+    assert tiny.status_code == 400 and "positive" in error_of(tiny)["message"]  # floored to nothing
 
 
 def test_videos_need_a_diffusion_model(tts_server: SimHandle) -> None:

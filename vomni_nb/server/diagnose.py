@@ -11,6 +11,8 @@ import re
 import signal
 from collections.abc import Callable
 
+from vomni_nb import _advice
+
 __all__ = ["Diagnosis", "diagnose", "strip_ansi", "tail_lines", "PHASES", "phase_of", "advance_phase"]
 
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
@@ -46,6 +48,15 @@ def _quote(line: str) -> str:
     return line if len(line) <= _MAX_QUOTE else line[: _MAX_QUOTE - 1] + "…"
 
 
+def _said(summary: str, line: str) -> str:
+    """``summary: quote``, but the cause once: a quote that already says the summary starts at it."""
+    quoted = _quote(line)
+    at = quoted.lower().find(summary.lower())
+    if at >= 0:
+        return quoted[at:]
+    return f"{summary}: {quoted}"
+
+
 def _find(lines: list[str], *needles: str) -> str | None:
     """The first line containing any needle (case-sensitive: these are exact library texts)."""
     for line in lines:
@@ -68,10 +79,10 @@ def _signal_name(returncode: int) -> str:
         return f"signal {-returncode}"
 
 
-_Rule = Callable[[list[str], "int | None", "int | None"], "Diagnosis | None"]
+_Rule = Callable[[list[str], "int | None", "int | None", str], "Diagnosis | None"]
 
 
-def _bad_flag(lines: list[str], rc: int | None, health: int | None) -> Diagnosis | None:
+def _bad_flag(lines: list[str], rc: int | None, health: int | None, name: str) -> Diagnosis | None:
     error = next((ln for ln in lines if re.match(r"^[\w.\- ]+: error: ", ln)), None)
     if error is None and rc != 2:
         return None
@@ -85,17 +96,17 @@ def _bad_flag(lines: list[str], rc: int | None, health: int | None) -> Diagnosis
     )
 
 
-def _port_in_use(lines: list[str], rc: int | None, health: int | None) -> Diagnosis | None:
+def _port_in_use(lines: list[str], rc: int | None, health: int | None, name: str) -> Diagnosis | None:
     if _find(lines, "Address already in use", "[Errno 98]") is None:
         return None
     return Diagnosis(
         "port-in-use",
         "the port is already in use (another server or program holds it)",
-        "use --port auto, or stop the other server (`%omni_server list` shows ours).",
+        f"use --port auto, or stop the other server ({_advice.LIST_SERVERS} shows ours).",
     )
 
 
-def _gated(lines: list[str], rc: int | None, health: int | None) -> Diagnosis | None:
+def _gated(lines: list[str], rc: int | None, health: int | None, name: str) -> Diagnosis | None:
     line = _find(lines, "GatedRepoError:", "Cannot access gated repo", "is restricted and you are not in the authorized")
     if line is None:
         return None
@@ -106,7 +117,7 @@ def _gated(lines: list[str], rc: int | None, health: int | None) -> Diagnosis | 
     )
 
 
-def _missing_model(lines: list[str], rc: int | None, health: int | None) -> Diagnosis | None:
+def _missing_model(lines: list[str], rc: int | None, health: int | None, name: str) -> Diagnosis | None:
     line = _find(
         lines,
         "RepositoryNotFoundError:",
@@ -121,11 +132,11 @@ def _missing_model(lines: list[str], rc: int | None, health: int | None) -> Diag
     if _find(lines, "vomni-sim: this is a SIMULATOR") is not None:
         # The simulator downloads nothing: it refuses ids it cannot place in a family.
         advice = ("vomni-sim knows models by id (Qwen-Image, Z-Image, Qwen-Omni, Qwen3-TTS, Wan2.x ...); for another "
-                  "id name its family after `--`: %omni_server start MODEL --sim -- --family image|omni|tts|video")
+                  f"id name its family after `--`: {_advice.sim_family()}")
     return Diagnosis("missing-model", f"the model was not found: {_quote(line)}", advice)
 
 
-def _free_memory(lines: list[str], rc: int | None, health: int | None) -> Diagnosis | None:
+def _free_memory(lines: list[str], rc: int | None, health: int | None, name: str) -> Diagnosis | None:
     line = _find(lines, "less than desired GPU memory utilization", "No available memory for the cache blocks")
     if line is None:
         return None
@@ -137,19 +148,19 @@ def _free_memory(lines: list[str], rc: int | None, health: int | None) -> Diagno
     )
 
 
-def _oom(lines: list[str], rc: int | None, health: int | None) -> Diagnosis | None:
+def _oom(lines: list[str], rc: int | None, health: int | None, name: str) -> Diagnosis | None:
     line = _find(lines, "CUDA out of memory", "OutOfMemoryError:")
     if line is None:
         return None
     return Diagnosis(
         "oom",
-        f"CUDA out of memory: {_quote(line)}",
+        _said("CUDA out of memory", line),
         "use more or larger GPUs (--gpus 0,1), or save memory: -- --enable-cpu-offload / --vae-use-tiling "
         "/ a quantized model.",
     )
 
 
-def _init_timeout(lines: list[str], rc: int | None, health: int | None) -> Diagnosis | None:
+def _init_timeout(lines: list[str], rc: int | None, health: int | None, name: str) -> Diagnosis | None:
     line = _find(lines, "Orchestrator did not become ready", "Orchestrator startup timed out")
     if line is None:
         return None
@@ -161,7 +172,7 @@ def _init_timeout(lines: list[str], rc: int | None, health: int | None) -> Diagn
     )
 
 
-def _engine_dead(lines: list[str], rc: int | None, health: int | None) -> Diagnosis | None:
+def _engine_dead(lines: list[str], rc: int | None, health: int | None, name: str) -> Diagnosis | None:
     line = _find(lines, "EngineDeadError:", "Engine core initialization failed", "Orchestrator initialization failed",
                  "Orchestrator thread died")
     if line is None and health != 503:
@@ -170,11 +181,11 @@ def _engine_dead(lines: list[str], rc: int | None, health: int | None) -> Diagno
     return Diagnosis(
         "engine-dead",
         f"the engine died{quoted}",
-        "look for the first error above this line in the log (often GPU memory), then `%omni_server restart`.",
+        f"look for the first error above this line in the log (often GPU memory), then {_advice.server_restart(name)}.",
     )
 
 
-def _killed(lines: list[str], rc: int | None, health: int | None) -> Diagnosis | None:
+def _killed(lines: list[str], rc: int | None, health: int | None, name: str) -> Diagnosis | None:
     if rc is None or rc >= 0:
         return None
     name = _signal_name(rc)
@@ -200,11 +211,15 @@ _RULES: tuple[_Rule, ...] = (
 )
 
 
-def diagnose(log_text: str, returncode: int | None = None, health: int | None = None) -> Diagnosis:
-    """Cause and advice for a server that exited with ``returncode`` or answers /health with ``health``."""
+def diagnose(log_text: str, returncode: int | None = None, health: int | None = None, *,
+             name: str = "NAME") -> Diagnosis:
+    """Cause and advice for a server that exited with ``returncode`` or answers /health with ``health``.
+
+    ``name``: what the manager calls the server, filled into advice such as ``%omni_server logs NAME``.
+    """
     lines = [line.rstrip() for line in strip_ansi(log_text).splitlines()]
     for rule in _RULES:
-        found = rule(lines, returncode, health)
+        found = rule(lines, returncode, health, name)
         if found is not None:
             return found
     exception = _last_exception(lines)
@@ -214,7 +229,7 @@ def diagnose(log_text: str, returncode: int | None = None, health: int | None = 
         cause = f"the server exited with code {returncode}"
     else:
         cause = "the server is not healthy"
-    return Diagnosis("unknown", cause, "read the log tail below (`%omni_server logs -n 200` shows more).")
+    return Diagnosis("unknown", cause, f"read the log tail below ({_advice.server_logs(name, 200)} shows more).")
 
 
 # Start-up phases in the order the log reveals them, with the texts that announce each one.

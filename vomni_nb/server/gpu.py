@@ -1,13 +1,17 @@
-"""Is there an NVIDIA GPU? Asked of ``nvidia-smi`` before a real (non-simulated) launch."""
+"""Can a real (non-simulated) launch run here? A `vllm` command, and an NVIDIA GPU (asked of ``nvidia-smi``)."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
+from typing import TYPE_CHECKING
 
-from vomni_nb.errors import NoGPUError
+from vomni_nb.errors import NoGPUError, ServerStartError
 
-__all__ = ["list_gpus", "check_gpus", "parse_gpu_list"]
+if TYPE_CHECKING:
+    from vomni_nb.server.handle import LaunchSpec
+
+__all__ = ["list_gpus", "check_gpus", "parse_gpu_list", "preflight"]
 
 _SIM_HINT = "Use --sim (sim=True) to run vomni-sim, the CPU simulator, instead."
 
@@ -46,3 +50,18 @@ def check_gpus(requested: tuple[int, ...], nvidia_smi: str = "nvidia-smi") -> li
             f"(0..{len(gpus) - 1}); pick from those with --gpus."
         )
     return gpus
+
+
+def preflight(spec: LaunchSpec, vllm_executable: str, nvidia_smi: str = "nvidia-smi") -> str:
+    """The `vllm` to run, checked with the GPUs before anything starts (the simulator needs neither)."""
+    if spec.kind != "vllm":
+        return vllm_executable
+    vllm = shutil.which(vllm_executable)
+    if vllm is None:
+        raise ServerStartError(
+            f"`{vllm_executable}` is not installed here: pip install vllm-omni, or use --sim",
+            cause="the vllm command was not found on PATH",
+            advice="pip install vllm vllm-omni on a GPU machine, or add --sim for the CPU simulator.",
+        )
+    check_gpus(spec.gpus, nvidia_smi)
+    return vllm

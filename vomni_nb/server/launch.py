@@ -24,6 +24,7 @@ __all__ = [
     "group_alive",
     "group_listens",
     "terminate_group",
+    "signal_safe",
     "port_state",
     "port_is_free",
     "find_free_port",
@@ -34,18 +35,26 @@ DEFAULT_PORT = 8091  # the port every vLLM-Omni example uses
 
 
 def spawn_server(cmd: Sequence[str], *, env: Mapping[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    """Start ``cmd`` as a session leader with stdout and stderr appended to ``log_path``."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab", buffering=0) as log_file:
+    """Start ``cmd`` as a session leader with stdout and stderr written to the new file ``log_path``.
+
+    The log is created exclusively and never through a symlink: a file planted at that name (by
+    another user in a shared folder, say) is refused rather than written into.
+    """
+    log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(log_path, flags, 0o600)
+    try:
         return subprocess.Popen(
             list(cmd),
             stdin=subprocess.DEVNULL,
-            stdout=log_file,
+            stdout=fd,
             stderr=subprocess.STDOUT,
             env=dict(env),
             start_new_session=True,
             close_fds=True,
         )
+    finally:
+        os.close(fd)
 
 
 def spawn_watchdog(owner_pid: int, pgid: int) -> subprocess.Popen[bytes]:
@@ -92,6 +101,8 @@ def group_members(pgid: int) -> list[int]:
 
 def group_alive(pgid: int) -> bool:
     """Whether any live process is left in group ``pgid``."""
+    if pgid <= 0:
+        return False  # killpg would read 0 as "our own group" and a negative number as an error
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
@@ -123,7 +134,14 @@ def group_listens(pgid: int, port: int) -> bool | None:
     return False
 
 
+def signal_safe(pgid: int) -> bool:
+    """Whether group ``pgid`` may be signalled at all: never 0 (our own group, to killpg), 1, or our own group."""
+    return type(pgid) is int and pgid > 1 and pgid != os.getpgrp()
+
+
 def _signal_group(pgid: int, sig: int) -> None:
+    if not signal_safe(pgid):
+        raise ValueError(f"refusing to signal process group {pgid!r}: it is ours, init's, or not a group")
     try:
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):

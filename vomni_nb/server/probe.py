@@ -15,7 +15,7 @@ from pathlib import Path
 from vomni_nb.errors import ServerManagerError, redact
 from vomni_nb.server.diagnose import strip_ansi, tail_lines
 
-__all__ = ["health_code", "served_models", "LogFollower", "read_log", "read_log_tail", "split_url"]
+__all__ = ["health_code", "served_models", "probe_remote", "LogFollower", "read_log", "read_log_tail", "split_url"]
 
 
 def split_url(url: str) -> tuple[str, str, int, str]:
@@ -60,12 +60,30 @@ def served_models(url: str, api_key: str | None = None, timeout: float = 5.0) ->
         raise ServerManagerError(f"{url} needs an API key: pass --api-key K (api_key= in Python), or set "
                                  "VOMNI_API_KEY (or VLLM_API_KEY).")
     if status != 200:
-        raise ServerManagerError(f"{url}/v1/models answered {status}: {redact(body[:200].decode(errors='replace'), api_key)}")
+        # Redact the whole body before cutting it: a cut through the key would leave a piece of it.
+        said = redact(body[:64_000].decode(errors="replace"), api_key)[:200]
+        raise ServerManagerError(f"{url}/v1/models answered {status}: {said}")
     try:
         data = json.loads(body)["data"]
         return [str(item["id"]) for item in data]
     except (ValueError, KeyError, TypeError) as exc:
         raise ServerManagerError(f"{url}/v1/models did not return an OpenAI model list; is it a vLLM server?") from exc
+
+
+def probe_remote(url: str, api_key: str | None) -> tuple[str, str, int, list[str]]:
+    """(normalised URL, host, port, served model ids) of a healthy server to attach; ServerManagerError
+    saying what is wrong otherwise. Without ``api_key`` the environment's key is tried, as OmniClient does."""
+    scheme, host, port, base = split_url(url)
+    url = f"{scheme}://{host}:{port}{base}"
+    code = health_code(url, timeout=5.0)
+    if code is None:
+        raise ServerManagerError(f"nothing answers at {url}/health; check the URL and that the server is up.")
+    if code != 200:
+        raise ServerManagerError(f"{url}/health answered {code}: the server is not healthy (still loading or dead).")
+    models = served_models(url, api_key or os.environ.get("VOMNI_API_KEY") or os.environ.get("VLLM_API_KEY"))
+    if not models:
+        raise ServerManagerError(f"{url}/v1/models lists no model.")
+    return url, host, port, models
 
 
 class LogFollower:
@@ -93,7 +111,8 @@ def _read_end(path: Path | str | None, max_bytes: int) -> str:
     if path is None:
         return ""
     try:
-        with open(path, "rb") as handle:
+        # Never through a symlink: a log path may come from the registry file.
+        with open(os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)), "rb") as handle:
             size = os.fstat(handle.fileno()).st_size
             handle.seek(max(0, size - max_bytes))
             return handle.read().decode(errors="replace")

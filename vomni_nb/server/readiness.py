@@ -5,28 +5,18 @@ for the phase, and turn an exit, a 503 or the deadline into a ServerStartError w
 from __future__ import annotations
 
 import time
-from typing import Protocol
 
-from vomni_nb.errors import ServerExited, ServerManagerError, ServerStartError, ServerStartTimeout, redact
+from vomni_nb.errors import ServerExited, ServerStartError, ServerStartTimeout, redact
 from vomni_nb.server.diagnose import advance_phase, diagnose, tail_lines
 from vomni_nb.server.handle import Server
 from vomni_nb.server.launch import group_listens
 from vomni_nb.server.probe import LogFollower, health_code, read_log
+from vomni_nb.server.reporting import StartReporter
 
-__all__ = ["StartReporter", "wait_ready", "start_failure", "POLL_S", "LOG_TAIL_LINES"]
+__all__ = ["wait_ready", "start_failure", "POLL_S", "LOG_TAIL_LINES"]
 
 POLL_S = 0.05  # ready must be seen within 0.2 s of /health turning 200
 LOG_TAIL_LINES = 20
-
-
-class StartReporter(Protocol):
-    """Receives start-up progress (the live status line implements it)."""
-
-    def phase(self, model: str, phase: str, elapsed: float) -> None: ...
-
-    def done(self, server: Server, *, reused: bool, note: str = "") -> None: ...
-
-    def failed(self, model: str, error: ServerManagerError, elapsed: float) -> None: ...
 
 
 def wait_ready(server: Server, started: float, timeout: float, reporter: StartReporter | None) -> None:
@@ -75,11 +65,11 @@ def start_failure(
     if timed_out is not None:
         cause = f"not ready within {timed_out:.0f} s"
         advice = "give it longer (--timeout), and check the log: downloads and first loads can take many minutes."
-        found = diagnose(log, None, None)
+        found = diagnose(log, None, None, name=server.name)
         if found.kind != "unknown":
             cause, advice = f"{cause}; {found.cause}", found.advice
     else:
-        found = diagnose(log, returncode, health)
+        found = diagnose(log, returncode, health, name=server.name)
         cause, advice = found.cause, found.advice
     tail = redact(tail_lines(log, LOG_TAIL_LINES), server.api_key)
     cause = redact(cause, server.api_key)

@@ -1,6 +1,7 @@
-"""``create_app(config)``: the FastAPI app of vomni-sim, with vLLM's error handling and auth.
+"""``create_app(config)``: the FastAPI app of vomni-sim, with vLLM's error handling, auth and info routes.
 
-Routes live in routers: chat.py, images.py (this engineer), speech.py, videos.py (media).
+The generation routes live in routers, one module per endpoint family: chat.py, images.py, speech.py
+(with voices.py), speech_batch.py and videos.py.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from vomni_nb.sim import chat, faults, images, speech, videos
+from vomni_nb.sim import chat, faults, images, speech, speech_batch, videos
 from vomni_nb.sim.app_deps import random_hex
 from vomni_nb.sim.config import SimConfig
 from vomni_nb.sim.families import Family
@@ -245,5 +246,6 @@ def create_app(config: SimConfig) -> FastAPI:
     app.include_router(chat.router)
     app.include_router(images.router)
     app.include_router(speech.router)
+    app.include_router(speech_batch.router)
     app.include_router(videos.router)
     return app

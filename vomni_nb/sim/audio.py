@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import io
+import os
 import re
 import shutil
 import struct
@@ -108,9 +109,14 @@ def voice_style(voice: str | None, *, language: str | None = None, pitch_hint: i
     return style
 
 
-@functools.lru_cache(maxsize=1)
 def _espeak_path() -> str | None:
-    return shutil.which("espeak-ng")
+    """espeak-ng as found on the current PATH (so a process, or a test, without it on PATH speaks in tones)."""
+    return _which_espeak(os.environ.get("PATH", os.defpath))
+
+
+@functools.lru_cache(maxsize=8)
+def _which_espeak(search_path: str) -> str | None:
+    return shutil.which("espeak-ng", path=search_path)
 
 
 def espeak_available() -> bool:

@@ -16,15 +16,15 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
-from vomni_nb.sim import faults
+from vomni_nb.sim import faults, vlog
 from vomni_nb.sim.app_deps import peak_memory_mb, random_hex, require_json
 from vomni_nb.sim.chat_audio import audio_reply, resolve_audio_format
-from vomni_nb.sim.chat_diffusion import DiffusionChat, diffusion_prompt, normalize_diffusion_args
+from vomni_nb.sim.chat_diffusion import DiffusionChat, DiffusionChatFailed, diffusion_prompt, normalize_diffusion_args
 from vomni_nb.sim.chat_sse import OmniStream
 from vomni_nb.sim.chat_text import compose_reply, count_tokens, split_tokens
 from vomni_nb.sim.config import SimConfig
 from vomni_nb.sim.families import Family
-from vomni_nb.sim.httperrors import error_body, serving_error_response
+from vomni_nb.sim.httperrors import error_body, error_response, serving_error_response
 
 __all__ = ["router", "ChatCompletionRequest", "supported_speakers", "validate_speaker"]
 
@@ -124,7 +124,7 @@ async def _diffusion_chat(body: ChatCompletionRequest, raw_request: Request, con
         if refused is not None:
             return refused
     handler = DiffusionChat(config.served_model_name, config.family, config.max_generated_image_size)
-    if modalities == ["text"]:
+    if modalities == ["text"] and config.family is Family.IMAGE:
         text = compose_reply(body.messages, body.seed, config.served_model_name)
         return JSONResponse(handler.body(text, diffusion_prompt(body.messages)))
     started = time.monotonic()
@@ -137,6 +137,9 @@ async def _diffusion_chat(body: ChatCompletionRequest, raw_request: Request, con
         return Response(status_code=499)
     except ValueError as exc:
         return serving_error_response(str(exc))
+    except DiffusionChatFailed as exc:
+        vlog.error(f"Diffusion chat completion failed: {exc}", where="serving_chat.py:4002")
+        return error_response(f"Image generation failed: {exc}", 500, "BadRequestError")
     content = handler.image_items(urls, time.monotonic() - started, peak_memory_mb())
     return JSONResponse(handler.body(content, prompt))
 

@@ -2,6 +2,10 @@
 
 Diffusion keys come at the top level (the OpenAI SDK's ``extra_body``) or inside a literal
 ``"extra_body"`` object; the same key in both is a 400. ``stream`` is ignored, ``model`` unchecked.
+
+A video model fails the request after generating (issue 13 item 4): 0.30.0's chat path hands the Wan
+pipeline's frame array to the PNG encoder, and ``ndarray.save`` does not exist, so it answers 500
+"Image generation failed: ..." with its error helper's default type, BadRequestError.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from vomni_nb.sim import media
 from vomni_nb.sim.app_deps import random_hex
 from vomni_nb.sim.families import Family
 
-__all__ = ["normalize_diffusion_args", "diffusion_prompt", "reference_images", "DiffusionChat", "NO_IMAGES"]
+__all__ = ["normalize_diffusion_args", "diffusion_prompt", "reference_images", "DiffusionChat", "DiffusionChatFailed",
+           "NO_IMAGES"]
 
 COMMON_ROOT_FIELDS = frozenset({
     "height", "width", "num_outputs_per_prompt", "seed", "quality", "num_inference_steps", "guidance_scale",
@@ -30,6 +35,11 @@ ALIASES = {"cfg_scale": "true_cfg_scale"}
 SERVING_FIELDS = COMMON_ROOT_FIELDS | CONTROL_FIELDS | ALIASES.keys()
 QUALITY_LEVELS = ("lossless", "high")
 NO_IMAGES = "Image generation completed but no images were produced."
+VIDEO_OUTPUT_FAILURE = "'numpy.ndarray' object has no attribute 'save'"  # what the PNG step raises on video frames
+
+
+class DiffusionChatFailed(Exception):
+    """Generation ran but its output could not be answered (0.30.0: 500 "Image generation failed: ...")."""
 DEFAULT_SIZE = (1024, 1024)
 
 
@@ -134,7 +144,7 @@ class DiffusionChat:
         """(PNG data URLs, prompt). Runs in a worker thread."""
         prompt = diffusion_prompt(messages)
         if self.family is Family.VIDEO:
-            return [], prompt  # 0.30.0 chat never returns video (reference §10)
+            raise DiffusionChatFailed(VIDEO_OUTPUT_FAILURE)  # 0.30.0 chat never returns video (reference §10)
         width, height = _size(args)
         if width * height > self.max_pixels:
             raise ValueError(

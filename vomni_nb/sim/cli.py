@@ -20,7 +20,7 @@ from types import FrameType
 
 from vomni_nb.sim import startup, vlog
 from vomni_nb.sim.config import DEFAULT_MAX_IMAGE_PIXELS, Faults, SimConfig
-from vomni_nb.sim.families import Family, family_of
+from vomni_nb.sim.families import Family, close_ids, match_model
 
 __all__ = ["main", "build_parser", "config_from_args"]
 
@@ -67,10 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--tokens-per-second", type=float, default=50.0, help="streamed text rate")
     sim.add_argument("--fail-at-start", choices=startup.FAIL_KINDS, default=None)
     sim.add_argument("--rate-503", type=_fraction, default=0.0)
-    sim.add_argument("--retry-after", type=_non_negative, default=1.0)
+    sim.add_argument("--rate-429", type=_fraction, default=0.0, help="fraction answered 429 (with Retry-After)")
+    sim.add_argument("--retry-after", type=_non_negative, default=1.0, help="Retry-After of injected 503s and 429s")
     sim.add_argument("--rate-507", type=_fraction, default=0.0)
     sim.add_argument("--midstream-error-after", type=int, default=None, help="chunks before an in-band error")
     sim.add_argument("--crash-after", type=_positive_int, default=None, help="engine dies after N generations")
+    sim.add_argument("--dead-engine-window", type=_non_negative, default=1.0,
+                     help="seconds the process stays up after the engine died (health 503, requests 500)")
     sim.add_argument("--fault-seed", type=int, default=0)
     return parser
 
@@ -95,9 +98,11 @@ def config_from_args(args: argparse.Namespace, family: Family) -> SimConfig:
             tokens_per_second=args.tokens_per_second,
             rate_503=args.rate_503,
             retry_after=args.retry_after,
+            rate_429=args.rate_429,
             rate_507=args.rate_507,
             midstream_error_after=args.midstream_error_after,
             crash_after=args.crash_after,
+            dead_engine_window=args.dead_engine_window,
             fault_seed=args.fault_seed,
         ),
         enable_request_id_headers=args.enable_request_id_headers,
@@ -161,12 +166,22 @@ def _run(args: argparse.Namespace) -> int:
             return 1
         raise
     vlog.info(f"vLLM server version {startup.VLLM_VERSION}, serving model {args.model}", where="launcher.py:215")
-    family = Family(args.family) if args.family else family_of(args.model)
     fail = args.fail_at_start
-    if family is None:
-        fail = "missing-model"
-        family = Family.IMAGE
-    startup.Phases(model=args.model, family=family, delay=args.startup_delay, fail=fail).run()
+    close: tuple[str, ...] = ()
+    if args.family:
+        family = Family(args.family)
+    elif (found := match_model(args.model)) is not None:
+        family = found.family
+        if found.pattern is not None:
+            vlog.warning(
+                f"vomni-sim: {args.model} is not one of the simulator's known ids; serving it as a {family.value} "
+                f"model because it matches {found.pattern}. Check the spelling: a real server downloads exactly "
+                "this id.",
+                where="vomni_sim.py:1",
+            )
+    else:
+        fail, family, close = "missing-model", Family.IMAGE, tuple(close_ids(args.model))
+    startup.Phases(model=args.model, family=family, delay=args.startup_delay, fail=fail, close_ids=close).run()
     config = config_from_args(args, family)
     return _serve(config, sock, access_log=not args.disable_uvicorn_access_log)
 

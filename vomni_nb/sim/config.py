@@ -17,10 +17,12 @@ class Faults:
     latency: float = 0.0  # seconds added before each generation
     tokens_per_second: float = 50.0  # streamed text rate
     rate_503: float = 0.0  # fraction of generation requests answered 503 (with Retry-After)
-    retry_after: float = 1.0  # value of the Retry-After header on injected 503s
+    retry_after: float = 1.0  # value of the Retry-After header on injected 503s and 429s
+    rate_429: float = 0.0  # fraction answered 429 (too many requests, with Retry-After), as a proxy would
     rate_507: float = 0.0  # fraction answered 507 (out of memory)
     midstream_error_after: int | None = None  # chunks sent before an in-band stream error
     crash_after: int | None = None  # exit the process after N generation requests
+    dead_engine_window: float = 1.0  # seconds the process stays up (health 503) after the engine died
     fault_seed: int = 0  # makes the injected fault sequence repeatable
 
 

@@ -38,9 +38,6 @@ __all__ = [
 T = TypeVar("T")
 
 CRASH_FLAG = "vomni_crash_after_response"
-# The short window in which /health already says unhealthy but the process is still up,
-# as after a real engine death (vLLM's watchdog notices within seconds).
-DEATH_WINDOW_S = 1.0
 
 
 class ClientGone(Exception):
@@ -77,10 +74,12 @@ async def before_generation(request: Request, *, abortable: bool = True) -> Resp
                 await run_cancellable(request, label, asyncio.sleep(faults.latency))
             except ClientGone:
                 return Response(status_code=499)
+    # One roll picks at most one fault, so the 503/507 sequence of a --fault-seed stays the same
+    # whether or not --rate-429 is given.
     roll = state.rng.random()
+    retry_after = faults.retry_after
+    header = str(int(retry_after)) if float(retry_after).is_integer() else str(retry_after)
     if roll < faults.rate_503:
-        retry_after = faults.retry_after
-        header = str(int(retry_after)) if float(retry_after).is_integer() else str(retry_after)
         return error_response(
             "The server is overloaded (simulated by vomni-sim --rate-503); retry after a moment.",
             503,
@@ -91,6 +90,13 @@ async def before_generation(request: Request, *, abortable: bool = True) -> Resp
             "CUDA out of memory while generating (simulated by vomni-sim --rate-507): "
             "try a smaller resolution, fewer images, or a quantized model.",
             507,
+        )
+    if roll < faults.rate_503 + faults.rate_507 + faults.rate_429:
+        # vLLM itself never answers 429; a rate-limiting proxy or gateway in front of it does.
+        return error_response(
+            "Too many requests (simulated by vomni-sim --rate-429); retry after the Retry-After delay.",
+            429,
+            headers={"Retry-After": header},
         )
     return None
 
@@ -117,7 +123,11 @@ def crash_pending(scope: MutableMapping[str, Any]) -> bool:
 
 
 def die_like_an_engine(app: FastAPI) -> None:
-    """Mark the engine dead (/health 503), log what vLLM logs, and exit 1 shortly after."""
+    """Mark the engine dead (/health 503), log what vLLM logs, and exit 1 after ``--dead-engine-window``.
+
+    The window stands for the seconds before vLLM's watchdog notices the death and shuts the server
+    down; meanwhile /health answers 503 and generations the engine-dead 500.
+    """
     state = state_of(app)
     if not state.healthy:
         return
@@ -139,7 +149,7 @@ def die_like_an_engine(app: FastAPI) -> None:
         sys.stderr.flush()
         os._exit(1)
 
-    asyncio.get_running_loop().call_later(DEATH_WINDOW_S, exit_now)
+    asyncio.get_running_loop().call_later(sim_config_of(app).faults.dead_engine_window, exit_now)
 
 
 def sim_config_of(app: FastAPI) -> SimConfig:

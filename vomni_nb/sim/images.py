@@ -291,6 +291,28 @@ def _max_input_images(model: str) -> int:
     return 3 if ("2509" in lowered or "2511" in lowered) else 1
 
 
+def _cannot_edit(config: SimConfig) -> Response | None:
+    """The simulator's own refusal where 0.30.0 would run the pipeline anyway (README: vomni-sim).
+
+    0.30.0 closes /v1/images/edits only for MammothModa2; a text-to-image model answers 200 (Z-Image-Turbo
+    treats the picture as an image-to-image start, FLUX.1-dev and SD 3.5 draw from the prompt alone), and a
+    video model fails. The refusal comes where generation would start, after every check 0.30.0 makes.
+    """
+    if config.family is Family.VIDEO:
+        return serving_error_response(
+            f"{config.model} generates video and does not edit images; send the picture to /v1/videos as "
+            "input_reference (image-to-video), or serve an edit model such as Qwen/Qwen-Image-Edit."
+        )
+    if not supports_edits(config.model):
+        return serving_error_response(
+            f"{config.model} is a text-to-image model and does not support image editing; use "
+            "/v1/images/generations, or serve an edit model such as Qwen/Qwen-Image-Edit. (This refusal is "
+            "vomni-sim's: vLLM-Omni 0.30.0 would run the request and answer 200, using the picture as an "
+            "image-to-image start or ignoring it.)"
+        )
+    return None
+
+
 @router.post("/v1/images/edits")
 async def edit_images(
     raw_request: Request,
@@ -316,16 +338,11 @@ async def edit_images(
     layers: Annotated[int | None, Form()] = None,
     resolution: Annotated[int | None, Form()] = None,
 ) -> Response:
+    # The checks run in 0.30.0's order (AS edit_images), so the same bad request gets the same first error:
+    # form → engine → model → formats → images present (422) → how many → decodable → sizes → generation.
     config: SimConfig = raw_request.app.state.sim
-    if config.family is Family.IMAGE and not supports_edits(config.model):
-        # What the endpoint policy's rejection handler answers for models that cannot edit.
-        return serving_error_response(
-            f"{config.model} is a text-to-image model and does not support image editing; "
-            "use /v1/images/generations, or serve an edit model such as Qwen/Qwen-Image-Edit."
-        )
-    fault = await faults.before_generation(raw_request)
-    if fault is not None:
-        return fault
+    if config.family in (Family.OMNI, Family.TTS):
+        raise HTTPException(503, "No diffusion stage found in multi-stage pipeline.")
     _check_model(config, model)
     fmt = choose_output_format(output_format, background)
     if response_format != "b64_json":
@@ -342,7 +359,6 @@ async def edit_images(
             "Received multiple input images. Only a single image is supported by this model."
             if limit == 1 else f"Received {len(inputs)} input images. At most {limit} images are supported by this model.",
         )
-    _check_image_family(config)
     try:
         sources = [
             _open_image(await item.read() if isinstance(item, StarletteUpload) else _decode_data_url(item))
@@ -366,6 +382,12 @@ async def edit_images(
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from exc
     _check_max_size(config, width, height)
+    refusal = _cannot_edit(config)
+    if refusal is not None:
+        return refusal
+    fault = await faults.before_generation(raw_request)
+    if fault is not None:
+        return fault
     used_seed = seed if seed is not None else random.randint(0, MAX_UINT32_SEED)
     count = max(1, n)
     recipes = [

@@ -54,7 +54,9 @@ def port_in_use() -> None:
     )
 
 
-def missing_model(model: str) -> None:
+def missing_model(model: str, close: tuple[str, ...] = ()) -> None:
+    """The hub's "Repository Not Found" traceback; ``close`` names the known ids a typo was probably meant as."""
+    hint = f" Did you mean {' or '.join(close)}?" if close else ""
     vlog.error(f"Failed to download model {model}", where="omni_snapshot.py:88")
     print_traceback(
         [
@@ -68,7 +70,8 @@ def missing_model(model: str) -> None:
         "If you are trying to access a private or gated repo, make sure you are authenticated. "
         "For more details, see https://huggingface.co/docs/huggingface_hub/authentication\n"
         "Invalid username or password.\n"
-        "(vomni-sim: this model id is unknown to the simulator; pass --family image|omni|tts|video to serve it)",
+        f"(vomni-sim: this model id is unknown to the simulator.{hint} Known ids match exactly, as the hub spells "
+        "them; pass --family image|omni|tts|video to serve another id)",
     )
 
 
@@ -159,13 +162,14 @@ class Phases:
     delay: float
     fail: str | None = None
     sleep: Callable[[float], None] = time.sleep
+    close_ids: tuple[str, ...] = ()  # known ids a missing model was probably meant as
 
     def run(self) -> None:
         started = time.monotonic()
         stages = STAGES[self.family]
         vlog.info(f"[OmniEngine] Initializing with model {self.model}", where="omni_engine_base.py:163")
         if self.fail == "missing-model":
-            missing_model(self.model)
+            missing_model(self.model, self.close_ids)
             raise StartupFailure(1)
         for stage in range(stages):
             self.sleep(self.delay * 0.6 / stages)

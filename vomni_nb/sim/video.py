@@ -18,12 +18,8 @@ from PIL import Image, ImageDraw
 
 from vomni_nb.sim import media
 
-__all__ = ["render_video", "video_frames", "Cancelled", "DEFAULT_SIZE", "DEFAULT_NUM_FRAMES", "MAX_FRAMES"]
+__all__ = ["render_video", "video_frames", "Cancelled", "MAX_FRAMES"]
 
-# Smaller than Wan2.2's 1280x704 / 121 frames so a CPU answers in well under a second; a request
-# that names a size or frame count gets exactly that.
-DEFAULT_SIZE = (480, 272)
-DEFAULT_NUM_FRAMES = 49
 MAX_FRAMES = 2000
 PAN = 1.25  # the still is this much larger than a frame, leaving room to move
 
@@ -46,17 +42,16 @@ def video_frames(
     negative_prompt: str | None = None,
     steps: int | None = None,
     guidance: float | None = None,
+    picture: Image.Image | None = None,
 ) -> Iterator[Image.Image]:
-    """The clip's frames: a pan across one still, the caption redrawn with the frame number."""
-    still = media.render_image(
-        prompt,
-        seed=seed,
-        width=math.ceil(width * PAN),
-        height=math.ceil(height * PAN),
-        negative_prompt=negative_prompt,
-        steps=steps,
-        guidance=guidance,
-    )
+    """The clip's frames: a pan across one still (drawn, or restyled from ``picture``), captioned per frame."""
+    still_size = {"width": math.ceil(width * PAN), "height": math.ceil(height * PAN)}
+    if picture is not None:  # image-to-video: the clip visibly starts from the caller's picture
+        still = media.edit_image(picture, prompt, seed=seed, **still_size)
+    else:
+        still = media.render_image(
+            prompt, seed=seed, negative_prompt=negative_prompt, steps=steps, guidance=guidance, **still_size
+        )
     rng = np.random.default_rng(media.seed_from("video", prompt, seed))
     start = rng.random(2)
     end = rng.random(2)
@@ -86,6 +81,7 @@ def render_video(
     steps: int | None = None,
     guidance: float | None = None,
     cancel: threading.Event | None = None,
+    picture: Image.Image | None = None,
 ) -> bytes:
     """An MP4 (H.264, yuv420p) of exactly ``num_frames`` frames at ``fps``.
 
@@ -107,7 +103,7 @@ def render_video(
         stream.options = {"preset": "ultrafast", "crf": "23"}
         frames = video_frames(
             prompt, seed=seed, width=width, height=height, num_frames=num_frames,
-            negative_prompt=negative_prompt, steps=steps, guidance=guidance,
+            negative_prompt=negative_prompt, steps=steps, guidance=guidance, picture=picture,
         )
         for frame in frames:
             if cancel is not None and cancel.is_set():

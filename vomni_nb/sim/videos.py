@@ -1,7 +1,9 @@
 """``/v1/videos``: async jobs, listing, download, delete and the blocking ``/sync`` route (reference §3.12).
 
 Jobs live in process memory (they vanish on restart, as on the real server); files go to
-``SimConfig.storage_dir``. A job walks queued → in_progress → completed | failed. Generation takes a
+``SimConfig.storage_dir``. The clip has the geometry a Wan2.x pipeline gives it (wan.py: frames rounded
+to 4k+1, sizes floored, image-to-video sized from its picture), and a finished job reports the frames it
+really has, as the real job record does. A job walks queued → in_progress → completed | failed. Generation takes a
 simulated time proportional to the pixels rendered (plus ``--latency``), so a client can watch
 ``in_progress``. A prompt containing ``[[fail]]`` makes the job fail (500) for tests and demos.
 """
@@ -15,14 +17,17 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, Field, StringConstraints, ValidationError, field_validator
 
-from vomni_nb.sim import faults, video, vlog
+from PIL import Image
+
+from vomni_nb.sim import faults, video, vlog, wan
 from vomni_nb.sim.media import FAIL_TOKEN
+from vomni_nb.sim.video_refs import start_picture
 from vomni_nb.sim.config import SimConfig
 from vomni_nb.sim.families import Family
 
@@ -162,6 +167,14 @@ def _parse_form_json(value: str | None, expected: type | None = None) -> Any:
     return parsed
 
 
+class VideoRequest(NamedTuple):
+    """A parsed video request: the model's fields, the served model name, the picture to start from."""
+
+    req: VideoGenerationRequest
+    model: str
+    picture: Image.Image | None
+
+
 async def parse_video_form(
     request: Request,
     prompt: str = Form(...),
@@ -206,8 +219,9 @@ async def parse_video_form(
     source_audio: UploadFile | None = File(default=None),
     video_noise_mask: UploadFile | None = File(default=None),
     audio_noise_mask: UploadFile | None = File(default=None),
-) -> tuple[VideoGenerationRequest, str] | JSONResponse:
-    """The real ``_parse_video_form``: form layer, JSON fields, the request model, the model-name check."""
+) -> VideoRequest | JSONResponse:
+    """The real ``_parse_video_form``: form layer, JSON fields, the request model, the model-name check,
+    then the reference picture."""
     parsed_image = _parse_form_json(image_reference)
     parsed_video = _parse_form_json(video_reference)
     parsed_audio = _parse_form_json(audio_reference)
@@ -249,10 +263,11 @@ async def parse_video_form(
         raise HTTPException(
             400, f"Model mismatch: request specifies '{req.model}' but server is running '{config.served_model_name}'."
         )
-    return req, config.served_model_name
+    picture = await start_picture(input_reference, parsed_image)
+    return VideoRequest(req, config.served_model_name, picture)
 
 
-VideoForm = Annotated[tuple[VideoGenerationRequest, str] | JSONResponse, Depends(parse_video_form)]
+VideoForm = Annotated[VideoRequest | JSONResponse, Depends(parse_video_form)]
 
 
 class GenerationFailed(Exception):
@@ -262,43 +277,42 @@ class GenerationFailed(Exception):
         self.message = message
 
 
-async def generate(request: Request, req: VideoGenerationRequest, video_id: str) -> bytes:
+async def generate(request: Request, form: VideoRequest, video_id: str) -> tuple[bytes, wan.Geometry]:
     """Render the clip, then wait out a simulated compute time; raises GenerationFailed."""
     config = _sim_config(request)
+    req = form.req
     if FAIL_TOKEN in req.prompt:
         raise GenerationFailed(500, f"Simulated generation failure ({FAIL_TOKEN} in the prompt).")
     if config.family is not Family.VIDEO:
         raise GenerationFailed(500, f"Model '{config.served_model_name}' produced no video output.")
     width, height, fps, frames = req.resolved()
-    if width is None or height is None:
-        width, height = video.DEFAULT_SIZE
-    frames = frames or video.DEFAULT_NUM_FRAMES
+    shape = wan.geometry(config.model, width, height, frames, form.picture.size if form.picture else None)
     seed = req.seed if req.seed is not None else random.getrandbits(32)
-    vlog.info(f"Video request {video_id}: {width}x{height}, {frames} frames at {fps:g} fps, seed {seed}",
-              where="serving_video.py:412")
+    vlog.info(f"Video request {video_id}: {shape.width}x{shape.height}, {shape.frames} frames at {fps:g} fps, "
+              f"seed {seed}", where="serving_video.py:412")
     started = time.perf_counter()
     cancel = threading.Event()
     try:
         data = await asyncio.to_thread(
-            video.render_video, req.prompt, seed=seed, width=width, height=height, num_frames=frames, fps=fps,
-            negative_prompt=req.negative_prompt, steps=req.num_inference_steps, guidance=req.guidance_scale,
-            cancel=cancel,
+            video.render_video, req.prompt, seed=seed, width=shape.width, height=shape.height,
+            num_frames=shape.frames, fps=fps, negative_prompt=req.negative_prompt, steps=req.num_inference_steps,
+            guidance=req.guidance_scale, cancel=cancel, picture=form.picture,
         )
     except asyncio.CancelledError:
         cancel.set()  # the worker thread stops at its next frame instead of finishing the clip
         raise
     except ValueError as exc:
         raise GenerationFailed(400, str(exc)) from exc
-    simulated = min(SIM_MAX_SECONDS, width * height * frames * SIM_SECONDS_PER_PIXEL_FRAME)
+    simulated = min(SIM_MAX_SECONDS, shape.width * shape.height * shape.frames * SIM_SECONDS_PER_PIXEL_FRAME)
     await asyncio.sleep(max(0.0, simulated - (time.perf_counter() - started)))
-    return data
+    return data, shape
 
 
 def _storage_path(request: Request, video_id: str) -> Path:
     return Path(_sim_config(request).storage_dir) / f"{video_id}.mp4"
 
 
-async def run_job(request: Request, req: VideoGenerationRequest, job: dict[str, Any]) -> None:
+async def run_job(request: Request, form: VideoRequest, job: dict[str, Any]) -> None:
     """queued (while --latency runs) → in_progress (rendering) → completed | failed; cancelled = removed."""
     video_id = job["id"]
     started = time.perf_counter()
@@ -308,7 +322,7 @@ async def run_job(request: Request, req: VideoGenerationRequest, job: dict[str, 
             body = json.loads(bytes(refused.body))
             raise GenerationFailed(refused.status_code, body["error"]["message"])
         job["status"] = "in_progress"
-        data = await generate(request, req, video_id)
+        data, shape = await generate(request, form, video_id)
         path = _storage_path(request, video_id)
         path.parent.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(path.write_bytes, data)
@@ -316,10 +330,9 @@ async def run_job(request: Request, req: VideoGenerationRequest, job: dict[str, 
         job.update(
             status="completed", progress=100, file_name=f"{video_id}.mp4", completed_at=int(time.time()),
             inference_time_s=time.perf_counter() - started,
+            # The clip's own metadata replaces what the request asked for: 8 frames asked, 9 made.
+            num_frames=shape.frames, duration_s=shape.frames / job["fps"],
         )
-        if job["num_frames"] is None:  # generation metadata fills what the request left open
-            job["num_frames"] = req.resolved()[3] or video.DEFAULT_NUM_FRAMES
-            job["duration_s"] = job["num_frames"] / job["fps"]
     except asyncio.CancelledError:
         _storage_path(request, video_id).unlink(missing_ok=True)
         jobs_of(request).pop(video_id)
@@ -336,12 +349,11 @@ async def run_job(request: Request, req: VideoGenerationRequest, job: dict[str, 
 async def create_video(request: Request, form: VideoForm) -> JSONResponse:
     if isinstance(form, JSONResponse):
         return form
-    req, model = form
-    job = new_job(model, req)
+    job = new_job(form.model, form.req)
     jobs = jobs_of(request)
     jobs.add(job)
     snapshot = json.loads(json.dumps(job))  # the answer shows the job as created, whatever the task does next
-    jobs.tasks[job["id"]] = asyncio.create_task(run_job(request, req, job))
+    jobs.tasks[job["id"]] = asyncio.create_task(run_job(request, form, job))
     return JSONResponse(snapshot)
 
 
@@ -349,14 +361,13 @@ async def create_video(request: Request, form: VideoForm) -> JSONResponse:
 async def create_video_sync(request: Request, form: VideoForm) -> Response:
     if isinstance(form, JSONResponse):
         return form
-    req, model = form
     refused = await faults.before_generation(request)
     if refused is not None:
         return refused
     request_id = f"video_sync-{uuid.uuid4().hex}"
     started = time.perf_counter()
     try:
-        data = await faults.run_cancellable(request, request_id, generate(request, req, request_id))
+        data, _ = await faults.run_cancellable(request, request_id, generate(request, form, request_id))
     except faults.ClientGone:
         return Response(status_code=499)
     except GenerationFailed as exc:
@@ -368,7 +379,7 @@ async def create_video_sync(request: Request, form: VideoForm) -> Response:
         media_type="video/mp4",
         headers={
             "X-Request-Id": request_id,
-            "X-Model": model,
+            "X-Model": form.model,
             "X-Inference-Time-S": f"{time.perf_counter() - started:.3f}",
             "X-Stage-Durations": "{}",
             "X-Peak-Memory-MB": f"{0.0:.3f}",

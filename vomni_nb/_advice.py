@@ -1,0 +1,90 @@
+"""Advice that names a magic (``%omni_server ...``), written once so every message says the same thing.
+
+Rules: advice names only options that exist, and every command is written in backticks exactly as
+it can be typed (a test parses each one with the magic's own parser). Each magic has a Python twin,
+so where a message may reach a Python user the twin is named beside the magic. The server-side
+texts are below: plain constants and small functions of the names they fill in.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "START_ONE",
+    "LIST_SERVERS",
+    "PICK_ONE",
+    "server_logs",
+    "server_restart",
+    "server_stop",
+    "server_start",
+    "serve_model",
+    "attach_instead",
+    "keep_to_share",
+    "stops_with_kernel",
+    "name_taken",
+    "served_elsewhere",
+    "second_copy",
+    "sim_family",
+]
+
+START_ONE = "start one with `%omni_server start MODEL` (add --sim without a GPU)"
+LIST_SERVERS = "`%omni_server list`"
+PICK_ONE = "pick one with `%omni_server use NAME` (Python: default_manager().use(NAME)), or ask for the model by name"
+
+
+def server_logs(name: str, lines: int | None = None) -> str:
+    """``%omni_server logs NAME [-n N]``: the one place a server's log is shown."""
+    return f"`%omni_server logs {name}" + (f" -n {lines}`" if lines else "`")
+
+
+def server_restart(name: str) -> str:
+    return f"`%omni_server restart {name}`"
+
+
+def server_stop(name: str) -> str:
+    return f"`%omni_server stop {name}`"
+
+
+def server_start(model: str, *flags: str) -> str:
+    return "`" + " ".join(("%omni_server start", model, *flags)) + "`"
+
+
+def serve_model(model: str) -> str:
+    """What to do when no server serves ``model``."""
+    return f"start it with {server_start(model)} (add --sim without a GPU)"
+
+
+def attach_instead(url: str) -> str:
+    return f"`%omni_server attach {url}` (Python: default_manager().attach({url!r}))"
+
+
+def keep_to_share(model: str) -> str:
+    """How the kernel that owns a server shares it with every kernel: start it again with ``--keep``."""
+    return f"{server_start(model, '--keep')} in that kernel shares it with every kernel"
+
+
+def stops_with_kernel(model: str) -> str:
+    """The ready line of a real server that stops with its kernel."""
+    return (f"it stops with this kernel, a kernel restart included; {server_start(model, '--keep')} "
+            "(keep=True) keeps it running")
+
+
+def name_taken(name: str, holder: str) -> str:
+    """Refusing a name another server of this kernel has (``holder`` says which)."""
+    return f"the name {name!r} already names {holder} here; pick another with --name NAME (name= in Python)"
+
+
+def sim_family(model: str = "MODEL") -> str:
+    return f"`%omni_server start {model} --sim -- --family image|omni|tts|video`"
+
+
+def served_elsewhere(model: str, kernel_pid: int, url: str) -> str:
+    """Refusing to load a real model a second time because another kernel serves it."""
+    return (f"kernel {kernel_pid} already serves {model} at {url}; a second copy would load the model again "
+            f"(on a GPU: twice the memory, or out of memory). Use that one: {attach_instead(url)} (it stops "
+            f"when kernel {kernel_pid} does; {keep_to_share(model)}); or start a second copy with --another "
+            "(another=True).")
+
+
+def second_copy(model: str, kernel_pid: int, url: str) -> str:
+    """The ready-line note of a simulator started although another kernel serves the model."""
+    return f"kernel {kernel_pid} already serves {model} at {url}; this is a second copy ({attach_instead(url)} shares that one)"
