@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vomni_nb.aclient import AsyncOmniClient
+from vomni_nb.async_client import AsyncOmniClient
 from vomni_nb.client import OmniClient
 from vomni_nb.errors import APIConnectionError, BadRequestError, OverloadedError, RateLimitError, StreamError
 from vomni_nb.protocol.retry import RetryPolicy, backoff_delay, parse_retry_after, retry_delay

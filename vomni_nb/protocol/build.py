@@ -1,7 +1,8 @@
 """Build each request (path, JSON body or multipart fields) from validated parameters.
 
-Every builder returns a :class:`RequestSpec` and the parameter dict recorded on the result
-(what was asked, without secrets). Nothing here sends anything.
+Every builder returns a :class:`RequestSpec` and the parameters recorded on the result: what the
+server was sent, under its wire names, ``extra`` fields included (so a recipe can send them again),
+plus ``prompt`` (and a chat's ``system``). Nothing here sends anything.
 """
 
 from __future__ import annotations
@@ -182,7 +183,7 @@ def build_image_request(
     params = {"prompt": check_prompt(prompt), "model": model, "output_format": image_output_format(output_format)}
     params.update(_diffusion_params(size=size, n=n, steps=steps, guidance=guidance, negative=negative, seed=seed))
     body = {**_drop_none(params), "response_format": "b64_json", **(extra or {})}
-    return RequestSpec("POST", "/v1/images/generations", json=body), _drop_none(params)
+    return RequestSpec("POST", "/v1/images/generations", json=body), {**_drop_none(params), **(extra or {})}
 
 
 def build_chat_image_request(
@@ -205,7 +206,8 @@ def build_chat_image_request(
     body.update(diffusion)
     body["num_outputs_per_prompt"] = count
     body.update(extra or {})
-    params = {"prompt": prompt, "via": "chat", "n": count, "output_format": "png", **_drop_none({"model": model}), **diffusion}
+    params = {"prompt": prompt, "via": "chat", "n": count, "output_format": "png", **_drop_none({"model": model}),
+              **diffusion, **(extra or {})}
     return RequestSpec("POST", "/v1/chat/completions", json=body), params
 
 
@@ -236,7 +238,7 @@ def build_edit_request(
     params.update(diffusion)
     params.setdefault("size", "auto")
     files = [_file_field("image", item) for item in media]
-    return _form_request("/v1/images/edits", _form_fields(params, extra), files), params
+    return _form_request("/v1/images/edits", _form_fields(params, extra), files), {**params, **(extra or {})}
 
 
 def _sources(value: MediaSource | Sequence[MediaSource] | None) -> list[MediaSource]:
@@ -317,6 +319,8 @@ def build_chat_request(
     body.update(extra or {})
     params = {key: value for key, value in body.items() if key not in ("messages", "stream")}
     params["prompt"] = prompt if isinstance(prompt, str) else messages[-1].get("content")
+    if system:
+        params["system"] = system
     return RequestSpec("POST", "/v1/chat/completions", json=body, stream=stream), params
 
 
@@ -360,7 +364,8 @@ def build_speech_request(
         body["stream_format"] = stream_mode
         body["stream"] = stream_mode == "sse"
     body.update(extra or {})
-    return RequestSpec("POST", "/v1/audio/speech", json=body, stream=stream_mode is not None), {"input": text, **params}
+    recorded = {"input": text, **params, **(extra or {})}
+    return RequestSpec("POST", "/v1/audio/speech", json=body, stream=stream_mode is not None), recorded
 
 
 def build_video_request(
@@ -368,7 +373,7 @@ def build_video_request(
     *,
     model: str | None = None,
     size: Any = None,
-    seconds: int | None = None,
+    seconds: int | str | None = None,
     fps: float | None = None,
     num_frames: int | None = None,
     steps: int | None = None,
@@ -384,14 +389,19 @@ def build_video_request(
             "prompt": check_prompt(prompt),
             "model": model,
             "size": format_size(size) if size is not None else None,
-            "seconds": str(check_int("seconds", seconds, 1, 600)) if seconds is not None else None,
+            "seconds": str(check_int("seconds", _whole(seconds), 1, 600)) if seconds is not None else None,
             "fps": check_float("fps", fps, 1, 240) if fps is not None else None,
             "num_frames": check_int("num_frames", num_frames, 1, 10_000) if num_frames is not None else None,
         }
     )
     params.update(_sampling_params(steps=steps, guidance=guidance, negative=negative, seed=seed))
     files = [_file_field("input_reference", load_media(image, "image/png"))] if image is not None else []
-    return _form_request("/v1/videos", _form_fields(params, extra), files), params
+    return _form_request("/v1/videos", _form_fields(params, extra), files), {**params, **(extra or {})}
+
+
+def _whole(value: Any) -> Any:
+    """A number given as digits (the wire's ``seconds`` is text, so a recorded one is) is that number."""
+    return int(value) if isinstance(value, str) and value.strip().isdigit() else value
 
 
 def build_voice_upload(

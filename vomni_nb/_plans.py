@@ -1,24 +1,27 @@
-"""One plan per capability: build, send (through ClientCore.call), parse. Shared by both clients.
+"""One plan per capability: build, send (through ``ClientCore.call``), parse. Shared by both clients.
 
-Plans are generators (see :mod:`vomni_nb.clientcore`); they do no I/O themselves, so the sync and
-async clients run exactly the same logic. Multi-step work (video: create, poll, download, and
-DELETE on interrupt) is written once here.
+Plans are generators (see :mod:`vomni_nb._core`); they do no I/O themselves, so the sync and async
+clients run exactly the same logic, and tests drive them directly. Multi-step work (video: create,
+poll, download, and DELETE on interrupt) is written once here. Each result gets one
+:class:`~vomni_nb.provenance.Provenance`, made here from what was sent and what came back.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import datetime
+import itertools
+import logging
 import secrets
-import time
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Union
 
-from vomni_nb.clientcore import ClientCore, Plan, Reply, Sleep
+from vomni_nb._core import ClientCore, Plan, Reply, Sleep
 from vomni_nb.errors import APITimeoutError, InvalidRequestError, JobFailedError, ResponseFormatError
 from vomni_nb.protocol import build as B
 from vomni_nb.protocol.parse import (
-    Context,
     load_json,
     parse_chat_json,
     parse_images_json,
@@ -27,10 +30,17 @@ from vomni_nb.protocol.parse import (
     parse_video_job,
     video_result,
 )
-from vomni_nb.protocol.status import error_from_response
+from vomni_nb.protocol.status import error_from_response, redact_data
+from vomni_nb.protocol.streaming import ChatStreamState, SpeechStreamState
+from vomni_nb.protocol.validate import check_names, fold_wire_spellings
+from vomni_nb.provenance import Provenance
 from vomni_nb.results import ChatResult, ImageBatch, ImageResult, SpeechResult, VideoResult
 
 __all__ = [
+    "ImageOutput",
+    "ProgressCallback",
+    "Grid",
+    "IMAGE_OPTIONS",
     "new_seed",
     "image_plan",
     "edit_plan",
@@ -38,7 +48,7 @@ __all__ = [
     "speech_plan",
     "video_plan",
     "cancel_video_plan",
-    "get_json_plan",
+    "video_jobs_plan",
     "models_plan",
     "health_plan",
     "version_plan",
@@ -48,12 +58,16 @@ __all__ = [
     "chat_stream_plan",
     "speech_stream_plan",
     "sweep_jobs",
-    "flatten_images",
 ]
 
 ImageOutput = Union[ImageResult, ImageBatch]
 ProgressCallback = Callable[[Mapping[str, Any]], None]
+Grid = Union[Mapping[str, Sequence[Any]], Sequence[Mapping[str, Any]]]
 FINAL_JOB_STATES = ("completed", "failed")
+
+# The keyword arguments of image() besides the prompt: what a sweep's grid may vary.
+IMAGE_OPTIONS = ("size", "steps", "guidance", "seed", "negative", "n", "output_format", "via", "model", "extra",
+                 "num_inference_steps", "guidance_scale", "negative_prompt")
 
 
 def new_seed() -> int:
@@ -61,24 +75,35 @@ def new_seed() -> int:
     return secrets.randbelow(2**32)
 
 
-def _timings(started: float, reply: Reply) -> dict[str, float]:
-    return {"total_s": time.perf_counter() - started, "request_s": reply.elapsed}
+@dataclasses.dataclass(frozen=True)
+class _Sent:
+    """A generation request that was answered: the reply, when it was sent (clock and wall time)."""
+
+    reply: Reply
+    started: float
+    created: datetime.datetime
 
 
-def _send_timed(core: ClientCore, spec: B.RequestSpec) -> Plan[tuple[Reply, float]]:
-    """Send a generation request: (reply, start time). Learning the model first keeps it out of the timings."""
-    yield from core.learn_model()
-    started = time.perf_counter()
+def _send_generation(core: ClientCore, spec: B.RequestSpec) -> Plan[_Sent]:
+    """Send a generation request. Learning the model first keeps that request out of the timings."""
+    yield from core.ensure_recorded_model()
+    started, created = core.clock(), datetime.datetime.now(datetime.timezone.utc)
     reply = yield from core.call(spec)
-    return reply, started
+    return _Sent(reply, started, created)
 
 
-def _context(
-    core: ClientCore, params: Mapping[str, Any], seed: int | None, prompt: str, timings: Mapping[str, float]
-) -> Context:
-    return Context(
-        server_url=core.base_url, model=params.get("model") or core.provenance_model, params=dict(params), seed=seed,
-        prompt=prompt, timings=dict(timings),
+def _timings(core: ClientCore, sent: _Sent) -> dict[str, float]:
+    return {"total_s": core.clock() - sent.started, "request_s": sent.reply.elapsed}
+
+
+def _provenance(
+    core: ClientCore, kind: str, sent: _Sent, params: Mapping[str, Any], prompt: Any, seed: int | None,
+    timings: Mapping[str, float],
+) -> Provenance:
+    """The record of one generation (a stream's timings are filled in when it ends)."""
+    return Provenance(
+        kind=kind, server_url=core.base_url, model=params.get("model") or core.recorded_model, prompt=str(prompt),
+        params=dict(params), seed=seed, timings=dict(timings), created=sent.created, request_id=sent.reply.request_id,
     )
 
 
@@ -90,8 +115,9 @@ def image_plan(
     core: ClientCore, prompt: str, *, via: str = "images", seed: int | None = None, n: int = 1, **options: Any
 ) -> Plan[ImageOutput]:
     """Text to image through /v1/images/generations (``via="images"``) or chat (``via="chat"``)."""
+    options = fold_wire_spellings(options)
     seed = new_seed() if seed is None else seed
-    model = core.model_for(options.pop("model", None))
+    model = core.model_to_send(options.pop("model", None))
     if via == "images":
         spec, params = B.build_image_request(prompt, model=model, seed=seed, n=n, **options)
     elif via == "chat":
@@ -100,48 +126,44 @@ def image_plan(
         spec, params = B.build_chat_image_request(prompt, model=model, seed=seed, n=n, **options)
     else:
         raise InvalidRequestError(f"via must be 'images' or 'chat'; got {via!r}.")
-    reply, started = yield from _send_timed(core, spec)
-    context = _context(core, params, seed, prompt, _timings(started, reply))
+    sent = yield from _send_generation(core, spec)
+    provenance = _provenance(core, "image", sent, params, prompt, seed, _timings(core, sent))
     if via == "images":
-        images = parse_images_json(reply.content, context)
+        images = parse_images_json(sent.reply.content, provenance)
     else:
-        images = list(parse_chat_json(reply.content, context).images)
+        images = list(parse_chat_json(sent.reply.content, provenance).images)
         if not images:
             raise ResponseFormatError("The chat answer holds no image (is this a diffusion image model?).")
     return _images_output(images, n)
 
 
 def edit_plan(
-    core: ClientCore,
-    prompt: str,
-    images: Sequence[B.MediaSource],
-    *,
-    seed: int | None = None,
-    n: int = 1,
+    core: ClientCore, prompt: str, images: Sequence[B.MediaSource], *, seed: int | None = None, n: int = 1,
     **options: Any,
 ) -> Plan[ImageOutput]:
+    options = fold_wire_spellings(options)
     seed = new_seed() if seed is None else seed
-    model = core.model_for(options.pop("model", None))
+    model = core.model_to_send(options.pop("model", None))
     spec, params = B.build_edit_request(prompt, images, model=model, seed=seed, n=n, **options)
-    reply, started = yield from _send_timed(core, spec)
-    context = _context(core, params, seed, prompt, _timings(started, reply))
-    return _images_output(parse_images_json(reply.content, context), n)
+    sent = yield from _send_generation(core, spec)
+    provenance = _provenance(core, "edit", sent, params, prompt, seed, _timings(core, sent))
+    return _images_output(parse_images_json(sent.reply.content, provenance), n)
 
 
 def chat_plan(core: ClientCore, prompt: Any, **options: Any) -> Plan[ChatResult]:
-    options["model"] = core.model_for(options.get("model"))
+    options["model"] = core.model_to_send(options.get("model"))
     spec, params = B.build_chat_request(prompt, **options)
-    reply, started = yield from _send_timed(core, spec)
-    context = _context(core, params, params.get("seed"), str(params["prompt"]), _timings(started, reply))
-    return parse_chat_json(reply.content, context)
+    sent = yield from _send_generation(core, spec)
+    provenance = _provenance(core, "chat", sent, params, params["prompt"], params.get("seed"), _timings(core, sent))
+    return parse_chat_json(sent.reply.content, provenance)
 
 
 def speech_plan(core: ClientCore, text: str, **options: Any) -> Plan[SpeechResult]:
-    options["model"] = core.model_for(options.get("model"))
+    options["model"] = core.model_to_send(options.get("model"))
     spec, params = B.build_speech_request(text, **options)
-    reply, started = yield from _send_timed(core, spec)
-    context = _context(core, params, params.get("seed"), text, _timings(started, reply))
-    return parse_speech(reply.content, reply.headers, context, params["response_format"])
+    sent = yield from _send_generation(core, spec)
+    provenance = _provenance(core, "speech", sent, params, text, params.get("seed"), _timings(core, sent))
+    return parse_speech(sent.reply.content, sent.reply.headers, provenance, params["response_format"])
 
 
 def _job_spec(job_id: str, suffix: str = "", method: str = "GET") -> B.RequestSpec:
@@ -159,17 +181,19 @@ def video_plan(
     **options: Any,
 ) -> Plan[VideoResult]:
     """Create a job, poll it (reporting progress), download the MP4; an interrupt DELETEs the job."""
+    options = fold_wire_spellings(options)
     seed = new_seed() if seed is None else seed
-    spec, params = B.build_video_request(prompt, model=core.model_for(options.pop("model", None)), seed=seed, **options)
-    reply, started = yield from _send_timed(core, spec)
-    job = parse_video_job(reply.content)
+    spec, params = B.build_video_request(prompt, model=core.model_to_send(options.pop("model", None)), seed=seed,
+                                         **options)
+    sent = yield from _send_generation(core, spec)
+    job = parse_video_job(sent.reply.content)
     try:
         while True:
             if on_progress is not None:
                 on_progress(job)
             if job["status"] in FINAL_JOB_STATES:
                 break
-            if timeout is not None and time.perf_counter() - started > timeout:
+            if timeout is not None and core.clock() - sent.started > timeout:
                 yield from cancel_video_plan(core, job["id"])
                 raise APITimeoutError(
                     f"Video job {job['id']} not done after {timeout:g} s; it was cancelled. "
@@ -181,22 +205,24 @@ def video_plan(
             job = _polled_job(core, poll, job["id"])
         if job["status"] == "failed":
             error: Mapping[str, Any] = job["error"] if isinstance(job.get("error"), Mapping) else {}
+            reason = str(redact_data(str(error.get("message", "no reason given")), (core.api_key,))).rstrip(".")
             raise JobFailedError(
-                f"Video job {job['id']} failed: {str(error.get('message', 'no reason given')).rstrip('.')}. "
-                "Try fewer frames, a smaller size, or see the server log.",
+                f"Video job {job['id']} failed: {reason}. Try fewer frames, a smaller size, or see the server log.",
                 url=core.base_url,
-                job=job,
+                job=redact_data(job, (core.api_key,)),
             )
         download = yield from core.call(_job_spec(job["id"], "/content"))
     except (KeyboardInterrupt, asyncio.CancelledError):
         if job.get("status") not in FINAL_JOB_STATES:
+            core.log(logging.INFO, "interrupted: cancelling video job %s", job["id"])
             try:
                 yield from cancel_video_plan(core, job["id"])
             except Exception:  # noqa: BLE001 - the interrupt is what the user must see
                 pass
         raise
-    context = _context(core, params, seed, prompt, {"total_s": time.perf_counter() - started})
-    return video_result(download.content, job, context)
+    # One total: the creation request's own time says nothing about a job that ran for minutes.
+    provenance = _provenance(core, "video", sent, params, prompt, seed, {"total_s": core.clock() - sent.started})
+    return video_result(download.content, job, provenance)
 
 
 def _polled_job(core: ClientCore, reply: Reply, job_id: str) -> dict[str, Any]:
@@ -221,15 +247,21 @@ def cancel_video_plan(core: ClientCore, job_id: str) -> Plan[dict[str, Any]]:
     return body if isinstance(body, dict) else {"deleted": True}
 
 
-def get_json_plan(core: ClientCore, path: str, params: Mapping[str, Any] | None = None) -> Plan[Any]:
+def _get_json_plan(core: ClientCore, path: str, params: Mapping[str, Any] | None = None) -> Plan[Any]:
     reply = yield from core.call(B.RequestSpec("GET", path, params=params))
     return load_json(reply.content)
 
 
+def video_jobs_plan(core: ClientCore, limit: int, order: str) -> Plan[list[dict[str, Any]]]:
+    body = yield from _get_json_plan(core, "/v1/videos", {"limit": limit, "order": order})
+    return list(body.get("data", [])) if isinstance(body, dict) else []
+
+
 def models_plan(core: ClientCore) -> Plan[list[str]]:
     reply = yield from core.call(B.RequestSpec("GET", "/v1/models"))
-    core.served_models = parse_models(reply.content)
-    return list(core.served_models)
+    served = parse_models(reply.content)
+    core.learn_served_models(served)
+    return served
 
 
 def health_plan(core: ClientCore) -> Plan[dict[str, Any]]:
@@ -248,14 +280,14 @@ def health_plan(core: ClientCore) -> Plan[dict[str, Any]]:
 
 
 def version_plan(core: ClientCore) -> Plan[str]:
-    body = yield from get_json_plan(core, "/version")
+    body = yield from _get_json_plan(core, "/version")
     if not isinstance(body, dict) or not isinstance(body.get("version"), str):
         raise ResponseFormatError(f"/version answered without a version: {str(body)[:80]}")
     return str(body["version"])
 
 
 def voices_list_plan(core: ClientCore) -> Plan[dict[str, Any]]:
-    body = yield from get_json_plan(core, "/v1/audio/voices")
+    body = yield from _get_json_plan(core, "/v1/audio/voices")
     if not isinstance(body, dict) or not isinstance(body.get("voices"), list):
         raise ResponseFormatError(f"The voice list has no 'voices': {str(body)[:80]}")
     body.setdefault("uploaded_voices", [])
@@ -278,40 +310,37 @@ def voice_delete_plan(core: ClientCore, name: str) -> Plan[dict[str, Any]]:
     return body if isinstance(body, dict) else {}
 
 
-def chat_stream_plan(core: ClientCore, prompt: Any, **options: Any) -> Plan[tuple[Reply, Any, float]]:
-    """Open a streamed chat: (open reply, ChatStreamState, start time). Retries only before the stream."""
-    from vomni_nb.protocol.streaming import ChatStreamState
-
-    options["model"] = core.model_for(options.get("model"))
+def chat_stream_plan(core: ClientCore, prompt: Any, **options: Any) -> Plan[tuple[Reply, ChatStreamState, float]]:
+    """Open a streamed chat: (open reply, its state, start time). Retries only before the stream."""
+    options["model"] = core.model_to_send(options.get("model"))
     spec, params = B.build_chat_request(prompt, stream=True, **options)
-    reply, started = yield from _send_timed(core, spec)
-    context = _context(core, params, params.get("seed"), str(params["prompt"]), {})
-    return reply, ChatStreamState(context), started
+    sent = yield from _send_generation(core, spec)
+    provenance = _provenance(core, "chat", sent, params, params["prompt"], params.get("seed"), {})
+    return sent.reply, ChatStreamState(provenance, sent.reply.headers.get("content-type", "")), sent.started
 
 
 def speech_stream_plan(
     core: ClientCore, text: str, *, mode: str = "audio", **options: Any
-) -> Plan[tuple[Reply, Any, float]]:
-    """Open streamed speech (``mode`` "audio" = raw bytes, "sse" = events): (reply, SpeechStreamState, start)."""
-    from vomni_nb.protocol.streaming import SpeechStreamState
-
-    options["model"] = core.model_for(options.get("model"))
+) -> Plan[tuple[Reply, SpeechStreamState, float]]:
+    """Open streamed speech (``mode`` "audio" = raw bytes, "sse" = events): (reply, its state, start time)."""
+    options["model"] = core.model_to_send(options.get("model"))
     spec, params = B.build_speech_request(text, stream_mode=mode, **options)
-    reply, started = yield from _send_timed(core, spec)
-    context = _context(core, params, params.get("seed"), text, {})
-    return reply, SpeechStreamState(context, params["response_format"], mode), started
+    sent = yield from _send_generation(core, spec)
+    provenance = _provenance(core, "speech", sent, params, text, params.get("seed"), {})
+    return sent.reply, SpeechStreamState(provenance, params["response_format"], mode), sent.started
 
 
-def sweep_jobs(
-    seeds: Sequence[int] | None, grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]] | None
-) -> list[dict[str, Any]]:
+def sweep_jobs(seeds: Sequence[int] | None, grid: Grid | None, seed: int | None = None) -> list[dict[str, Any]]:
     """The per-request overrides of a sweep: every grid combination for every seed.
 
-    ``grid`` is a mapping of parameter -> values (their product is taken) or a list of override dicts.
-    Without seeds, one seed chosen here is shared by all combinations, so they differ only in the grid.
+    ``grid`` is a mapping of image() argument -> values (their product is taken) or a list of override
+    dicts. ``seed`` is one seed for every cell; without seeds, one seed chosen here is shared by all
+    combinations, so they differ only in the grid.
     """
-    import itertools
-
+    if seed is not None:
+        if seeds is not None:
+            raise InvalidRequestError("Give seed= (one seed for the whole grid) or seeds= (a sweep), not both.")
+        seeds = [seed]
     if grid is None:
         combos: list[dict[str, Any]] = [{}]
     elif isinstance(grid, Mapping):
@@ -319,14 +348,9 @@ def sweep_jobs(
         combos = [dict(zip(keys, values)) for values in itertools.product(*(list(grid[k]) for k in keys))]
     else:
         combos = [dict(item) for item in grid]
+    for combo in combos:
+        check_names("A sweep's grid", combo, IMAGE_OPTIONS)
     seed_list = list(seeds) if seeds is not None else [new_seed()]
     if not combos or not seed_list:
         raise InvalidRequestError("A sweep needs at least one seed and one parameter combination.")
     return [{**combo, "seed": seed} for combo in combos for seed in seed_list]
-
-
-def flatten_images(outputs: Sequence[ImageOutput]) -> ImageBatch:
-    images: list[ImageResult] = []
-    for output in outputs:
-        images.extend(output.images if isinstance(output, ImageBatch) else [output])
-    return ImageBatch(tuple(images))

@@ -1,0 +1,104 @@
+"""The httpx side of both clients: building a request from a spec, classifying transport failures,
+turning a response into a :class:`~vomni_nb._core.Reply`, and the private event loop of sync sweeps.
+
+The only client module that knows httpx apart from the clients themselves and the streams; the plans
+and the core never see an httpx object (an open streaming response travels inside ``Reply.stream``
+as an opaque value).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Coroutine
+from typing import Any, TypeVar, Union
+
+import httpx
+
+from vomni_nb import _advice
+from vomni_nb._core import ClientCore, Failure, Reply
+from vomni_nb.errors import APIConnectionError, redact
+from vomni_nb.protocol.build import RequestSpec
+from vomni_nb.protocol.status import connection_error, timeout_error
+
+__all__ = ["DEFAULT_TIMEOUT", "TimeoutLike", "as_timeout", "build_http_request", "reply_from",
+           "transport_outcome_error", "run_on_private_loop", "CANCEL_GRACE_S"]
+
+T = TypeVar("T")
+TimeoutLike = Union[float, httpx.Timeout, None]
+
+CANCEL_GRACE_S = 2.0  # how long an interrupted sweep waits for its requests to close
+
+# Generations take long on real GPUs: a short connect timeout, a long read timeout.
+DEFAULT_TIMEOUT = httpx.Timeout(600.0, connect=10.0)
+
+
+def as_timeout(timeout: TimeoutLike) -> httpx.Timeout:
+    """Seconds (or None: no limit) as an httpx.Timeout; a Timeout as it is."""
+    return timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+
+
+def build_http_request(
+    http: httpx.Client | httpx.AsyncClient, core: ClientCore, spec: RequestSpec, timeout: httpx.Timeout
+) -> httpx.Request:
+    """The httpx request for ``spec``: the core's URL and headers (key, fresh request id), this client's timeout."""
+    url, headers = core.url_and_headers(spec)
+    return http.build_request(spec.method, url, json=spec.json, content=spec.content, params=spec.params,
+                              headers=headers, timeout=timeout)
+
+
+def reply_from(response: httpx.Response, request: httpx.Request, content: bytes, started: float, *,
+               stream: bool = False) -> Reply:
+    """A Reply for ``response``; an open streaming response rides along in ``Reply.stream``."""
+    request_id = response.headers.get("x-request-id") or request.headers.get("x-request-id")
+    # httpx.Headers, not a dict: the parsers rely on case-insensitive lookups.
+    return Reply(response.status_code, response.headers, content, time.perf_counter() - started,
+                 stream=response if stream else None, request_id=request_id)
+
+
+def transport_outcome_error(exc: httpx.TransportError, core: ClientCore, url: str, timeout: httpx.Timeout) -> Failure:
+    """Classify a transport failure: did anything reach the server (only then is resending unsafe)?"""
+    if isinstance(exc, httpx.ConnectError):
+        text = str(exc)
+        detail = "connection refused" if "refused" in text.lower() else redact(text, core.api_key) or type(exc).__name__
+        return Failure(connection_error(core.base_url, detail), before_send=True)
+    if isinstance(exc, httpx.ConnectTimeout):
+        return Failure(timeout_error(url, timeout.connect), before_send=True)
+    if isinstance(exc, httpx.TimeoutException):
+        return Failure(timeout_error(url, timeout.read), before_send=False)
+    message = f"The connection to {url} failed mid-request ({type(exc).__name__}: {redact(str(exc), core.api_key)}). "
+    return Failure(APIConnectionError(message + _advice.CHECK_SERVER_STATUS, url=url), before_send=False)
+
+
+def run_on_private_loop(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run ``coroutine`` on a new event loop in a daemon thread and wait for it.
+
+    A Jupyter kernel already runs a loop in the main thread, so sync code may not ``asyncio.run``.
+    An exception in the waiting thread (KeyboardInterrupt) cancels the coroutine and waits briefly
+    for its cleanup, so its connections are closed before the exception propagates.
+    """
+    finished = threading.Event()
+
+    async def tracked() -> T:
+        try:
+            return await coroutine
+        finally:
+            # Runs only after the coroutine's own cleanup (closing its connections) is done.
+            finished.set()
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="vomni-sweep-loop", daemon=True)
+    thread.start()
+    future = asyncio.run_coroutine_threadsafe(tracked(), loop)
+    try:
+        return future.result()
+    except BaseException:
+        future.cancel()
+        finished.wait(CANCEL_GRACE_S)
+        raise
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(CANCEL_GRACE_S)
+        if not thread.is_alive():
+            loop.close()
