@@ -18,7 +18,8 @@ from vomni_nb import _plans
 from vomni_nb._base_client import BaseClient, call_arguments
 from vomni_nb._core import Failure, Plan, Reply, Sleep, Stepper
 from vomni_nb._transport import build_http_request, reply_from, run_on_private_loop, transport_outcome_error
-from vomni_nb.protocol.build import MediaSource, RequestSpec
+from vomni_nb.protocol.build import RequestSpec
+from vomni_nb.protocol.media import MediaSource
 from vomni_nb.protocol.validate import ImageFormat, ImageRoute, Modality, SpeechFormat, SpeechStreamMode, \
     StreamingSpeechFormat
 from vomni_nb.results import ChatResult, ImageBatch, ImageResult, SpeechResult, VideoResult

@@ -115,3 +115,28 @@ def test_stream_repr_says_what_to_do_then_shows_the_result() -> None:
     assert repr(stream).startswith("SpeechStream(http://127.0.0.1:8091, open:") and ".finish()" in repr(stream)
     stream.finish()
     assert repr(stream).startswith("SpeechStream(http://127.0.0.1:8091, finished: SpeechResult(pcm, 0.10s")
+
+
+def test_a_stream_closed_early_says_so_and_frees_its_connection(start_sim) -> None:  # type: ignore[no-untyped-def]
+    # finish() after the reader stopped the stream used to blame the server (issue 7 item 18).
+    from vomni_nb import OmniClient
+    from tests.support.sims import OMNI_MODEL
+
+    sim = start_sim(OMNI_MODEL, "--tokens-per-second", "50")
+    with OmniClient(sim.url) as client:
+        stream = client.chat_stream("Tell me a long story", modalities=["text"])
+        first = next(iter(stream))
+        assert isinstance(first, TextDelta)
+        stream.close()
+        assert stream._response.is_closed  # the generator's finally ran: the server aborts the request
+        with pytest.raises(StreamError, match="closed before it finished \\(by this client, not the server\\)") as caught:
+            stream.finish()
+        assert caught.value.partial == first.text
+        interrupted = client.chat_stream("Tell me a long story", modalities=["text"])
+        with pytest.raises(KeyboardInterrupt):
+            for _ in interrupted:
+                raise KeyboardInterrupt  # as Ctrl-C in the cell's loop body would
+        interrupted.close()
+        with pytest.raises(StreamError, match="closed before it finished"):
+            interrupted.finish()
+    assert sim.wait_for_log("aborted.")

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import mimetypes
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from vomni_nb.errors import InvalidRequestError
 from vomni_nb.protocol.dataurl import encode_data_url
+from vomni_nb.protocol.media import MediaFile, MediaSource, load_media
 from vomni_nb.protocol.validate import (
     check_float,
     check_int,
@@ -57,52 +56,6 @@ class RequestSpec:
     params: Mapping[str, Any] | None = None
     stream: bool = False
     retryable: bool = True  # resending is safe when the server did no work (503/429/refused)
-
-
-@dataclasses.dataclass(frozen=True)
-class MediaFile:
-    filename: str
-    data: bytes
-    mime_type: str
-
-
-MediaSource = Union[bytes, str, "os.PathLike[str]", MediaFile, Any]
-
-
-def load_media(source: MediaSource, default_mime: str = "application/octet-stream") -> MediaFile:
-    """bytes, a file path, a MediaFile, or a result object (anything with ``.data``/``.audio`` and ``.mime_type``)."""
-    if isinstance(source, MediaFile):
-        return source
-    if isinstance(source, (bytes, bytearray)):
-        return MediaFile("upload", bytes(source), _sniff_mime(bytes(source)) or default_mime)
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(source).expanduser()
-        if not path.is_file():
-            raise InvalidRequestError(f"No such file: {str(path)!r}.")
-        data = path.read_bytes()
-        mime = mimetypes.guess_type(path.name)[0] or _sniff_mime(data) or default_mime
-        return MediaFile(path.name, data, mime)
-    payload = getattr(source, "data", None)
-    if not isinstance(payload, bytes):
-        payload = getattr(source, "audio", None)
-    if isinstance(payload, bytes):
-        mime = str(getattr(source, "mime_type", "") or _sniff_mime(payload) or default_mime)
-        return MediaFile("upload" + (mimetypes.guess_extension(mime) or ""), payload, mime)
-    raise InvalidRequestError(f"Cannot use {type(source).__name__} as media: pass bytes, a file path or a result.")
-
-
-def _sniff_mime(data: bytes) -> str | None:
-    if data.startswith(b"\x89PNG"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8"):
-        return "image/jpeg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
-        return "audio/wav"
-    if data[4:8] == b"ftyp":
-        return "video/mp4"
-    return None
 
 
 def encode_multipart(fields: Mapping[str, str], files: Sequence[FileField] = ()) -> tuple[bytes, str]:
