@@ -20,6 +20,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "vomni_nb"
 # Client layers that do no I/O: they must not even load httpx (a plan never sees an httpx object).
 PURE_CLIENT_MODULES = ["vomni_nb.protocol." + path.stem for path in sorted((PACKAGE / "protocol").glob("*.py"))
                        if path.stem != "__init__"] + ["vomni_nb.protocol", "vomni_nb._plans", "vomni_nb._core",
+                                                      "vomni_nb._video_plans", "vomni_nb._service_plans",
                                                       "vomni_nb.provenance", "vomni_nb.results"]
 
 

@@ -1,10 +1,12 @@
-"""What OmniClient and AsyncOmniClient share: construction, settings, ``with_options``, sweeps' set-up.
+"""What OmniClient and AsyncOmniClient share: construction, settings, ``with_options``, and the
+making of each capability's method from its plan.
 
-The two clients differ only where I/O differs: how a step of a plan is performed (``_perform`` and
-``_run``: a blocking send or an awaited one) and whether their methods are coroutines. Everything a
-request does, its retries and its errors live in the plans (:mod:`vomni_nb._plans`), run by both.
-Each public method is written twice, once per client, with the same explicit signature (a test
-holds them identical), so Shift-Tab documents either; the async twins take the sync docstrings.
+Every capability is written once, as a plan with an explicit signature and a docstring
+(:mod:`vomni_nb._plans`, :mod:`vomni_nb._video_plans`, :mod:`vomni_nb._service_plans`). Each
+client turns a plan into a method with a one-line factory (``image = blocking(_plans.image)`` or
+``awaitable(...)``) that gives the method the plan's signature (less the core) and docstring, so
+Shift-Tab and ``help()`` document it. The clients then differ only where I/O differs: how they
+perform a step of a plan (``_perform``, ``_run``, ``_gather``) and whether methods are coroutines.
 """
 
 from __future__ import annotations
@@ -12,22 +14,22 @@ from __future__ import annotations
 import dataclasses
 import enum
 import inspect
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable
 from typing import Any, Generic, Literal, TypeVar
 
 import httpx
 
-from vomni_nb import _plans
-from vomni_nb._core import ClientCore
+from vomni_nb._core import ClientCore, Plan
 from vomni_nb._transport import DEFAULT_TIMEOUT, TimeoutLike, as_timeout
-from vomni_nb.errors import InvalidRequestError
 from vomni_nb.protocol.retry import RetryPolicy
 
-__all__ = ["BaseClient", "UNCHANGED", "call_arguments", "share_docstrings"]
+__all__ = ["BaseClient", "BaseVoices", "UNCHANGED", "capability_method"]
 
 TransportT = TypeVar("TransportT")
 SleepT = TypeVar("SleepT")
 C = TypeVar("C", bound="BaseClient[Any, Any]")
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class _Unchanged(enum.Enum):
@@ -85,10 +87,18 @@ class BaseClient(Generic[TransportT, SleepT]):
         client._setup(core, timeout, transport, sleep, http)
         return client
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _name_capabilities(cls)
+
     def _default_sleep(self) -> SleepT:
         raise NotImplementedError
 
     def _new_http(self) -> Any:
+        raise NotImplementedError
+
+    def _run(self, plan: Plan[T]) -> Any:
+        """Perform a plan's steps (a coroutine in the async client); the plan's result."""
         raise NotImplementedError
 
     @property
@@ -125,28 +135,62 @@ class BaseClient(Generic[TransportT, SleepT]):
         new_timeout = self._timeout if timeout is UNCHANGED else as_timeout(timeout)
         return self._from_core(core, new_timeout, transport=self._transport, sleep=self._sleep, http=self._http)
 
-    @staticmethod
-    def _sweep_jobs(seeds: Sequence[int] | None, grid: _plans.Grid | None, concurrency: int,
-                    options: dict[str, Any]) -> list[dict[str, Any]]:
-        """Check a sweep before anything is sent; the per-request overrides (``options`` loses its ``seed``)."""
-        jobs = _plans.sweep_jobs(seeds, grid, options.pop("seed", None))
-        if concurrency < 1:
-            raise InvalidRequestError("concurrency must be at least 1.")
-        return jobs
 
 
+class BaseVoices:
+    """``client.voices``: list, upload (with the speaker's consent) and delete named voices."""
 
-def call_arguments(method_locals: Mapping[str, Any], *skip: str) -> dict[str, Any]:
-    """A method's arguments, from its ``locals()`` taken before it binds anything else, less ``self``
-    and ``skip``: the explicit signature stays the contract, and the plan gets every argument by name."""
-    return {name: value for name, value in method_locals.items() if name != "self" and name not in skip}
+    def __init__(self, client: BaseClient[Any, Any]) -> None:
+        self._core = client._core
+        self._run = client._run
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _name_capabilities(cls)
 
 
-def share_docstrings(twin: type, original: type) -> None:
-    """Give each public method of ``twin`` without a docstring the one of ``original``'s method of that name."""
-    for name, member in vars(twin).items():
-        if name.startswith("_") or not inspect.isfunction(member) or member.__doc__:
-            continue
-        source = getattr(original, name, None)
-        if source is not None and source.__doc__:
-            member.__doc__ = source.__doc__
+def _shown(annotation: Any, namespace: dict[str, Any]) -> Any:
+    """How a parameter's annotation reads in Shift-Tab: the closed choices (``Literal['wav', 'pcm', ...]``)
+    where it names some, rather than the alias's name; otherwise the annotation's text as written."""
+    if not isinstance(annotation, str):
+        return annotation
+    try:
+        value = eval(annotation, namespace)  # noqa: S307 - our own annotations, as typing.get_type_hints does
+    except Exception:  # noqa: BLE001 - a forward reference: the text documents it
+        return annotation
+    return value if "Literal[" in repr(value) else annotation
+
+
+def _plan_result(annotation: Any) -> Any:
+    """``"Plan[X]"`` -> ``"X"``: what running the plan gives (annotations are text here: PEP 563)."""
+    if isinstance(annotation, str) and annotation.startswith("Plan[") and annotation.endswith("]"):
+        return annotation[len("Plan["):-1]
+    return annotation
+
+
+def capability_method(method: F, plan: Callable[..., Any], returns: Any = None) -> F:
+    """``method`` (which runs ``plan``) dressed as the plan, so Shift-Tab and help() document it: the
+    plan's docstring, and its signature with ``self`` for the core and ``returns`` (default: what the
+    plan gives) as the result."""
+    namespace = getattr(plan, "__globals__", {})
+    signature = inspect.signature(plan)
+    _core, *rest = signature.parameters.values()
+    parameters = [p.replace(annotation=_shown(p.annotation, namespace)) for p in rest]
+    result = _plan_result(signature.return_annotation) if returns is None else returns
+    method.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD), *parameters],
+        return_annotation=result)
+    method.__annotations__ = {**{p.name: p.annotation for p in parameters}, "return": result}
+    method.__doc__ = plan.__doc__
+    method.__wrapped__ = plan  # type: ignore[attr-defined]  # typing.get_type_hints reads the plan's globals
+    method.__name__ = method.__qualname__ = plan.__name__
+    method.__plan__ = plan  # type: ignore[attr-defined]
+    return method
+
+
+def _name_capabilities(cls: type) -> None:
+    """Give each capability method of ``cls`` the name it has there (``Voices.list`` runs ``list_voices``)."""
+    for name, member in vars(cls).items():
+        if inspect.isfunction(member) and hasattr(member, "__plan__"):
+            member.__name__ = name
+            member.__qualname__ = f"{cls.__qualname__}.{name}"

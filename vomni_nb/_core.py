@@ -1,9 +1,10 @@
 """What both clients share: target and key resolution, the steps a plan yields, and the retry loop.
 
-A *plan* is a generator that yields :class:`Send` and :class:`Sleep` steps and receives a
-:class:`Reply` (or a :class:`Failure`) for each Send. The sync and async clients differ only in how
-they perform a step (``OmniClient._run`` / ``AsyncOmniClient._run``, both stepping with
-:class:`Stepper`), so every capability, its retries and its error mapping behave the same in both.
+A *plan* is a generator that yields steps: :class:`Send` (answered with a :class:`Reply` or a
+:class:`Failure`), :class:`Sleep`, and :class:`Gather` (run other plans concurrently; answered with
+their results). The sync and async clients differ only in how they perform a step
+(``OmniClient._run`` / ``AsyncOmniClient._run``, both stepping with :class:`Stepper`), so every
+capability, its retries and its error mapping behave the same in both.
 
 Rules:
 
@@ -18,14 +19,15 @@ Rules:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import logging
 import os
 import random
 import time
-from collections.abc import Callable, Generator, Iterator, Mapping
-from typing import Any, Generic, TypeVar, Union
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from typing import Any, Generic, TypeVar, Union, cast
 
 from vomni_nb.errors import APIConnectionError, APIStatusError, InvalidRequestError, NotFoundError, redact
 from vomni_nb.protocol.build import RequestSpec
@@ -33,8 +35,8 @@ from vomni_nb.protocol.parse import parse_models
 from vomni_nb.protocol.retry import RetryPolicy, backoff_delay, retry_delay
 from vomni_nb.protocol.status import error_from_response, is_wrong_kind_of_server
 
-__all__ = ["ClientCore", "Send", "Sleep", "Reply", "Failure", "Step", "Outcome", "Plan", "Stepper", "resolve_target",
-           "resolve_api_key", "normalize_base_url", "log"]
+__all__ = ["ClientCore", "Send", "Sleep", "Gather", "Reply", "Failure", "Step", "Outcome", "Plan", "Stepper",
+           "call_arguments", "resolve_target", "resolve_api_key", "normalize_base_url", "log"]
 
 T = TypeVar("T")
 log = logging.getLogger("vomni_nb.client")
@@ -49,6 +51,14 @@ class Send:
 @dataclasses.dataclass(frozen=True)
 class Sleep:
     seconds: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Gather:
+    """Run ``plans`` concurrently, at most ``concurrency`` at a time; the outcome is their results, in order."""
+
+    plans: Sequence[Generator[Any, Any, Any]]
+    concurrency: int
 
 
 @dataclasses.dataclass
@@ -71,15 +81,27 @@ class Failure:
     before_send: bool
 
 
-Step = Union[Send, Sleep]
-Outcome = Union[Reply, Failure, None]
+Step = Union[Send, Sleep, Gather]
+Outcome = Union[Reply, Failure, list[Any], None]
 Plan = Generator[Step, Outcome, T]
 
 
+def call_arguments(function_locals: Mapping[str, Any], *skip: str) -> dict[str, Any]:
+    """A function's arguments by name, from its ``locals()`` taken before it binds anything else,
+    less ``skip``: an explicit signature stays the contract, and the next layer gets every argument."""
+    return {name: value for name, value in function_locals.items() if name not in skip}
+
+
 class Stepper(Generic[T]):
-    """Steps a plan for a client's send loop: ``for step in stepper:`` perform it, then set
-    ``stepper.outcome`` (what the step gave) or ``stepper.error`` (what performing it raised);
-    after the loop, ``stepper.value`` is the plan's result. An error the plan raises ends the loop.
+    """Steps a plan for a client's send loop::
+
+        for step in stepper:
+            with stepper.performing():
+                stepper.outcome = perform(step)   # or: await perform(step)
+        return stepper.result()
+
+    What performing a step raises (Ctrl-C, cancellation included) is thrown into the plan at its
+    ``yield``; an error the plan raises ends the loop. ``outcome``/``error`` may also be set directly.
     """
 
     def __init__(self, plan: Plan[T]) -> None:
@@ -99,6 +121,18 @@ class Stepper(Generic[T]):
         except StopIteration as stop:
             self.value = stop.value
             raise StopIteration from None
+
+    @contextlib.contextmanager
+    def performing(self) -> Iterator[None]:
+        """Catch what performing a step raises, to throw it into the plan at the next step."""
+        try:
+            yield
+        except BaseException as exc:  # noqa: BLE001 - the plan gets it and decides (and re-raises)
+            self.error = exc
+
+    def result(self) -> T:
+        """The plan's result, once the loop has ended."""
+        return cast(T, self.value)
 
 
 def normalize_base_url(url: str) -> str:

@@ -9,9 +9,10 @@ as an opaque value).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar, Union
 
 import httpx
@@ -22,8 +23,8 @@ from vomni_nb.errors import APIConnectionError, redact
 from vomni_nb.protocol.build import RequestSpec
 from vomni_nb.protocol.status import connection_error, timeout_error
 
-__all__ = ["DEFAULT_TIMEOUT", "TimeoutLike", "as_timeout", "build_http_request", "reply_from",
-           "transport_outcome_error", "run_on_private_loop", "CANCEL_GRACE_S"]
+__all__ = ["DEFAULT_TIMEOUT", "TimeoutLike", "as_timeout", "Exchange", "transport_outcome_error", "run_on_private_loop",
+           "CANCEL_GRACE_S"]
 
 T = TypeVar("T")
 TimeoutLike = Union[float, httpx.Timeout, None]
@@ -39,22 +40,46 @@ def as_timeout(timeout: TimeoutLike) -> httpx.Timeout:
     return timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
 
 
-def build_http_request(
-    http: httpx.Client | httpx.AsyncClient, core: ClientCore, spec: RequestSpec, timeout: httpx.Timeout
-) -> httpx.Request:
-    """The httpx request for ``spec``: the core's URL and headers (key, fresh request id), this client's timeout."""
-    url, headers = core.url_and_headers(spec)
-    return http.build_request(spec.method, url, json=spec.json, content=spec.content, params=spec.params,
-                              headers=headers, timeout=timeout)
+class Exchange:
+    """One request of a send loop, less the blocking or awaited calls themselves::
 
+        exchange = Exchange(http, core, spec, timeout)
+        with exchange.failures():
+            response = http.send(exchange.request, stream=True)
+            return exchange.reply(response, b"" if exchange.streams(response) else read_and_close(response))
+        return exchange.failure
 
-def reply_from(response: httpx.Response, request: httpx.Request, content: bytes, started: float, *,
-               stream: bool = False) -> Reply:
-    """A Reply for ``response``; an open streaming response rides along in ``Reply.stream``."""
-    request_id = response.headers.get("x-request-id") or request.headers.get("x-request-id")
-    # httpx.Headers, not a dict: the parsers rely on case-insensitive lookups.
-    return Reply(response.status_code, response.headers, content, time.perf_counter() - started,
-                 stream=response if stream else None, request_id=request_id)
+    The request carries the core's URL and headers (key, fresh request id) and this client's timeout.
+    A transport error inside ``failures()`` becomes ``exchange.failure``: was anything sent?
+    """
+
+    def __init__(self, http: httpx.Client | httpx.AsyncClient, core: ClientCore, spec: RequestSpec,
+                 timeout: httpx.Timeout) -> None:
+        url, headers = core.url_and_headers(spec)
+        self.request = http.build_request(spec.method, url, json=spec.json, content=spec.content, params=spec.params,
+                                          headers=headers, timeout=timeout)
+        self.failure: Failure | None = None
+        self._core, self._spec, self._timeout = core, spec, timeout
+        self._started = time.perf_counter()
+
+    def streams(self, response: httpx.Response) -> bool:
+        """Whether the body is left open for a stream to read (a streamed request that succeeded)."""
+        return self._spec.stream and response.status_code < 400
+
+    @contextlib.contextmanager
+    def failures(self) -> Iterator[None]:
+        try:
+            yield
+        except httpx.TransportError as exc:
+            self.failure = transport_outcome_error(exc, self._core, self._core.base_url + self._spec.path,
+                                                   self._timeout)
+
+    def reply(self, response: httpx.Response, content: bytes) -> Reply:
+        """A Reply for ``response``; an open streaming response rides along in ``Reply.stream``."""
+        request_id = response.headers.get("x-request-id") or self.request.headers.get("x-request-id")
+        # httpx.Headers, not a dict: the parsers rely on case-insensitive lookups.
+        return Reply(response.status_code, response.headers, content, time.perf_counter() - self._started,
+                     stream=response if self.streams(response) else None, request_id=request_id)
 
 
 def transport_outcome_error(exc: httpx.TransportError, core: ClientCore, url: str, timeout: httpx.Timeout) -> Failure:

@@ -10,6 +10,7 @@ raw audio) is the state's business (:class:`~vomni_nb.protocol.streaming.StreamS
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from typing import Generic, TypeVar, Union
@@ -81,8 +82,19 @@ class _StreamBase(Generic[R]):
         self._result = self._state.result(timings)
         return events
 
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Around the reading of the body: a transport failure becomes our error; the stream remembers
+        what ended it early (for finish())."""
+        try:
+            yield
+        except BaseException as exc:
+            error = self._reading_error(exc)
+            if error is exc:
+                raise
+            raise error from exc
+
     def _reading_error(self, exc: BaseException) -> BaseException:
-        """What the reader sees for ``exc``: transport failures become our errors; the stream remembers it."""
         if isinstance(exc, httpx.TimeoutException):
             exc = APITimeoutError(f"The stream from {self._url} stalled (read timeout); raise timeout=....", url=self._url)
         elif isinstance(exc, httpx.TransportError):
@@ -111,17 +123,11 @@ class _SyncStream(_StreamBase[R]):
         self._iterator = self._read()
 
     def _read(self) -> Generator[StreamEvent, None, None]:
-        try:
+        # closing(): whatever ends the reading (the end, an error, Ctrl-C, close()), the connection goes.
+        with contextlib.closing(self._response), self._reading():
             for chunk in self._response.iter_bytes():
                 yield from self._events(chunk)
             yield from self._last_events()
-        except BaseException as exc:
-            error = self._reading_error(exc)
-            if error is exc:
-                raise
-            raise error from exc
-        finally:
-            self._response.close()
 
     def __iter__(self) -> Iterator[StreamEvent]:
         return self._iterator
@@ -165,19 +171,14 @@ class _AsyncStream(_StreamBase[R]):
         self._iterator = self._read()
 
     async def _read(self) -> AsyncGenerator[StreamEvent, None]:
-        try:
-            async for chunk in self._response.aiter_bytes():
-                for event in self._events(chunk):
+        # aclosing(): whatever ends the reading (the end, an error, cancellation, aclose()), the connection goes.
+        async with contextlib.aclosing(self._response):
+            with self._reading():
+                async for chunk in self._response.aiter_bytes():
+                    for event in self._events(chunk):
+                        yield event
+                for event in self._last_events():
                     yield event
-            for event in self._last_events():
-                yield event
-        except BaseException as exc:
-            error = self._reading_error(exc)
-            if error is exc:
-                raise
-            raise error from exc
-        finally:
-            await self._response.aclose()
 
     def __aiter__(self) -> AsyncIterator[StreamEvent]:
         return self._iterator

@@ -1,8 +1,9 @@
 """Drive a request plan with no sockets, in milliseconds (the idea of h11's ``tests/helpers.py``).
 
-A plan (``vomni_nb._plans``) yields Send and Sleep steps. :class:`PlanDriver` answers each Send from
-a test's ``answer`` function, records what was sent and slept, advances a fake clock by each Sleep,
-and can raise an interrupt at a chosen sleep, exactly where a client's send loop would see Ctrl-C.
+A plan (``vomni_nb._plans``) yields Send, Sleep and Gather steps. :class:`PlanDriver` answers each
+Send from a test's ``answer`` function, records what was sent and slept, advances a fake clock by
+each Sleep, runs a Gather's plans one after another, and can raise an interrupt at a chosen sleep,
+exactly where a client's send loop would see Ctrl-C.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
-from vomni_nb._core import ClientCore, Failure, Plan, Reply, Send, Stepper
+from vomni_nb._core import ClientCore, Failure, Gather, Plan, Reply, Send, Stepper
 from vomni_nb.protocol.build import RequestSpec
 
 __all__ = ["FakeClock", "PlanDriver", "plan_core", "reply", "tiny_png"]
@@ -82,6 +83,12 @@ class PlanDriver:
             if isinstance(step, Send):
                 self.sent.append(step.spec)
                 stepper.outcome = self.answer(step.spec)
+                continue
+            if isinstance(step, Gather):
+                try:
+                    stepper.outcome = [self.run(each) for each in step.plans]
+                except BaseException as exc:  # noqa: BLE001 - thrown into the plan, as a client does
+                    stepper.error = exc
                 continue
             self.slept.append(step.seconds)
             if self.clock is not None:
