@@ -19,7 +19,6 @@ Rules:
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import logging
@@ -122,13 +121,18 @@ class Stepper(Generic[T]):
             self.value = stop.value
             raise StopIteration from None
 
-    @contextlib.contextmanager
-    def performing(self) -> Iterator[None]:
+    def performing(self) -> Stepper[T]:
         """Catch what performing a step raises, to throw it into the plan at the next step."""
-        try:
-            yield
-        except BaseException as exc:  # noqa: BLE001 - the plan gets it and decides (and re-raises)
-            self.error = exc
+        return self
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, traceback: Any) -> bool:
+        # Any exception, Ctrl-C and cancellation included: the plan gets it and decides (and re-raises).
+        if error is not None:
+            self.error = error
+        return True
 
     def result(self) -> T:
         """The plan's result, once the loop has ended."""

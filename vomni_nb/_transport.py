@@ -9,10 +9,9 @@ as an opaque value).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine
 from typing import Any, TypeVar, Union
 
 import httpx
@@ -56,8 +55,11 @@ class Exchange:
     def __init__(self, http: httpx.Client | httpx.AsyncClient, core: ClientCore, spec: RequestSpec,
                  timeout: httpx.Timeout) -> None:
         url, headers = core.url_and_headers(spec)
+        # Only a copy from with_options() has a timeout of its own (and passing one costs a few microseconds).
+        own_timeout: dict[str, Any] = {} if timeout == http.timeout else {"timeout": timeout}
         self.request = http.build_request(spec.method, url, json=spec.json, content=spec.content, params=spec.params,
-                                          headers=headers, timeout=timeout)
+                                          headers=headers, **own_timeout)
+        self.request_id = headers.get("X-Request-Id")  # vLLM echoes it (with --enable-request-id-headers) unchanged
         self.failure: Failure | None = None
         self._core, self._spec, self._timeout = core, spec, timeout
         self._started = time.perf_counter()
@@ -66,20 +68,25 @@ class Exchange:
         """Whether the body is left open for a stream to read (a streamed request that succeeded)."""
         return self._spec.stream and response.status_code < 400
 
-    @contextlib.contextmanager
-    def failures(self) -> Iterator[None]:
-        try:
-            yield
-        except httpx.TransportError as exc:
-            self.failure = transport_outcome_error(exc, self._core, self._core.base_url + self._spec.path,
-                                                   self._timeout)
+    def failures(self) -> Exchange:
+        """Around sending and reading: a transport error becomes ``self.failure`` (and is not raised)."""
+        return self
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, traceback: Any) -> bool:
+        if isinstance(error, httpx.TransportError):
+            url = self._core.base_url + self._spec.path
+            self.failure = transport_outcome_error(error, self._core, url, self._timeout)
+            return True
+        return False
 
     def reply(self, response: httpx.Response, content: bytes) -> Reply:
         """A Reply for ``response``; an open streaming response rides along in ``Reply.stream``."""
-        request_id = response.headers.get("x-request-id") or self.request.headers.get("x-request-id")
         # httpx.Headers, not a dict: the parsers rely on case-insensitive lookups.
         return Reply(response.status_code, response.headers, content, time.perf_counter() - self._started,
-                     stream=response if self.streams(response) else None, request_id=request_id)
+                     stream=response if self.streams(response) else None, request_id=self.request_id)
 
 
 def transport_outcome_error(exc: httpx.TransportError, core: ClientCore, url: str, timeout: httpx.Timeout) -> Failure:
