@@ -136,7 +136,6 @@ class BaseClient(Generic[TransportT, SleepT]):
         return self._from_core(core, new_timeout, transport=self._transport, sleep=self._sleep, http=self._http)
 
 
-
 class BaseVoices:
     """``client.voices``: list, upload (with the speaker's consent) and delete named voices."""
 
@@ -184,13 +183,13 @@ def capability_method(method: F, plan: Callable[..., Any], returns: Any = None) 
     method.__doc__ = plan.__doc__
     method.__wrapped__ = plan  # type: ignore[attr-defined]  # typing.get_type_hints reads the plan's globals
     method.__name__ = method.__qualname__ = plan.__name__
-    method.__plan__ = plan  # type: ignore[attr-defined]
+    method._runs_plan = plan  # type: ignore[attr-defined]  # marks it for _name_capabilities
     return method
 
 
 def _name_capabilities(cls: type) -> None:
     """Give each capability method of ``cls`` the name it has there (``Voices.list`` runs ``list_voices``)."""
     for name, member in vars(cls).items():
-        if inspect.isfunction(member) and hasattr(member, "__plan__"):
+        if inspect.isfunction(member) and hasattr(member, "_runs_plan"):
             member.__name__ = name
             member.__qualname__ = f"{cls.__qualname__}.{name}"
