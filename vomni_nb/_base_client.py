@@ -15,15 +15,16 @@ import dataclasses
 import enum
 import inspect
 from collections.abc import Callable
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar, cast
 
 import httpx
 
 from vomni_nb._core import ClientCore, Plan
 from vomni_nb._transport import DEFAULT_TIMEOUT, TimeoutLike, as_timeout
 from vomni_nb.protocol.retry import RetryPolicy
+from vomni_nb.protocol.validate import check_names
 
-__all__ = ["BaseClient", "BaseVoices", "UNCHANGED", "capability_method"]
+__all__ = ["BaseClient", "BaseVoices", "UNCHANGED", "capability_method", "checked"]
 
 TransportT = TypeVar("TransportT")
 SleepT = TypeVar("SleepT")
@@ -165,6 +166,21 @@ def _plan_result(annotation: Any) -> Any:
     if isinstance(annotation, str) and annotation.startswith("Plan[") and annotation.endswith("]"):
         return annotation[len("Plan["):-1]
     return annotation
+
+
+def checked(plan: F) -> F:
+    """``plan`` behind a check of its keyword names: a misspelt one is an InvalidRequestError naming the
+    valid ones (Python's own TypeError would name a private function and list nothing)."""
+    parameters = list(inspect.signature(plan).parameters.values())[1:]
+    valid = tuple(p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+    accepted = frozenset(valid)
+
+    def start(*args: Any, **kwargs: Any) -> Any:
+        if not accepted.issuperset(kwargs):
+            check_names(f"{plan.__name__}()", kwargs, valid)
+        return plan(*args, **kwargs)
+
+    return cast(F, start)
 
 
 def capability_method(method: F, plan: Callable[..., Any], returns: Any = None) -> F:

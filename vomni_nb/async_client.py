@@ -15,7 +15,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 import httpx
 
 from vomni_nb import _plans, _service_plans, _video_plans
-from vomni_nb._base_client import BaseClient, BaseVoices, capability_method
+from vomni_nb._base_client import BaseClient, BaseVoices, capability_method, checked
 from vomni_nb._core import ClientCore, Failure, Gather, Outcome, Plan, Reply, Sleep, Step, Stepper
 from vomni_nb._transport import Exchange
 from vomni_nb.protocol.build import RequestSpec
@@ -31,8 +31,10 @@ S = TypeVar("S")
 def awaitable(plan: Callable[Concatenate[ClientCore, P], Plan[T]]) -> Callable[Concatenate[Any, P],
                                                                                 Coroutine[Any, Any, T]]:
     """A coroutine method that runs ``plan`` to its end and returns what it gives."""
+    start = checked(plan)
+
     async def run_capability(self: Any, *args: P.args, **kwargs: P.kwargs) -> T:
-        return cast(T, await self._run(plan(self._core, *args, **kwargs)))
+        return cast(T, await self._run(start(self._core, *args, **kwargs)))
 
     return capability_method(run_capability, plan)
 
@@ -40,8 +42,10 @@ def awaitable(plan: Callable[Concatenate[ClientCore, P], Plan[T]]) -> Callable[C
 def awaitable_stream(plan: Callable[Concatenate[ClientCore, P], Plan[_plans.OpenedStream]],
                      stream: Callable[..., S]) -> Callable[Concatenate[Any, P], Coroutine[Any, Any, S]]:
     """A coroutine method that runs ``plan`` until the answer begins and returns it as a ``stream``."""
+    start = checked(plan)
+
     async def run_capability(self: Any, *args: P.args, **kwargs: P.kwargs) -> S:
-        opened = await self._run(plan(self._core, *args, **kwargs))
+        opened = await self._run(start(self._core, *args, **kwargs))
         return stream(opened.reply, opened.state, started=opened.started, url=self._core.base_url)
 
     return capability_method(run_capability, plan, returns=stream.__name__)

@@ -15,7 +15,7 @@ from vomni_nb.client import Voices
 from vomni_nb.errors import BadRequestError, InvalidRequestError, JobFailedError, NotFoundError, StreamError
 from vomni_nb.results import ImageBatch
 from vomni_nb.streams import AudioDelta, TextDelta
-from tests.support.sims import OMNI_MODEL, VIDEO_MODEL
+from tests.support.sims import OMNI_MODEL, VIDEO_MODEL, free_port
 
 
 def run(factory: Callable[[], Awaitable[Any]]) -> Any:
@@ -196,3 +196,13 @@ def test_both_clients_have_the_same_methods_and_signatures(sync_cls: type, async
 
 def test_both_clients_share_construction() -> None:
     assert OmniClient.__init__ is AsyncOmniClient.__init__ and OmniClient.with_options is AsyncOmniClient.with_options
+
+
+def test_a_misspelt_argument_names_the_valid_ones() -> None:
+    # Nothing listens there: an InvalidRequestError (not a connection error) shows nothing was sent.
+    async def main() -> None:
+        async with AsyncOmniClient(f"http://127.0.0.1:{free_port()}", max_retries=0) as client:
+            await client.speak("hi", vocie="x")  # type: ignore[call-arg]
+
+    with pytest.raises(InvalidRequestError, match=r"speak\(\) takes no 'vocie'; valid names: text, voice, "):
+        run(main)

@@ -319,8 +319,10 @@ def test_explicit_parameters_recipes_and_wire_spellings(image_server, tts_server
             client.image("fox", steps=2, num_inference_steps=3)
         with pytest.raises(InvalidRequestError, match="takes no 'guidnce'; valid names: size, steps, guidance"):
             client.images("fox", grid={"guidnce": [1, 2]})
-        with pytest.raises(TypeError, match="unexpected keyword argument 'vocie'"):
+        with pytest.raises(InvalidRequestError, match=r"speak\(\) takes no 'vocie'; valid names: text, voice, "):
             client.speak("hi", vocie="x")  # type: ignore[call-arg]
+        with pytest.raises(InvalidRequestError, match="takes no 'sise'"):
+            client.image(**{**image.recipe, "sise": "64x64"})  # a recipe edited by hand
     with OmniClient(tts_server.url) as client:
         speech = client.speak("Hello there", voice="vivian", response_format="pcm", seed=2)
         assert speech.recipe == {"text": "Hello there", "voice": "vivian", "response_format": "pcm", "seed": 2}
