@@ -1,16 +1,25 @@
-"""vomni_nb: vLLM-Omni in Jupyter. Nothing heavy is imported here."""
+"""vomni_nb: vLLM-Omni in Jupyter.
+
+``import vomni_nb`` loads only the error tree; every other public name is imported on first use
+(PEP 562), so ``%load_ext vomni_nb`` and ``import vomni_nb`` stay cheap (no httpx, Pillow or
+IPython until a client, a result or a magic is used). ``__all__`` is the public API.
+"""
 
 from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from vomni_nb.errors import *  # noqa: F401,F403
 from vomni_nb.errors import __all__ as _error_names
 
-from vomni_nb.server import Server, ServerManager, ServerStatus, default_manager
-
-from vomni_nb.client import OmniClient
-from vomni_nb.aclient import AsyncOmniClient
-from vomni_nb.results import ChatResult, ImageBatch, ImageResult, SpeechResult, VideoResult
-from vomni_nb.streams import AsyncChatStream, AsyncSpeechStream, ChatStream, SpeechStream
+if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
+    from vomni_nb._history import HistoryStore, history
+    from vomni_nb.async_client import AsyncOmniClient
+    from vomni_nb.client import OmniClient
+    from vomni_nb.results import ChatResult, ImageBatch, ImageResult, SpeechResult, VideoResult
+    from vomni_nb.server import Server, ServerManager, ServerStatus, default_manager
+    from vomni_nb.streams import AsyncChatStream, AsyncSpeechStream, ChatStream, SpeechStream
 
 __version__ = "0.1.0"
 
@@ -33,7 +42,43 @@ __all__ = [
     "SpeechStream",
     "AsyncChatStream",
     "AsyncSpeechStream",
+    "HistoryStore",
+    "history",
 ]
+
+# Public name -> the module that defines it, imported on first access.
+_LAZY = {
+    "ServerManager": "vomni_nb.server",
+    "Server": "vomni_nb.server",
+    "ServerStatus": "vomni_nb.server",
+    "default_manager": "vomni_nb.server",
+    "OmniClient": "vomni_nb.client",
+    "AsyncOmniClient": "vomni_nb.async_client",
+    "ImageResult": "vomni_nb.results",
+    "ImageBatch": "vomni_nb.results",
+    "SpeechResult": "vomni_nb.results",
+    "ChatResult": "vomni_nb.results",
+    "VideoResult": "vomni_nb.results",
+    "ChatStream": "vomni_nb.streams",
+    "SpeechStream": "vomni_nb.streams",
+    "AsyncChatStream": "vomni_nb.streams",
+    "AsyncSpeechStream": "vomni_nb.streams",
+    "HistoryStore": "vomni_nb._history",
+    "history": "vomni_nb._history",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'vomni_nb' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 
 def load_ipython_extension(ipython: object) -> None:

@@ -1,9 +1,13 @@
 """Advice that names a magic (``%omni_server ...``), written once so every message says the same thing.
 
+Error messages end with what to do next, and in a notebook that is usually a magic to type. Keeping
+every such sentence here means renaming a magic or a subcommand is one edit, and a reader can see at
+a glance everything the library may tell a user to type.
+
 Rules: advice names only options that exist, and every command is written in backticks exactly as
 it can be typed (a test parses each one with the magic's own parser). Each magic has a Python twin,
-so where a message may reach a Python user the twin is named beside the magic. The server-side
-texts are below: plain constants and small functions of the names they fill in.
+so where a message may reach a Python user the twin is named beside the magic. No imports, so the
+pure layers (``protocol/``) may use these: plain constants and small functions of the names they fill in.
 """
 
 from __future__ import annotations
@@ -24,8 +28,36 @@ __all__ = [
     "served_elsewhere",
     "second_copy",
     "sim_family",
+    "CHECK_SERVER_STATUS",
+    "START_OR_CHECK_SERVER",
+    "SEE_SERVER_LOG",
+    "SERVER_FAILED",
+    "OVERLOADED",
+    "WRONG_KIND_OF_SERVER",
 ]
 
+# --- the client's advice ----------------------------------------------------------------------
+# A request broke off mid-way: the server may be gone or restarting.
+CHECK_SERVER_STATUS = "Check the server with `%omni_server status`."
+
+# Nothing answered at the address.
+START_OR_CHECK_SERVER = "Is it running? Check with `%omni_server status`, or start one with `%omni_server start MODEL`."
+
+# A generation failed or a stream broke off on the server's side.
+SEE_SERVER_LOG = "The server may have failed: see its log (`%omni_server logs`)."
+
+# 500 and other 5xx without advice of their own.
+SERVER_FAILED = "The server failed; see its log (`%omni_server logs`)."
+
+# 503 that is not about the kind of model: busy, or still starting.
+OVERLOADED = "The server is overloaded or not ready: retry later, and check it with `%omni_server status`."
+
+# A request the server's model cannot serve (an image from a TTS model, chat on a diffusion-only model).
+WRONG_KIND_OF_SERVER = ("This server's model cannot do this: send the request to a server whose model can "
+                        "(`%omni_server list`, or OmniClient(url) of another server).")
+
+
+# --- the server manager's advice --------------------------------------------------------------
 START_ONE = "start one with `%omni_server start MODEL` (add --sim without a GPU)"
 LIST_SERVERS = "`%omni_server list`"
 PICK_ONE = "pick one with `%omni_server use NAME` (Python: default_manager().use(NAME)), or ask for the model by name"

@@ -103,7 +103,12 @@ class APIError(VomniError):
 
 
 class APIStatusError(APIError):
-    """The server answered with an HTTP error status."""
+    """The server answered with an HTTP error status.
+
+    Each subclass pins the ``status_code`` it stands for, so ``NotFoundError("...")`` needs no code and
+    ``except`` clauses and :func:`status_error` agree on one table. ``ServerError`` (500) and
+    ``APIStatusError`` (0) also take codes that have no class of their own (502, 418, ...).
+    """
 
     status_code: int = 0
 
@@ -111,7 +116,7 @@ class APIStatusError(APIError):
         self,
         message: str,
         *,
-        status_code: int,
+        status_code: int | None = None,
         url: str | None = None,
         body: Any = None,
         error_type: str | None = None,
@@ -120,7 +125,7 @@ class APIStatusError(APIError):
         retry_after: float | None = None,
     ) -> None:
         super().__init__(message, url=url)
-        self.status_code = status_code
+        self.status_code = type(self).status_code if status_code is None else status_code
         self.body = body
         self.error_type = error_type
         self.param = param
@@ -131,45 +136,67 @@ class APIStatusError(APIError):
 class BadRequestError(APIStatusError):
     """400: the server refused the request's content."""
 
+    status_code = 400
+
 
 class AuthenticationError(APIStatusError):
     """401: missing or wrong API key."""
+
+    status_code = 401
 
 
 class NotFoundError(APIStatusError):
     """404: unknown model, voice, job or route."""
 
+    status_code = 404
+
 
 class ConflictError(APIStatusError):
     """409: the resource is busy (cancellation in progress, output not yet saved)."""
+
+    status_code = 409
 
 
 class PayloadTooLargeError(APIStatusError):
     """413: the input is too large for the server."""
 
+    status_code = 413
+
 
 class UnprocessableEntityError(APIStatusError):
     """422: a well-formed request the server cannot act on."""
+
+    status_code = 422
 
 
 class RateLimitError(APIStatusError):
     """429: too many requests."""
 
+    status_code = 429
+
 
 class ServerError(APIStatusError):
     """5xx: the server failed."""
+
+    status_code = 500
 
 
 class OverloadedError(ServerError):
     """503: the server is busy or not healthy."""
 
+    status_code = 503
+
 
 class GatewayTimeoutError(ServerError):
     """504: the server gave up waiting for the generation."""
 
+    status_code = 504
+
 
 class InsufficientStorageError(ServerError):
     """507: not enough GPU memory or disk for this request."""
+
+    status_code = 507
 
 
 class APIConnectionError(APIError, ConnectionError):
@@ -264,17 +291,21 @@ class HistoryError(VomniError):
         self.path = path
 
 
+# One table from status to class, read from the classes' own pinned codes.
 _STATUS_CLASSES: dict[int, type[APIStatusError]] = {
-    400: BadRequestError,
-    401: AuthenticationError,
-    404: NotFoundError,
-    409: ConflictError,
-    413: PayloadTooLargeError,
-    422: UnprocessableEntityError,
-    429: RateLimitError,
-    503: OverloadedError,
-    504: GatewayTimeoutError,
-    507: InsufficientStorageError,
+    cls.status_code: cls
+    for cls in (
+        BadRequestError,
+        AuthenticationError,
+        NotFoundError,
+        ConflictError,
+        PayloadTooLargeError,
+        UnprocessableEntityError,
+        RateLimitError,
+        OverloadedError,
+        GatewayTimeoutError,
+        InsufficientStorageError,
+    )
 }
 
 

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
 from vomni_nb import AsyncOmniClient, OmniClient
+from vomni_nb.async_client import AsyncVoices
+from vomni_nb.client import Voices
 from vomni_nb.errors import BadRequestError, InvalidRequestError, JobFailedError, NotFoundError, StreamError
 from vomni_nb.results import ImageBatch
 from vomni_nb.streams import AudioDelta, TextDelta
-from tests.support.sims import OMNI_MODEL, VIDEO_MODEL
+from tests.support.sims import OMNI_MODEL, VIDEO_MODEL, free_port
 
 
 def run(factory: Callable[[], Awaitable[Any]]) -> Any:
@@ -163,3 +166,43 @@ def test_sync_async_parity(image_server, omni_server, tts_server, video_server) 
     with OmniClient(image_server.url) as client, pytest.raises(BadRequestError) as sync_error:
         client.image("fox", size="64x64", extra={"size": "64"})
     assert str(async_error.value) == str(sync_error.value)
+
+
+ASYNC_ONLY = {"aclose"}  # the name asyncio code expects for close()
+
+
+def _public_members(cls: type) -> dict[str, Any]:
+    return {name: member for name, member in inspect.getmembers(cls) if not name.startswith("_")}
+
+
+@pytest.mark.parametrize(("sync_cls", "async_cls"), [(OmniClient, AsyncOmniClient), (Voices, AsyncVoices)])
+def test_both_clients_have_the_same_methods_and_signatures(sync_cls: type, async_cls: type) -> None:
+    # Names, parameters (kinds, defaults, annotations) and docstrings; only sync vs async and the return
+    # type (ChatStream vs AsyncChatStream) may differ.
+    sync_members, async_members = _public_members(sync_cls), _public_members(async_cls)
+    assert set(sync_members) == set(async_members) - ASYNC_ONLY
+    for name, member in sync_members.items():
+        twin = async_members[name]
+        if member is twin:
+            continue  # shared through the base class
+        if isinstance(member, property):
+            assert isinstance(twin, property), name
+            continue
+        assert not inspect.iscoroutinefunction(member) and inspect.iscoroutinefunction(twin), name
+        unreturned = [inspect.signature(f).replace(return_annotation=inspect.Signature.empty) for f in (member, twin)]
+        assert unreturned[0] == unreturned[1], name
+        assert member.__doc__ and member.__doc__ == twin.__doc__, name
+
+
+def test_both_clients_share_construction() -> None:
+    assert OmniClient.__init__ is AsyncOmniClient.__init__ and OmniClient.with_options is AsyncOmniClient.with_options
+
+
+def test_a_misspelt_argument_names_the_valid_ones() -> None:
+    # Nothing listens there: an InvalidRequestError (not a connection error) shows nothing was sent.
+    async def main() -> None:
+        async with AsyncOmniClient(f"http://127.0.0.1:{free_port()}", max_retries=0) as client:
+            await client.speak("hi", vocie="x")  # type: ignore[call-arg]
+
+    with pytest.raises(InvalidRequestError, match=r"speak\(\) takes no 'vocie'; valid names: text, voice, "):
+        run(main)

@@ -9,23 +9,18 @@ import sys
 
 from PIL import Image
 
+from vomni_nb._files import png_with_text, save_new
 from vomni_nb.protocol.wav import parse_wav, pcm_to_wav
-from vomni_nb.results import (
-    ChatResult,
-    ImageBatch,
-    ImageResult,
-    SpeechResult,
-    VideoResult,
-    png_with_text,
-    save_new,
-)
+from vomni_nb.provenance import Provenance
+from vomni_nb.results import ChatResult, ImageBatch, ImageResult, SpeechResult, VideoResult
 
 
 def _image(fmt: str = "PNG", seed: int = 7) -> ImageResult:
     buffer = io.BytesIO()
     Image.new("RGB", (6, 3), "blue").save(buffer, fmt)
-    return ImageResult(data=buffer.getvalue(), format=fmt.lower(), width=6, height=3, prompt="a blue box", seed=seed,
-                       params={"size": "6x3"}, model="m", server_url="http://sim", timings={"total_s": 0.1})
+    provenance = Provenance(kind="image", prompt="a blue box", seed=seed, params={"size": "6x3"}, model="m",
+                            server_url="http://sim", timings={"total_s": 0.1})
+    return ImageResult(data=buffer.getvalue(), format=fmt.lower(), width=6, height=3, provenance=provenance)
 
 
 def test_image_bundle_and_provenance() -> None:
@@ -34,7 +29,7 @@ def test_image_bundle_and_provenance() -> None:
     assert base64.b64decode(data["image/png"]) == image.data
     assert "ImageResult(6x3 png" in data["text/plain"] and "seed=7" in data["text/plain"]
     record = metadata["vomni_nb"]
-    assert record["model"] == "m" and record["seed"] == 7 and record["server"] == "http://sim"
+    assert record["model"] == "m" and record["seed"] == 7 and record["server_url"] == "http://sim"
     assert record["params"] == {"size": "6x3"} and record["timings"] == {"total_s": 0.1}
     jpeg_data, _ = _image("JPEG")._repr_mimebundle_()
     assert "image/jpeg" in jpeg_data
@@ -65,15 +60,17 @@ def test_save_to_a_new_name_without_suffix_makes_a_directory(tmp_path) -> None: 
 def test_saved_png_carries_its_recipe(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import json
 
-    image = dataclasses.replace(_image(), params={"size": "6x3", "num_inference_steps": 4, "guidance_scale": 3.5,
-                                                   "negative_prompt": "blur"}, prompt="a blue box – ünïcode")
+    plain = _image()
+    image = dataclasses.replace(plain, provenance=dataclasses.replace(
+        plain.provenance, params={"size": "6x3", "num_inference_steps": 4, "guidance_scale": 3.5, "negative_prompt": "blur"},
+        prompt="a blue box – ünïcode"))
     with Image.open(image.save(tmp_path)) as saved:
         saved.load()
         assert saved.size == (6, 3)
         assert saved.text["parameters"] == (
             "a blue box – ünïcode\nNegative prompt: blur\nSteps: 4, CFG scale: 3.5, Seed: 7, Size: 6x3, Model: m")
         recipe = json.loads(saved.text["vomni_nb"])
-    assert recipe["seed"] == 7 and recipe["params"]["num_inference_steps"] == 4 and recipe["server"] == "http://sim"
+    assert recipe["seed"] == 7 and recipe["params"]["num_inference_steps"] == 4 and recipe["server_url"] == "http://sim"
     # A file that already has a recipe (vomni-sim writes one) keeps it.
     again = ImageResult(data=png_with_text(image.data, {"parameters": "theirs"}), format="png", width=6, height=3)
     with Image.open(again.save(tmp_path)) as saved:
@@ -95,7 +92,7 @@ def test_batch_of_large_images_shows_small_previews() -> None:
 
     buffer = io.BytesIO()
     Image.frombytes("RGB", (1024, 1024), _os.urandom(1024 * 1024 * 3)).save(buffer, "PNG")  # noise: ~3 MB
-    big = ImageResult(data=buffer.getvalue(), format="png", width=1024, height=1024, seed=1)
+    big = ImageResult(data=buffer.getvalue(), format="png", width=1024, height=1024, provenance=Provenance(seed=1))
     data, _ = ImageBatch((big, big))._repr_mimebundle_()
     assert data["text/html"].count("data:image/jpeg;base64,") == 2
     assert len(data["text/html"]) < len(big.data) // 10
@@ -103,8 +100,9 @@ def test_batch_of_large_images_shows_small_previews() -> None:
 
 def test_speech_bundle(tmp_path) -> None:  # type: ignore[no-untyped-def]
     wav = pcm_to_wav(b"\0\0" * 100, 8000)
-    speech = SpeechResult(audio=wav, format="wav", sample_rate=8000, channels=1, frames=100, text="hi", voice="v",
-                          model="tts", server_url="http://sim")
+    speech = SpeechResult(audio=wav, format="wav", sample_rate=8000, channels=1, frames=100,
+                          provenance=Provenance(kind="speech", prompt="hi", params={"voice": "v"}, model="tts",
+                                                server_url="http://sim"))
     data, metadata = speech._repr_mimebundle_()
     assert data["text/html"].startswith("<audio controls src=\"data:audio/wav;base64,")
     assert "autoplay" not in data["text/html"] and "loop" not in data["text/html"]
@@ -120,15 +118,16 @@ def test_speech_bundle(tmp_path) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_chat_and_video_bundles(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    chat = ChatResult(text="**hello**", model="omni", usage={"total_tokens": 3}, finish_reason="stop")
+    chat = ChatResult(text="**hello**", provenance=Provenance(kind="chat", model="omni"), usage={"total_tokens": 3},
+                      finish_reason="stop")
     data, metadata = chat._repr_mimebundle_()
     assert data["text/markdown"] == "**hello**" and data["text/plain"] == "**hello**" and "text/html" not in data
     assert metadata["vomni_nb"]["usage"] == {"total_tokens": 3} and str(chat) == "**hello**"
     with_audio = ChatResult(text="hi", audio=pcm_to_wav(b"\0\0", 24000), audio_format="wav")
     assert "<audio controls" in with_audio._repr_mimebundle_()[0]["text/html"]
     assert chat.save(tmp_path).read_text() == "**hello**"
-    video = VideoResult(data=b"\0\0\0\x18ftypmp42", id="video_gen_1", prompt="boat", width=64, height=64, fps=8.0,
-                        duration_s=1.0, seed=3)
+    video = VideoResult(data=b"\0\0\0\x18ftypmp42", id="video_gen_1", width=64, height=64, fps=8.0, duration_s=1.0,
+                        provenance=Provenance(kind="video", prompt="boat", seed=3))
     vdata, vmeta = video._repr_mimebundle_()
     assert vdata["text/html"].startswith('<video controls src="data:video/mp4;base64,')
     assert vmeta["vomni_nb"]["id"] == "video_gen_1" and "64x64" in repr(video)
@@ -138,7 +137,7 @@ def test_chat_and_video_bundles(tmp_path) -> None:  # type: ignore[no-untyped-de
 def test_client_modules_import_no_ipython_or_pillow() -> None:
     import subprocess
 
-    code = ("import sys, vomni_nb.results, vomni_nb.client, vomni_nb.aclient, vomni_nb.protocol; "
+    code = ("import sys, vomni_nb.results, vomni_nb.client, vomni_nb.async_client, vomni_nb.protocol; "
             "print([m for m in ('IPython', 'ipywidgets', 'PIL') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -13,12 +13,20 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vomni_nb.aclient import AsyncOmniClient
+from vomni_nb.async_client import AsyncOmniClient
 from vomni_nb.client import OmniClient
-from vomni_nb.errors import APIConnectionError, BadRequestError, OverloadedError, RateLimitError, StreamError
+from vomni_nb.errors import (
+    APIConnectionError,
+    BadRequestError,
+    InsufficientStorageError,
+    OverloadedError,
+    RateLimitError,
+    ServerError,
+    StreamError,
+)
 from vomni_nb.protocol.retry import RetryPolicy, backoff_delay, parse_retry_after, retry_delay
 
-from tests.support.sims import IMAGE_MODEL, OMNI_MODEL
+from tests.support.sims import IMAGE_MODEL, OMNI_MODEL, TTS_MODEL
 
 
 
@@ -199,3 +207,32 @@ def test_real_midstream_error_is_a_stream_error(start_sim) -> None:  # type: ign
     assert isinstance(caught.value.partial, str) and caught.value.partial == stream.text
     assert caught.value.partial  # some text arrived before the error
     assert sim.log().count("POST /v1/chat/completions") == 1  # never retried
+
+
+def test_500_and_507_are_sent_exactly_once_by_both_clients(start_sim) -> None:  # type: ignore[no-untyped-def]
+    # Issue 16 item 1: a failed generation (500) or a full GPU (507) is never resent, whatever the client.
+    tts = start_sim(TTS_MODEL)  # an input containing [[fail]] fails with 500
+    full = start_sim(IMAGE_MODEL, "--rate-507", "1")
+    waits: list[float] = []
+
+    async def record(seconds: float) -> None:
+        waits.append(seconds)
+
+    with OmniClient(tts.url, sleep=waits.append) as client, pytest.raises(ServerError) as failed:
+        client.speak("hello [[fail]]")
+    assert failed.value.status_code == 500
+    with OmniClient(full.url, sleep=waits.append) as client, pytest.raises(InsufficientStorageError):
+        client.image("fox", size="64x64")
+
+    async def main() -> None:
+        async with AsyncOmniClient(tts.url, sleep=record) as client:
+            with pytest.raises(ServerError):
+                await client.speak("hello [[fail]]")
+        async with AsyncOmniClient(full.url, sleep=record) as client:
+            with pytest.raises(InsufficientStorageError):
+                await client.image("fox", size="64x64")
+
+    asyncio.run(main())
+    assert waits == []
+    assert tts.log().count("POST /v1/audio/speech") == 2  # one per client
+    assert full.log().count("POST /v1/images/generations") == 2

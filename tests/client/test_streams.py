@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from vomni_nb.errors import ResponseFormatError, StreamError
-from vomni_nb.protocol.parse import Context
+from vomni_nb.provenance import Provenance
 from vomni_nb.protocol.sse import SSEEvent
 from vomni_nb.protocol.streaming import AudioDelta, ChatStreamState, ImageDelta, SpeechStreamState, TextDelta
 from vomni_nb.protocol.wav import parse_wav, pcm_to_wav, wav_header
@@ -31,7 +31,7 @@ def _chunk(delta: dict, modality: str | None = "text", **choice: object) -> SSEE
 
 
 def test_chat_text_audio_and_images() -> None:
-    state = ChatStreamState(Context(server_url="http://sim", prompt="hi"))
+    state = ChatStreamState(Provenance(server_url="http://sim", prompt="hi"))
     assert state.feed(_chunk({"role": "assistant", "content": ""})) == []
     assert state.feed(_chunk({"content": "Hel"})) == [TextDelta("Hel")]
     assert state.feed(_chunk({"content": "lo"}, finish_reason="stop")) == [TextDelta("lo")]
@@ -55,26 +55,26 @@ def test_chat_text_audio_and_images() -> None:
 
 
 def test_chat_error_event_carries_partial_text() -> None:
-    state = ChatStreamState(Context())
+    state = ChatStreamState(Provenance())
     state.feed(_chunk({"content": "partial "}))
     with pytest.raises(StreamError, match="engine died") as caught:
         state.feed(_event({"error": {"message": "engine died", "type": "InternalServerError", "param": None, "code": 500}}))
     assert caught.value.partial == "partial " and caught.value.error_type == "InternalServerError"
     with pytest.raises(ResponseFormatError):
-        ChatStreamState(Context()).feed(SSEEvent("{not json"))
+        ChatStreamState(Provenance()).feed(SSEEvent("{not json"))
     with pytest.raises(ResponseFormatError):
-        ChatStreamState(Context()).feed(SSEEvent("[1]"))
+        ChatStreamState(Provenance()).feed(SSEEvent("[1]"))
 
 
 @given(st.binary(max_size=300), st.lists(st.integers(0, 400), max_size=6), st.sampled_from(["wav", "pcm"]))
 def test_raw_speech_stream_any_split(pcm: bytes, cuts: list[int], fmt: str) -> None:
     pcm = pcm[: len(pcm) - len(pcm) % 2]
     raw = (wav_header(16000) if fmt == "wav" else b"") + pcm
-    state = SpeechStreamState(Context(params={"sample_rate": 16000}), fmt, "audio")
+    state = SpeechStreamState(Provenance(params={"sample_rate": 16000}), fmt, "audio")
     pieces: list[bytes] = []
     start = 0
     for cut in sorted(c % (len(raw) + 1) for c in cuts) + [len(raw)]:
-        pieces += [e.pcm for e in state.feed_bytes(raw[start:cut]) if isinstance(e, AudioDelta) and e.pcm]
+        pieces += [e.pcm for e in state.feed_body(raw[start:cut]) if isinstance(e, AudioDelta) and e.pcm]
         start = cut
     assert b"".join(pieces) == pcm and all(len(p) % 2 == 0 for p in pieces)
     result = state.result()
@@ -83,7 +83,7 @@ def test_raw_speech_stream_any_split(pcm: bytes, cuts: list[int], fmt: str) -> N
 
 
 def test_sse_speech_stream_header_first_then_done_and_errors() -> None:
-    state = SpeechStreamState(Context(prompt="hi"), "wav", "sse")
+    state = SpeechStreamState(Provenance(prompt="hi"), "wav", "sse")
     header = base64.b64encode(wav_header(22050)).decode()
     assert state.feed(SSEEvent(json.dumps({"type": "speech.audio.delta", "audio": header}), "speech.audio.delta")) == []
     body = base64.b64encode(b"\x05\x00" * 4).decode()
@@ -92,7 +92,7 @@ def test_sse_speech_stream_header_first_then_done_and_errors() -> None:
     usage = {"input_tokens": 1, "output_tokens": 2, "total_tokens": 3}
     state.feed(SSEEvent(json.dumps({"type": "speech.audio.done", "usage": usage}), "speech.audio.done"))
     assert state.done and state.result().usage == usage and state.result().frames == 4
-    failing = SpeechStreamState(Context(), "pcm", "sse")
+    failing = SpeechStreamState(Provenance(), "pcm", "sse")
     failing.feed(SSEEvent(json.dumps({"type": "speech.audio.delta", "audio": body})))
     error = {"type": "speech.audio.error", "error": {"message": "talker crashed", "type": "server_error",
                                                      "param": None, "code": 500, "partial_audio": True}}
@@ -104,14 +104,39 @@ def test_sse_speech_stream_header_first_then_done_and_errors() -> None:
 def test_stream_repr_says_what_to_do_then_shows_the_result() -> None:
     import httpx
 
-    from vomni_nb.clientcore import Reply
+    from vomni_nb._core import Reply
     from vomni_nb.streams import SpeechStream
 
     pcm = b"\x01\x00" * 2400
     response = httpx.Response(200, headers={"content-type": "audio/pcm"}, content=pcm)
-    state = SpeechStreamState(Context(prompt="hi"), "pcm", "audio")
-    stream = SpeechStream(Reply(200, response.headers, b"", 0.0, stream=response), state, sse=False, started=0.0,
+    state = SpeechStreamState(Provenance(prompt="hi"), "pcm", "audio")
+    stream = SpeechStream(Reply(200, response.headers, b"", 0.0, stream=response), state, started=0.0,
                           url="http://127.0.0.1:8091")
     assert repr(stream).startswith("SpeechStream(http://127.0.0.1:8091, open:") and ".finish()" in repr(stream)
     stream.finish()
     assert repr(stream).startswith("SpeechStream(http://127.0.0.1:8091, finished: SpeechResult(pcm, 0.10s")
+
+
+def test_a_stream_closed_early_says_so_and_frees_its_connection(start_sim) -> None:  # type: ignore[no-untyped-def]
+    # finish() after the reader stopped the stream used to blame the server (issue 7 item 18).
+    from vomni_nb import OmniClient
+    from tests.support.sims import OMNI_MODEL
+
+    sim = start_sim(OMNI_MODEL, "--tokens-per-second", "50")
+    with OmniClient(sim.url) as client:
+        stream = client.chat_stream("Tell me a long story", modalities=["text"])
+        first = next(iter(stream))
+        assert isinstance(first, TextDelta)
+        stream.close()
+        assert stream._response.is_closed  # the generator's finally ran: the server aborts the request
+        with pytest.raises(StreamError, match="closed before it finished \\(by this client, not the server\\)") as caught:
+            stream.finish()
+        assert caught.value.partial == first.text
+        interrupted = client.chat_stream("Tell me a long story", modalities=["text"])
+        with pytest.raises(KeyboardInterrupt):
+            for _ in interrupted:
+                raise KeyboardInterrupt  # as Ctrl-C in the cell's loop body would
+        interrupted.close()
+        with pytest.raises(StreamError, match="closed before it finished"):
+            interrupted.finish()
+    assert sim.wait_for_log("aborted.")

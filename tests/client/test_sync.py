@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 
-import httpx
 import pytest
 
 from vomni_nb import AsyncOmniClient, OmniClient
 from vomni_nb.errors import (
     APIConnectionError,
+    APITimeoutError,
     AuthenticationError,
     BadRequestError,
     InvalidRequestError,
@@ -237,7 +237,7 @@ def test_connection_refused_names_the_url() -> None:
     assert url in str(caught.value)
 
 
-def test_constructor_arguments() -> None:
+def test_constructor_arguments(start_sim, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(InvalidRequestError):
         OmniClient("http://a", base_url="http://b")
     with pytest.raises(InvalidRequestError, match="no .url"):
@@ -246,7 +246,123 @@ def test_constructor_arguments() -> None:
     assert client.base_url == "http://127.0.0.1:9"
     client.close()
     assert AsyncOmniClient(Handle("http://h:1", "m", "k")).model == "m"
-    assert isinstance(httpx.Timeout(1), httpx.Timeout)
+    monkeypatch.setenv("VOMNI_BASE_URL", "http://127.0.0.1:7/v1")
+    with OmniClient(api_key="k", model="named/model") as from_env:
+        assert from_env.base_url == "http://127.0.0.1:7" and from_env.model == "named/model"
+        assert repr(from_env) == "OmniClient(base_url='http://127.0.0.1:7', model='named/model', api_key='***')"
+    # max_retries bounds the retries of a refused connection; sleep is what waits between them.
+    waits: list[float] = []
+    with OmniClient(f"http://127.0.0.1:{free_port()}", max_retries=3, sleep=waits.append) as refused:
+        with pytest.raises(APIConnectionError):
+            refused.models()
+    assert len(waits) == 3
+    # A float timeout is the read limit: a server slower than it times out, and says after how long.
+    slow = start_sim(IMAGE_MODEL, "--latency", "2")
+    with OmniClient(slow.url, timeout=0.3, model=IMAGE_MODEL) as impatient:
+        with pytest.raises(APITimeoutError, match="after 0.3 s"):
+            impatient.image("fox", size="64x64")
+
+
+def test_with_options_copies_and_changes_settings(start_sim) -> None:  # type: ignore[no-untyped-def]
+    slow = start_sim(IMAGE_MODEL, "--latency", "1")
+    with OmniClient(slow.url) as client:
+        impatient = client.with_options(timeout=0.2)
+        with pytest.raises(APITimeoutError, match="after 0.2 s"):
+            impatient.image("fox", size="64x64")
+        assert client.image("fox", size="64x64").width == 64  # the original keeps its timeout
+        named = client.with_options(model="other/model")
+        assert named.model == "other/model" and client.model == IMAGE_MODEL and "other/model" in repr(named)
+        with pytest.raises(BadRequestError, match="mismatch"):
+            named.image("fox", size="64x64")  # the copy sends its model; the server runs another
+        assert type(named) is OmniClient and named._http is client._http  # one connection pool
+
+
+def test_models_first_keeps_results_model(image_server) -> None:  # type: ignore[no-untyped-def]
+    # Issue 7 item 7: client.models() first (as the quickstart does) used to make every later result's model None.
+    with OmniClient(image_server.url) as client:
+        assert client.models() == [IMAGE_MODEL]
+        assert client.image("fox", size="64x64").model == IMAGE_MODEL
+        assert client.images("fox", seeds=[1, 2], size="64x64")[1].model == IMAGE_MODEL
+
+    async def main() -> str | None:
+        async with AsyncOmniClient(image_server.url) as client:
+            await client.models()
+            return (await client.image("fox", size="64x64")).model
+
+    import asyncio
+
+    assert asyncio.run(main()) == IMAGE_MODEL
+
+
+def test_explicit_parameters_recipes_and_wire_spellings(image_server, tts_server, video_server) -> None:  # type: ignore[no-untyped-def]
+    # Issue 7 item 15: Shift-Tab shows every parameter; results' params (wire names) and recipes go back in.
+    import inspect
+
+    for method, names in ((OmniClient.speak, {"voice", "response_format", "speed", "seed", "extra"}),
+                          (OmniClient.chat, {"system", "modalities", "audio_format", "max_tokens", "extra"}),
+                          (OmniClient.video, {"seconds", "fps", "poll_interval", "timeout", "on_progress", "extra"}),
+                          (OmniClient.speak_stream, {"mode", "voice", "response_format"}),
+                          (OmniClient.chat_stream, {"system", "modalities"})):
+        parameters = inspect.signature(method).parameters
+        assert names <= set(parameters) and not any(p.kind is p.VAR_KEYWORD for p in parameters.values()), method
+    import typing
+
+    assert typing.get_args(typing.get_type_hints(OmniClient.speak)["response_format"]) == ("wav", "pcm", "flac", "mp3",
+                                                                                          "opus")
+    with OmniClient(image_server.url) as client:
+        image = client.image("a red fox", size="64x48", steps=2, guidance=3.5, negative="blur", extra={"true_cfg_scale": 1})
+        assert image.recipe["steps"] == 2 and image.recipe["extra"] == {"true_cfg_scale": 1}
+        assert client.image(**image.recipe).data == image.data
+        plain = client.image("a red fox", size="64x48", steps=2, guidance=3.5, negative="blur")
+        assert client.image(**plain.params).data == plain.data  # num_inference_steps=, guidance_scale=, ...
+        with pytest.raises(InvalidRequestError, match="not both"):
+            client.image("fox", steps=2, num_inference_steps=3)
+        with pytest.raises(InvalidRequestError, match="takes no 'guidnce'; valid names: size, steps, guidance"):
+            client.images("fox", grid={"guidnce": [1, 2]})
+        with pytest.raises(InvalidRequestError, match=r"speak\(\) takes no 'vocie'; valid names: text, voice, "):
+            client.speak("hi", vocie="x")  # type: ignore[call-arg]
+        with pytest.raises(InvalidRequestError, match="takes no 'sise'"):
+            client.image(**{**image.recipe, "sise": "64x64"})  # a recipe edited by hand
+    with OmniClient(tts_server.url) as client:
+        speech = client.speak("Hello there", voice="vivian", response_format="pcm", seed=2)
+        assert speech.recipe == {"text": "Hello there", "voice": "vivian", "response_format": "pcm", "seed": 2}
+        assert client.speak(**speech.recipe).audio == speech.audio
+    with OmniClient(video_server.url) as client:
+        video = client.video("a boat", size="64x64", seconds=1, fps=8, seed=3, steps=2, poll_interval=0.05)
+        assert video.recipe["seconds"] == 1 and video.recipe["steps"] == 2
+        again = client.video(**video.recipe, poll_interval=0.05)
+        assert (again.data, again.seed) == (video.data, 3)
+
+
+def test_a_key_echoed_by_the_server_never_reaches_an_error(start_sim) -> None:  # type: ignore[no-untyped-def]
+    # Issue 16 item 2: vLLM's 400 validation message quotes the bad value, so a key sent in a field comes
+    # back in the message and the body; a failed video job's record quotes the prompt.
+    import asyncio
+    import json
+
+    secret = "sk-echoed-7c41a9"
+    tts = start_sim(TTS_MODEL, api_key=secret)
+    video_sim = start_sim(VIDEO_MODEL, api_key=secret)
+    errors: list[Exception] = []
+    with OmniClient(tts.url, api_key=secret) as client, pytest.raises(BadRequestError) as sync_error:
+        client.speak("hello", extra={"speed": secret})
+    errors.append(sync_error.value)
+
+    async def main() -> None:
+        async with AsyncOmniClient(tts.url, api_key=secret) as client:
+            await client.speak("hello", extra={"sample_rate": secret})
+
+    with pytest.raises(BadRequestError) as async_error:
+        asyncio.run(main())
+    errors.append(async_error.value)
+    with OmniClient(video_sim.url, api_key=secret) as client, pytest.raises(JobFailedError) as job_error:
+        client.video(f"a boat [[fail]] {secret}", size="64x64", seconds=1, fps=8, poll_interval=0.05)
+    errors.append(job_error.value)
+    for error in errors:
+        dumped = json.dumps([getattr(error, "body", None), getattr(error, "job", None)], default=str)
+        assert secret not in str(error) and secret not in repr(error) and secret not in dumped, error
+    assert "'input': '***'" in str(errors[0]) and "'input': '***'" in str(errors[1])  # echoed, then redacted
+    assert "***" in job_error.value.job["prompt"]  # the poll answered the failed job, prompt included
 
 
 def test_speech_midstream_failures_keep_partial_audio(start_sim) -> None:  # type: ignore[no-untyped-def]

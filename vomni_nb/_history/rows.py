@@ -136,7 +136,7 @@ def row_values(rec: Mapping[str, Any], status: str, error: str | BaseException |
     if not isinstance(seed, int) or isinstance(seed, bool) or not _INT64[0] <= seed <= _INT64[1]:
         seed = None  # kept in the record JSON whatever it is; the column holds what SQLite can
     return {
-        "created_at": str(rec.get("created_at") or _now()),
+        "created_at": str(rec.get("created_at") or rec.get("created") or _now()),  # Provenance says "created"
         "recorded_at": _now(),
         "kind": rec["kind"],
         "model": rec.get("model"),

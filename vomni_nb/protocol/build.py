@@ -1,21 +1,21 @@
 """Build each request (path, JSON body or multipart fields) from validated parameters.
 
-Every builder returns a :class:`RequestSpec` and the parameter dict recorded on the result
-(what was asked, without secrets). Nothing here sends anything.
+Every builder returns a :class:`RequestSpec` and the parameters recorded on the result: what the
+server was sent, under its wire names, ``extra`` fields included (so a recipe can send them again),
+plus ``prompt`` (and a chat's ``system``). Nothing here sends anything.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import mimetypes
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from vomni_nb.errors import InvalidRequestError
 from vomni_nb.protocol.dataurl import encode_data_url
+from vomni_nb.protocol.media import MediaFile, MediaSource, load_media
 from vomni_nb.protocol.validate import (
     check_float,
     check_int,
@@ -56,52 +56,6 @@ class RequestSpec:
     params: Mapping[str, Any] | None = None
     stream: bool = False
     retryable: bool = True  # resending is safe when the server did no work (503/429/refused)
-
-
-@dataclasses.dataclass(frozen=True)
-class MediaFile:
-    filename: str
-    data: bytes
-    mime_type: str
-
-
-MediaSource = Union[bytes, str, "os.PathLike[str]", MediaFile, Any]
-
-
-def load_media(source: MediaSource, default_mime: str = "application/octet-stream") -> MediaFile:
-    """bytes, a file path, a MediaFile, or a result object (anything with ``.data``/``.audio`` and ``.mime_type``)."""
-    if isinstance(source, MediaFile):
-        return source
-    if isinstance(source, (bytes, bytearray)):
-        return MediaFile("upload", bytes(source), _sniff_mime(bytes(source)) or default_mime)
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(source).expanduser()
-        if not path.is_file():
-            raise InvalidRequestError(f"No such file: {str(path)!r}.")
-        data = path.read_bytes()
-        mime = mimetypes.guess_type(path.name)[0] or _sniff_mime(data) or default_mime
-        return MediaFile(path.name, data, mime)
-    payload = getattr(source, "data", None)
-    if not isinstance(payload, bytes):
-        payload = getattr(source, "audio", None)
-    if isinstance(payload, bytes):
-        mime = str(getattr(source, "mime_type", "") or _sniff_mime(payload) or default_mime)
-        return MediaFile("upload" + (mimetypes.guess_extension(mime) or ""), payload, mime)
-    raise InvalidRequestError(f"Cannot use {type(source).__name__} as media: pass bytes, a file path or a result.")
-
-
-def _sniff_mime(data: bytes) -> str | None:
-    if data.startswith(b"\x89PNG"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8"):
-        return "image/jpeg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
-        return "audio/wav"
-    if data[4:8] == b"ftyp":
-        return "video/mp4"
-    return None
 
 
 def encode_multipart(fields: Mapping[str, str], files: Sequence[FileField] = ()) -> tuple[bytes, str]:
@@ -182,7 +136,7 @@ def build_image_request(
     params = {"prompt": check_prompt(prompt), "model": model, "output_format": image_output_format(output_format)}
     params.update(_diffusion_params(size=size, n=n, steps=steps, guidance=guidance, negative=negative, seed=seed))
     body = {**_drop_none(params), "response_format": "b64_json", **(extra or {})}
-    return RequestSpec("POST", "/v1/images/generations", json=body), _drop_none(params)
+    return RequestSpec("POST", "/v1/images/generations", json=body), {**_drop_none(params), **(extra or {})}
 
 
 def build_chat_image_request(
@@ -205,7 +159,8 @@ def build_chat_image_request(
     body.update(diffusion)
     body["num_outputs_per_prompt"] = count
     body.update(extra or {})
-    params = {"prompt": prompt, "via": "chat", "n": count, "output_format": "png", **_drop_none({"model": model}), **diffusion}
+    params = {"prompt": prompt, "via": "chat", "n": count, "output_format": "png", **_drop_none({"model": model}),
+              **diffusion, **(extra or {})}
     return RequestSpec("POST", "/v1/chat/completions", json=body), params
 
 
@@ -236,7 +191,7 @@ def build_edit_request(
     params.update(diffusion)
     params.setdefault("size", "auto")
     files = [_file_field("image", item) for item in media]
-    return _form_request("/v1/images/edits", _form_fields(params, extra), files), params
+    return _form_request("/v1/images/edits", _form_fields(params, extra), files), {**params, **(extra or {})}
 
 
 def _sources(value: MediaSource | Sequence[MediaSource] | None) -> list[MediaSource]:
@@ -317,6 +272,8 @@ def build_chat_request(
     body.update(extra or {})
     params = {key: value for key, value in body.items() if key not in ("messages", "stream")}
     params["prompt"] = prompt if isinstance(prompt, str) else messages[-1].get("content")
+    if system:
+        params["system"] = system
     return RequestSpec("POST", "/v1/chat/completions", json=body, stream=stream), params
 
 
@@ -360,7 +317,8 @@ def build_speech_request(
         body["stream_format"] = stream_mode
         body["stream"] = stream_mode == "sse"
     body.update(extra or {})
-    return RequestSpec("POST", "/v1/audio/speech", json=body, stream=stream_mode is not None), {"input": text, **params}
+    recorded = {"input": text, **params, **(extra or {})}
+    return RequestSpec("POST", "/v1/audio/speech", json=body, stream=stream_mode is not None), recorded
 
 
 def build_video_request(
@@ -368,7 +326,7 @@ def build_video_request(
     *,
     model: str | None = None,
     size: Any = None,
-    seconds: int | None = None,
+    seconds: int | str | None = None,
     fps: float | None = None,
     num_frames: int | None = None,
     steps: int | None = None,
@@ -384,14 +342,19 @@ def build_video_request(
             "prompt": check_prompt(prompt),
             "model": model,
             "size": format_size(size) if size is not None else None,
-            "seconds": str(check_int("seconds", seconds, 1, 600)) if seconds is not None else None,
+            "seconds": str(check_int("seconds", _whole(seconds), 1, 600)) if seconds is not None else None,
             "fps": check_float("fps", fps, 1, 240) if fps is not None else None,
             "num_frames": check_int("num_frames", num_frames, 1, 10_000) if num_frames is not None else None,
         }
     )
     params.update(_sampling_params(steps=steps, guidance=guidance, negative=negative, seed=seed))
     files = [_file_field("input_reference", load_media(image, "image/png"))] if image is not None else []
-    return _form_request("/v1/videos", _form_fields(params, extra), files), params
+    return _form_request("/v1/videos", _form_fields(params, extra), files), {**params, **(extra or {})}
+
+
+def _whole(value: Any) -> Any:
+    """A number given as digits (the wire's ``seconds`` is text, so a recorded one is) is that number."""
+    return int(value) if isinstance(value, str) and value.strip().isdigit() else value
 
 
 def build_voice_upload(

@@ -1,7 +1,8 @@
 """Parse every success body into result objects; malformed bodies raise ResponseFormatError.
 
 Never a KeyError or IndexError: every lookup goes through :func:`field`, which names what was
-missing. Each parser takes a :class:`Context` (what was asked, of whom, and when) for provenance.
+missing. Each parser takes the request's :class:`~vomni_nb.provenance.Provenance` (what was asked,
+of whom, and when) and hands it to the results it builds.
 """
 
 from __future__ import annotations
@@ -14,14 +15,16 @@ import zipfile
 from collections.abc import Mapping
 from typing import Any
 
+from vomni_nb import _advice
 from vomni_nb.errors import ResponseFormatError, status_error
 from vomni_nb.protocol.dataurl import decode_base64, decode_data_url
-from vomni_nb.protocol.status import WRONG_KIND_ADVICE, advice_for
+from vomni_nb.protocol.status import advice_for
 from vomni_nb.protocol.wav import parse_wav
+from vomni_nb.provenance import Provenance
 from vomni_nb.results import ChatResult, ImageResult, SpeechResult, VideoResult
 
 __all__ = [
-    "Context",
+    "answered_by",
     "load_json",
     "field",
     "image_info",
@@ -40,16 +43,11 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 DEFAULT_PCM_RATE = 24000  # Qwen3-TTS / Qwen-Omni native rate; raw PCM carries no header
 
 
-@dataclasses.dataclass(frozen=True)
-class Context:
-    """Provenance of one request, copied onto its result."""
-
-    server_url: str | None = None
-    model: str | None = None
-    params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    seed: int | None = None
-    prompt: str = ""
-    timings: Mapping[str, float] = dataclasses.field(default_factory=dict)
+def answered_by(provenance: Provenance, model: Any) -> Provenance:
+    """``provenance`` with the model the answer names (the server knows best what it runs), if it names one."""
+    if isinstance(model, str) and model and model != provenance.model:
+        return dataclasses.replace(provenance, model=model)
+    return provenance
 
 
 def load_json(content: bytes, what: str = "response") -> Any:
@@ -80,7 +78,7 @@ def _embedded_error(body: Any) -> None:
         error = body["error"]
         code = error.get("code") if isinstance(error.get("code"), int) else 400
         message = str(error.get("message"))
-        advice = WRONG_KIND_ADVICE if "does not support" in message.lower() else advice_for(code)
+        advice = _advice.WRONG_KIND_OF_SERVER if "does not support" in message.lower() else advice_for(code)
         raise status_error(
             f"{code} from the server: {message.rstrip('.')}. {advice}", status_code=code, body=body,
             error_type=error.get("type"),
@@ -104,25 +102,13 @@ def image_info(data: bytes) -> tuple[str, int, int]:
         raise ResponseFormatError(f"The server sent image data that cannot be read ({exc}).") from exc
 
 
-def _image(data: bytes, context: Context, index: int, metrics: Mapping[str, Any] | None) -> ImageResult:
+def _image(data: bytes, provenance: Provenance, index: int, metrics: Mapping[str, Any] | None) -> ImageResult:
     fmt, width, height = image_info(data)
-    return ImageResult(
-        data=data,
-        format=fmt,
-        width=width,
-        height=height,
-        prompt=context.prompt,
-        seed=context.seed,
-        params=dict(context.params),
-        model=context.model,
-        server_url=context.server_url,
-        timings=dict(context.timings),
-        metrics=dict(metrics or {}),
-        index=index,
-    )
+    return ImageResult(data=data, format=fmt, width=width, height=height, provenance=provenance,
+                       metrics=dict(metrics or {}), index=index)
 
 
-def parse_images_json(content: bytes, context: Context) -> list[ImageResult]:
+def parse_images_json(content: bytes, provenance: Provenance) -> list[ImageResult]:
     """``ImageGenerationResponse``: ``data[i].b64_json`` plus ``metrics``."""
     body = load_json(content, "image response")
     _embedded_error(body)
@@ -131,12 +117,12 @@ def parse_images_json(content: bytes, context: Context) -> list[ImageResult]:
         raise ResponseFormatError("The image response has no images in 'data'.")
     metrics = body.get("metrics") if isinstance(body.get("metrics"), Mapping) else {}
     return [
-        _image(decode_base64(field(item, "b64_json", what="image item"), "an image"), context, i, metrics)
+        _image(decode_base64(field(item, "b64_json", what="image item"), "an image"), provenance, i, metrics)
         for i, item in enumerate(items)
     ]
 
 
-def parse_images_file(content: bytes, content_type: str, context: Context) -> list[ImageResult]:
+def parse_images_file(content: bytes, content_type: str, provenance: Provenance) -> list[ImageResult]:
     """``response_format: "file"``: one raw image, or a ZIP of ``image_<i>.<ext>`` members."""
     if content_type.startswith("application/zip") or content.startswith(b"PK\x03\x04"):
         try:
@@ -145,18 +131,18 @@ def parse_images_file(content: bytes, content_type: str, context: Context) -> li
                 blobs = [archive.read(name) for name in names]
         except (zipfile.BadZipFile, OSError) as exc:
             raise ResponseFormatError(f"The server sent a broken ZIP of images ({exc}).") from exc
-        return [_image(blob, context, i, None) for i, blob in enumerate(blobs)]
-    return [_image(content, context, 0, None)]
+        return [_image(blob, provenance, i, None) for i, blob in enumerate(blobs)]
+    return [_image(content, provenance, 0, None)]
 
 
-def chat_images(content: Any, context: Context) -> list[ImageResult]:
+def chat_images(content: Any, provenance: Provenance) -> list[ImageResult]:
     """Images from a chat content list (``image_url`` items with PNG data URLs)."""
     images: list[ImageResult] = []
     for item in content if isinstance(content, list) else []:
         if isinstance(item, Mapping) and item.get("type") == "image_url":
             _, data = decode_data_url(field(item, "image_url", "url", what="image content item"))
             metrics = {k: item[k] for k in ("stage_durations", "peak_memory_mb") if k in item}
-            images.append(_image(data, context, len(images), metrics))
+            images.append(_image(data, provenance, len(images), metrics))
     return images
 
 
@@ -168,7 +154,7 @@ def _content_text(content: Any) -> str:
     return ""
 
 
-def parse_chat_json(content: bytes, context: Context) -> ChatResult:
+def parse_chat_json(content: bytes, provenance: Provenance) -> ChatResult:
     """A ``chat.completion``: string or list content, merged text+audio choice, ``audio_metadata``."""
     body = load_json(content, "chat response")
     _embedded_error(body)
@@ -182,7 +168,7 @@ def parse_chat_json(content: bytes, context: Context) -> ChatResult:
     if isinstance(audio, Mapping) and audio.get("data"):
         audio_bytes = decode_base64(audio["data"], "chat audio")
         meta = choice.get("audio_metadata") if isinstance(choice.get("audio_metadata"), Mapping) else {}
-        audio_format = str(meta.get("format") or context.params.get("audio", {}).get("format") or "wav")
+        audio_format = str(meta.get("format") or provenance.params.get("audio", {}).get("format") or "wav")
         sample_rate = meta.get("sample_rate_hz")
         frames = meta.get("frame_count")
         if audio_format == "wav":
@@ -198,14 +184,11 @@ def parse_chat_json(content: bytes, context: Context) -> ChatResult:
         audio_format=audio_format,
         sample_rate=sample_rate,
         audio_frames=frames,
-        images=tuple(chat_images(message.get("content"), context)),
+        images=tuple(chat_images(message.get("content"), provenance)),
         finish_reason=choice.get("finish_reason"),
         id=body.get("id"),
+        provenance=answered_by(provenance, body.get("model")),
         usage=dict(usage),
-        params=dict(context.params),
-        model=body.get("model") or context.model,
-        server_url=context.server_url,
-        timings=dict(context.timings),
         metrics=dict(metrics),
     )
 
@@ -219,7 +202,7 @@ def _usage_headers(headers: Mapping[str, str]) -> dict[str, int]:
     return usage
 
 
-def parse_speech(content: bytes, headers: Mapping[str, str], context: Context, response_format: str) -> SpeechResult:
+def parse_speech(content: bytes, headers: Mapping[str, str], provenance: Provenance, response_format: str) -> SpeechResult:
     """A whole speech file: decode WAV headers (raw PCM uses the requested or native rate)."""
     if not content:
         raise ResponseFormatError("The server sent an empty speech body.")
@@ -230,7 +213,7 @@ def parse_speech(content: bytes, headers: Mapping[str, str], context: Context, r
         info = parse_wav(content)
         sample_rate, channels, frames = info.sample_rate, info.channels, info.frames
     elif response_format == "pcm":
-        sample_rate = int(context.params.get("sample_rate") or DEFAULT_PCM_RATE)
+        sample_rate = int(provenance.params.get("sample_rate") or DEFAULT_PCM_RATE)
         channels, frames = 1, len(content) // 2
     return SpeechResult(
         audio=content,
@@ -238,12 +221,7 @@ def parse_speech(content: bytes, headers: Mapping[str, str], context: Context, r
         sample_rate=sample_rate,
         channels=channels,
         frames=frames,
-        text=context.prompt,
-        voice=context.params.get("voice"),
-        params=dict(context.params),
-        model=context.model,
-        server_url=context.server_url,
-        timings=dict(context.timings),
+        provenance=provenance,
         usage=_usage_headers(headers),
     )
 
@@ -257,9 +235,9 @@ def parse_video_job(content: bytes) -> dict[str, Any]:
     return job
 
 
-def video_result(data: bytes, job: Mapping[str, Any], context: Context) -> VideoResult:
+def video_result(data: bytes, job: Mapping[str, Any], provenance: Provenance) -> VideoResult:
     width = height = None
-    size = job.get("size") or context.params.get("size")
+    size = job.get("size") or provenance.params.get("size")
     if isinstance(size, str) and "x" in size:
         left, _, right = size.partition("x")
         if left.isdigit() and right.isdigit():
@@ -268,17 +246,12 @@ def video_result(data: bytes, job: Mapping[str, Any], context: Context) -> Video
     return VideoResult(
         data=data,
         id=str(job.get("id")),
-        prompt=context.prompt,
         width=width,
         height=height,
         fps=job.get("fps"),
         num_frames=job.get("num_frames"),
         duration_s=job.get("duration_s"),
-        seed=context.seed,
-        params=dict(context.params),
-        model=job.get("model") or context.model,
-        server_url=context.server_url,
-        timings=dict(context.timings),
+        provenance=answered_by(provenance, job.get("model")),
         metrics=dict(metrics),
         job=dict(job),
     )

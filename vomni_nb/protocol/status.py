@@ -12,20 +12,32 @@ from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
+from vomni_nb import _advice
 from vomni_nb.errors import APIConnectionError, APIStatusError, APITimeoutError, redact, status_error
 from vomni_nb.protocol.retry import parse_retry_after
 
-__all__ = ["error_from_response", "connection_error", "timeout_error", "advice_for", "WRONG_KIND_ADVICE",
-           "is_wrong_kind_of_server"]
-
-# A request the server's model cannot serve (image on a TTS model, chat on a diffusion-only model).
-WRONG_KIND_ADVICE = ("This server's model cannot do this: send the request to a server whose model can "
-                     "(`%omni_server list`, or OmniClient(url) of another server).")
+__all__ = ["error_from_response", "connection_error", "timeout_error", "advice_for", "is_wrong_kind_of_server",
+           "redact_data"]
 
 
 def is_wrong_kind_of_server(status_code: int, message: str) -> bool:
     """vLLM-Omni answers an image request to a model without a diffusion stage with 503: retrying never helps."""
     return status_code == 503 and "no diffusion stage" in message.lower()
+
+
+def redact_data(value: Any, secrets: Sequence[str | None]) -> Any:
+    """``value`` (a decoded JSON body, or text) with :func:`redact` applied to every string in it.
+
+    Error bodies echo request fields (vLLM's 400 validation message quotes the bad value), so a key
+    sent in a field would otherwise come back in ``error.body`` or a failed job's record.
+    """
+    if isinstance(value, str):
+        return redact(value, *secrets)
+    if isinstance(value, Mapping):
+        return {redact(str(key), *secrets): redact_data(item, secrets) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_data(item, secrets) for item in value]
+    return value
 
 _ADVICE = {
     400: "Check the request parameters against what this model supports.",
@@ -37,8 +49,8 @@ _ADVICE = {
     413: "Reduce the input: smaller or fewer images/audio, or a shorter prompt.",
     422: "The request is well-formed but cannot be acted on; check the inputs it names.",
     429: "Too many requests: retry later or send fewer at once.",
-    500: "The server failed; see its log (`%omni_server logs`).",
-    503: "The server is overloaded or not ready: retry later, and check it with `%omni_server status`.",
+    500: _advice.SERVER_FAILED,
+    503: _advice.OVERLOADED,
     504: "The generation took too long: use fewer steps, fewer frames or a smaller size.",
     507: "Not enough GPU memory or storage: lower the resolution, generate fewer images, or use a quantized model.",
 }
@@ -120,15 +132,15 @@ def error_from_response(
     elif status_code == 400 and "model mismatch" in message.lower():
         advice = "Leave model unset or pass the model the server runs."
     elif is_wrong_kind_of_server(status_code, message):
-        advice = WRONG_KIND_ADVICE
+        advice = _advice.WRONG_KIND_OF_SERVER
     full = f"{status_code} {_reason(status_code)} from {url or path}: {message.rstrip('.')}. {advice}"
     return status_error(
         redact(full, *secrets),
         status_code=status_code,
         url=url,
-        body=body if body is not None else content[:2000].decode("utf-8", errors="replace"),
+        body=redact_data(body if body is not None else content[:2000].decode("utf-8", errors="replace"), secrets),
         error_type=error_type,
-        param=param,
+        param=redact(param, *secrets) if param is not None else None,
         request_id=request_id,
         retry_after=parse_retry_after(headers.get("retry-after")),
     )
@@ -136,8 +148,7 @@ def error_from_response(
 
 def connection_error(base_url: str, detail: str = "connection refused") -> APIConnectionError:
     return APIConnectionError(
-        f"Could not connect to the server at {base_url} ({detail}). Is it running? "
-        "Check with `%omni_server status`, or start one with `%omni_server start MODEL`.",
+        f"Could not connect to the server at {base_url} ({detail}). {_advice.START_OR_CHECK_SERVER}",
         url=base_url,
     )
 

@@ -1,7 +1,9 @@
-"""Sans-IO stream state: feed it SSE events or raw bytes, get typed events and a final result.
+"""Sans-IO stream state: feed it body bytes (or SSE events), get typed events and a final result.
 
-Both clients drive the same state objects; only the way bytes arrive differs. An in-band error
-event raises StreamError carrying what had arrived before it (text for chat, audio for speech).
+Both clients drive the same state objects through one protocol, :class:`StreamState`; only the way
+bytes arrive differs. Rules: an in-band error event raises StreamError carrying what had arrived
+before it (``partial``: text for chat, audio for speech); a body that ends before its final event
+raises StreamError too, since a silently short answer would look complete.
 """
 
 from __future__ import annotations
@@ -9,19 +11,21 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Mapping
-from typing import Any, Union
+from typing import Any, Protocol, TypeVar, Union
 
 from vomni_nb.errors import ResponseFormatError, StreamError
 from vomni_nb.protocol.dataurl import decode_base64
-from vomni_nb.protocol.parse import DEFAULT_PCM_RATE, Context, chat_images, parse_chat_json
-from vomni_nb.protocol.sse import SSEEvent
+from vomni_nb.protocol.parse import DEFAULT_PCM_RATE, answered_by, chat_images, parse_chat_json
+from vomni_nb.protocol.sse import SSEDecoder, SSEEvent
 from vomni_nb.protocol.wav import parse_wav, pcm_to_wav
+from vomni_nb.provenance import Provenance
 from vomni_nb.results import ChatResult, ImageResult, SpeechResult
 
-__all__ = ["TextDelta", "AudioDelta", "ImageDelta", "StreamEvent", "ChatStreamState", "SpeechStreamState"]
+__all__ = ["TextDelta", "AudioDelta", "ImageDelta", "StreamEvent", "StreamState", "ChatStreamState",
+           "SpeechStreamState"]
 
 WAV_HEADER_SIZE = 44
-
+R_co = TypeVar("R_co", covariant=True)
 
 
 def _event_json(event: SSEEvent, what: str) -> Any:
@@ -54,6 +58,41 @@ class ImageDelta:
 StreamEvent = Union[TextDelta, AudioDelta, ImageDelta]
 
 
+class StreamState(Protocol[R_co]):
+    """What a stream object drives, whatever the stream carries: body bytes in, events out, one result."""
+
+    done: bool  # the final event arrived
+
+    @property
+    def text(self) -> str:
+        """The text so far ("" for speech)."""
+
+    @property
+    def audio(self) -> bytes | None:
+        """The audio so far, as one file."""
+
+    @property
+    def partial(self) -> Any:
+        """What an error carries of the answer so far (text for chat, audio for speech)."""
+
+    def feed_body(self, chunk: bytes) -> list[StreamEvent]:
+        """The events completed by the next piece of the response body (any split)."""
+
+    def end_body(self) -> list[StreamEvent]:
+        """The body ended: the events still pending. StreamError if the final event never came."""
+
+    def result(self, timings: Mapping[str, float] | None = None) -> R_co:
+        """The final result."""
+
+
+def _cut_short(partial: Any, url: str | None) -> StreamError:
+    return StreamError(
+        "The stream ended before its final event (server crash or dropped connection); what arrived is in .partial.",
+        url=url,
+        partial=partial,
+    )
+
+
 def _stream_error(payload: Mapping[str, Any], partial: Any, url: str | None) -> StreamError:
     error = payload.get("error")
     error = error if isinstance(error, Mapping) else {"message": str(error)}
@@ -69,11 +108,18 @@ def _stream_error(payload: Mapping[str, Any], partial: Any, url: str | None) -> 
 
 
 class ChatStreamState:
-    """Accumulates a chat SSE stream: text deltas, audio chunks (joined as PCM), image items."""
+    """Accumulates a chat SSE stream: text deltas, audio chunks (joined as PCM), image items.
 
-    def __init__(self, context: Context) -> None:
-        self.context = context
+    ``content_type`` is the response's: a pure-diffusion server ignores ``stream`` and answers one
+    JSON body, which is read whole at the end and replayed as events.
+    """
+
+    def __init__(self, provenance: Provenance, content_type: str = "text/event-stream") -> None:
+        self.provenance = provenance
         self.done = False
+        self._json_body = content_type.startswith("application/json")
+        self._sse = SSEDecoder()
+        self._body = bytearray()
         self._text: list[str] = []
         self._pcm: list[bytes] = []
         self._raw_audio: list[bytes] = []
@@ -98,7 +144,26 @@ class ChatStreamState:
             return pcm_to_wav(b"".join(self._pcm), self._sample_rate or DEFAULT_PCM_RATE, self._channels)
         return b"".join(self._raw_audio) or None
 
+    @property
+    def partial(self) -> str:
+        return self.text
+
+    def feed_body(self, chunk: bytes) -> list[StreamEvent]:
+        if self._json_body:
+            self._body += chunk
+            return []
+        return [event for sse in self._sse.feed(chunk) for event in self.feed(sse)]
+
+    def end_body(self) -> list[StreamEvent]:
+        if self._json_body:
+            return self.events_from_json(bytes(self._body))
+        events = [event for sse in self._sse.flush() for event in self.feed(sse)]
+        if not self.done:
+            raise _cut_short(self.partial, self.provenance.server_url)
+        return events
+
     def feed(self, event: SSEEvent) -> list[StreamEvent]:
+        """The events of one SSE event (for callers that decode SSE themselves)."""
         if self.done:
             return []
         if event.data.strip() == "[DONE]":
@@ -108,7 +173,7 @@ class ChatStreamState:
         if not isinstance(chunk, Mapping):
             raise ResponseFormatError(f"A stream event is not a JSON object: {event.data[:80]!r}")
         if "error" in chunk and "choices" not in chunk:
-            raise _stream_error(chunk, self.text, self.context.server_url)
+            raise _stream_error(chunk, self.text, self.provenance.server_url)
         self._id = self._id or chunk.get("id")
         self._model = self._model or chunk.get("model")
         modality = chunk.get("modality")
@@ -125,7 +190,7 @@ class ChatStreamState:
             delta: Mapping[str, Any] = choice["delta"] if isinstance(choice.get("delta"), Mapping) else {}
             content = delta.get("content")
             if isinstance(content, list):
-                for image in chat_images(content, self.context):
+                for image in chat_images(content, self.provenance):
                     image = dataclasses.replace(image, index=len(self._images))
                     self._images.append(image)
                     events.append(ImageDelta(image))
@@ -150,7 +215,7 @@ class ChatStreamState:
 
     def events_from_json(self, content: bytes) -> list[StreamEvent]:
         """A server that ignores ``stream`` (pure diffusion) answers one JSON body: replay it as events."""
-        result = parse_chat_json(content, self.context)
+        result = parse_chat_json(content, self.provenance)
         self._final = result
         self.done = True
         events: list[StreamEvent] = [TextDelta(result.text)] if result.text else []
@@ -162,23 +227,22 @@ class ChatStreamState:
 
     def result(self, timings: Mapping[str, float] | None = None) -> ChatResult:
         if self._final is not None:
-            return dataclasses.replace(self._final, timings=dict(timings or self._final.timings))
+            final = self._final.provenance
+            return dataclasses.replace(self._final, provenance=dataclasses.replace(final, timings=dict(timings or final.timings)))
         audio = self.audio
         frames = sum(len(p) for p in self._pcm) // (2 * self._channels) if self._pcm else None
+        provenance = answered_by(self.provenance, self._model)
         return ChatResult(
             text=self.text,
             audio=audio,
-            audio_format=("wav" if self._pcm else self.context.params.get("audio", {}).get("format")) if audio else None,
+            audio_format=("wav" if self._pcm else self.provenance.params.get("audio", {}).get("format")) if audio else None,
             sample_rate=self._sample_rate,
             audio_frames=frames,
             images=tuple(self._images),
             finish_reason=self._finish_reason,
             id=self._id,
+            provenance=dataclasses.replace(provenance, timings=dict(timings or provenance.timings)),
             usage=self._usage,
-            params=dict(self.context.params),
-            model=self._model or self.context.model,
-            server_url=self.context.server_url,
-            timings=dict(timings or self.context.timings),
             metrics=self._metrics,
         )
 
@@ -186,12 +250,13 @@ class ChatStreamState:
 class SpeechStreamState:
     """Accumulates streamed speech: raw bytes (``mode="audio"``) or SSE ``speech.audio.*`` events."""
 
-    def __init__(self, context: Context, response_format: str, mode: str) -> None:
-        self.context = context
+    def __init__(self, provenance: Provenance, response_format: str, mode: str) -> None:
+        self.provenance = provenance
         self.format = response_format
         self.mode = mode
         self.done = False
-        self.sample_rate = int(context.params.get("sample_rate") or DEFAULT_PCM_RATE)
+        self._sse = SSEDecoder() if mode == "sse" else None
+        self.sample_rate = int(provenance.params.get("sample_rate") or DEFAULT_PCM_RATE)
         self.channels = 1
         self.usage: dict[str, Any] = {}
         self._pcm: list[bytes] = []
@@ -207,7 +272,28 @@ class SpeechStreamState:
         """What arrived so far as one file in the requested format (WAV with real sizes, or raw PCM)."""
         return pcm_to_wav(self.pcm, self.sample_rate, self.channels) if self.format == "wav" else self.pcm
 
-    def feed_bytes(self, chunk: bytes) -> list[StreamEvent]:
+    @property
+    def text(self) -> str:
+        return ""
+
+    @property
+    def partial(self) -> bytes:
+        return self.audio
+
+    def feed_body(self, chunk: bytes) -> list[StreamEvent]:
+        if self._sse is not None:
+            return [event for sse in self._sse.feed(chunk) for event in self.feed(sse)]
+        return self._raw_audio(chunk)
+
+    def end_body(self) -> list[StreamEvent]:
+        if self._sse is None:
+            return []  # a raw stream has no final event: its end is the end of the body
+        events = [event for sse in self._sse.flush() for event in self.feed(sse)]
+        if not self.done:
+            raise _cut_short(self.partial, self.provenance.server_url)
+        return events
+
+    def _raw_audio(self, chunk: bytes) -> list[StreamEvent]:
         data = self._pending + chunk
         if not self._header_seen:
             if len(data) < WAV_HEADER_SIZE:
@@ -230,6 +316,7 @@ class SpeechStreamState:
         return [AudioDelta(pcm, self.sample_rate, self.channels, pcm)]
 
     def feed(self, event: SSEEvent) -> list[StreamEvent]:
+        """The events of one SSE event (``mode="sse"``; for callers that decode SSE themselves)."""
         if event.data.strip() == "[DONE]":
             self.done = True
             return []
@@ -237,7 +324,7 @@ class SpeechStreamState:
         kind = payload.get("type") if isinstance(payload, Mapping) else None
         kind = kind or event.event
         if kind == "speech.audio.error" or (isinstance(payload, Mapping) and "error" in payload):
-            raise _stream_error(payload, self.audio, self.context.server_url)
+            raise _stream_error(payload, self.audio, self.provenance.server_url)
         if kind == "speech.audio.done":
             self.done = True
             if isinstance(payload.get("usage"), Mapping):
@@ -260,12 +347,7 @@ class SpeechStreamState:
             sample_rate=self.sample_rate,
             channels=self.channels,
             frames=len(self.pcm) // (2 * self.channels),
-            text=self.context.prompt,
-            voice=self.context.params.get("voice"),
-            params=dict(self.context.params),
-            model=self.context.model,
-            server_url=self.context.server_url,
-            timings=dict(timings or self.context.timings),
+            provenance=dataclasses.replace(self.provenance, timings=dict(timings or self.provenance.timings)),
             usage=self.usage,
         )
 

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Literal, get_args
 
 from vomni_nb.errors import InvalidRequestError
 
 __all__ = [
+    "ImageFormat",
+    "ImageRoute",
+    "SpeechFormat",
+    "StreamingSpeechFormat",
+    "SpeechStreamMode",
+    "Modality",
+    "WIRE_SPELLINGS",
+    "fold_wire_spellings",
+    "check_names",
     "parse_size",
     "format_size",
     "check_prompt",
@@ -23,11 +33,51 @@ __all__ = [
     "SEED_MAX",
 ]
 
+# The closed sets of values, as types (so signatures document them) and as tuples (so checks list them).
+ImageFormat = Literal["png", "jpeg", "jpg", "webp"]  # jpg is read as jpeg
+ImageRoute = Literal["images", "chat"]  # /v1/images/generations, or chat completions
+SpeechFormat = Literal["wav", "pcm", "flac", "mp3", "opus"]
+StreamingSpeechFormat = Literal["wav", "pcm"]  # the server streams only these
+SpeechStreamMode = Literal["audio", "sse"]  # raw bytes, or speech.audio.* events
+Modality = Literal["text", "audio", "image"]
+
 IMAGE_FORMATS = ("png", "jpeg", "webp")
-SPEECH_FORMATS = ("wav", "pcm", "flac", "mp3", "opus")
-STREAMING_SPEECH_FORMATS = ("wav", "pcm")
+SPEECH_FORMATS: tuple[str, ...] = get_args(SpeechFormat)
+STREAMING_SPEECH_FORMATS: tuple[str, ...] = get_args(StreamingSpeechFormat)
+
+# Wire names the diffusion methods (image, edit, images, video) also take, so that
+# ``client.image(**result.params)`` works: result.params records what the server was sent.
+WIRE_SPELLINGS: Mapping[str, str] = {
+    "num_inference_steps": "steps",
+    "guidance_scale": "guidance",
+    "negative_prompt": "negative",
+}
 SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1
 MAX_SIDE = 16384
+
+def fold_wire_spellings(options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` with each wire spelling folded into its short name (``num_inference_steps`` -> ``steps``).
+
+    Both spellings with different values is an error; unset (None) values are dropped.
+    """
+    folded = {key: value for key, value in options.items() if key not in WIRE_SPELLINGS}
+    for wire, short in WIRE_SPELLINGS.items():
+        value = options.get(wire)
+        if value is None:
+            continue
+        if folded.get(short) is not None and folded[short] != value:
+            raise InvalidRequestError(f"Give {short}= or {wire}= (the same setting), not both.")
+        folded[short] = value
+    return folded
+
+
+def check_names(what: str, given: Mapping[str, Any], valid: tuple[str, ...]) -> None:
+    """Names passed through a ``**``/dict path that the target does not take: an error listing the valid ones."""
+    unknown = [name for name in given if name not in valid]
+    if unknown:
+        names = ", ".join(repr(name) for name in unknown)
+        raise InvalidRequestError(f"{what} takes no {names}; valid names: {', '.join(valid)}.")
+
 
 _SIZE = re.compile(r"^\s*(\d+)\s*[xX×]\s*(\d+)\s*$")
 

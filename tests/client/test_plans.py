@@ -1,0 +1,164 @@
+"""The request plans driven directly, without sockets: video jobs, cancellation, retries, logging.
+
+These run in milliseconds; the same plans against real vomni-sim servers are in test_sync / test_async.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from typing import Any
+
+import pytest
+
+from vomni_nb import _plans, _service_plans, _video_plans
+from vomni_nb.errors import APIConnectionError, APITimeoutError, BadRequestError, OverloadedError, ServerError
+from vomni_nb.protocol.build import RequestSpec
+from vomni_nb.protocol.retry import RetryPolicy
+from vomni_nb.results import VideoResult
+from tests.support.plans import FakeClock, PlanDriver, plan_core, reply, tiny_png
+
+MP4 = b"\0\0\0\x18ftypmp42" + b"\0" * 16
+
+
+def _job(status: str, **extra: Any) -> dict[str, Any]:
+    return {"id": "video_gen_1", "object": "video", "status": status, "size": "64x32", "fps": 8.0, "num_frames": 8,
+            "duration_s": 1.0, "model": "test/model", "error": None, **extra}
+
+
+class VideoServer:
+    """Answers a video job's requests: the job moves through ``statuses``, one per poll."""
+
+    def __init__(self, *statuses: str) -> None:
+        self.statuses = list(statuses)
+
+    def __call__(self, spec: RequestSpec) -> Any:
+        if spec.method == "POST":
+            return reply(200, _job("queued"))
+        if spec.method == "DELETE":
+            return reply(200, {"id": "video_gen_1", "deleted": True, "object": "video.deleted"})
+        if spec.path.endswith("/content"):
+            return reply(200, MP4, {"content-type": "video/mp4"})
+        status = self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
+        return reply(200, _job(status))
+
+
+def test_video_create_poll_download() -> None:
+    core = plan_core()
+    driver = PlanDriver(VideoServer("in_progress", "completed"), clock=core.clock)  # type: ignore[arg-type]
+    seen: list[str] = []
+    video = driver.run(_video_plans.video(core, "a boat", seed=4, poll_interval=0.5,
+                                         on_progress=lambda job: seen.append(job["status"])))
+    assert driver.requests == ["POST /v1/videos", "GET /v1/videos/video_gen_1", "GET /v1/videos/video_gen_1",
+                               "GET /v1/videos/video_gen_1/content"]
+    assert driver.slept == [0.5, 0.5] and seen == ["queued", "in_progress", "completed"]
+    assert isinstance(video, VideoResult) and video.data == MP4 and (video.width, video.height) == (64, 32)
+    assert video.provenance.kind == "video" and video.seed == 4 and video.timings == {"total_s": 1.0}
+
+
+def test_video_timeout_deletes_the_job() -> None:
+    core = plan_core()
+    driver = PlanDriver(VideoServer("in_progress"), clock=core.clock)  # type: ignore[arg-type]
+    with pytest.raises(APITimeoutError, match="not done after 2.5 s; it was cancelled"):
+        driver.run(_video_plans.video(core, "a boat", poll_interval=1.0, timeout=2.5))
+    assert driver.slept == [1.0, 1.0, 1.0]
+    assert driver.requests[0] == "POST /v1/videos" and driver.requests[-1] == "DELETE /v1/videos/video_gen_1"
+    assert driver.requests.count("GET /v1/videos/video_gen_1") == 3
+
+
+@pytest.mark.parametrize("interrupt", [KeyboardInterrupt, asyncio.CancelledError])
+def test_interrupt_at_a_sleep_deletes_the_job_then_reraises(interrupt: type[BaseException]) -> None:
+    core = plan_core()
+    driver = PlanDriver(VideoServer("in_progress"), clock=core.clock,  # type: ignore[arg-type]
+                        interrupt_at_sleep=2, interrupt=interrupt)
+    with pytest.raises(interrupt):
+        driver.run(_video_plans.video(core, "a boat", poll_interval=1.0))
+    assert driver.requests == ["POST /v1/videos", "GET /v1/videos/video_gen_1", "DELETE /v1/videos/video_gen_1"]
+
+
+def test_a_failed_job_is_not_cancelled() -> None:
+    core = plan_core()
+    failed = _job("failed", error={"code": 500, "message": "boom"})
+    answers = {"POST": reply(200, _job("queued")), "GET": reply(500, failed)}
+    driver = PlanDriver(lambda spec: answers[spec.method], clock=core.clock)  # type: ignore[arg-type]
+    with pytest.raises(Exception, match="failed: boom") as caught:
+        driver.run(_video_plans.video(core, "a boat", poll_interval=1.0))
+    assert caught.value.job["status"] == "failed"  # type: ignore[attr-defined]
+    assert "DELETE /v1/videos/video_gen_1" not in driver.requests
+
+
+def _image_body() -> dict[str, Any]:
+    return {"created": 1, "data": [{"b64_json": base64.b64encode(tiny_png()).decode(), "url": None,
+                                    "revised_prompt": None}], "metrics": {}}
+
+
+def _busy(retry_after: str | None) -> Any:
+    body = {"error": {"message": "busy", "type": "Service Unavailable", "param": None, "code": 503}}
+    return reply(503, body, {"Retry-After": retry_after} if retry_after else None)
+
+
+def test_503_retry_after_is_honoured_and_capped() -> None:
+    core = plan_core(retry_policy=RetryPolicy(max_retries=3, max_retry_after=30.0))
+    answers = [_busy("3600"), _busy("2"), reply(200, _image_body())]
+    driver = PlanDriver(lambda spec: answers.pop(0), clock=core.clock)  # type: ignore[arg-type]
+    image = driver.run(_plans.image(core, "a fox", seed=1))
+    assert driver.slept == [30.0, 2.0] and driver.requests == ["POST /v1/images/generations"] * 3
+    assert image.size == "4x2" and image.seed == 1
+
+
+def test_503_exhausted_and_other_statuses_are_not_retried() -> None:
+    core = plan_core(retry_policy=RetryPolicy(max_retries=2))
+    driver = PlanDriver(lambda spec: _busy("1"), clock=core.clock)  # type: ignore[arg-type]
+    with pytest.raises(OverloadedError):
+        driver.run(_plans.image(core, "a fox"))
+    assert driver.slept == [1.0, 1.0] and len(driver.sent) == 3
+    for status, error in ((500, ServerError), (400, BadRequestError)):
+        body = {"error": {"message": "no", "type": "x", "param": None, "code": status}}
+        once = PlanDriver(lambda spec, s=status, b=body: reply(s, b))  # type: ignore[misc]
+        with pytest.raises(error):
+            once.run(_plans.image(plan_core(), "a fox"))
+        assert len(once.sent) == 1 and once.slept == []
+
+
+def test_models_first_keeps_the_recorded_model() -> None:
+    # Issue 7 item 7: asking /v1/models first must not leave later results without a model.
+    core = plan_core(model=None)
+    answers = {"/v1/models": reply(200, {"object": "list", "data": [{"id": "served/one"}]}),
+               "/v1/images/generations": reply(200, _image_body())}
+    driver = PlanDriver(lambda spec: answers[spec.path])
+    assert driver.run(_service_plans.models(core)) == ["served/one"]
+    image = driver.run(_plans.image(core, "a fox"))
+    assert image.model == "served/one" and driver.requests.count("GET /v1/models") == 1
+
+
+def test_logs_send_retry_and_give_up_redacted(caplog: pytest.LogCaptureFixture) -> None:
+    secret = "sk-plan-secret-42"
+    core = plan_core(api_key=secret, retry_policy=RetryPolicy(max_retries=1))
+    answers: list[Any] = [_busy("3"), APIConnectionError(f"reset while sending Bearer {secret} to {secret}")]
+
+    def answer(spec: RequestSpec) -> Any:
+        from vomni_nb._core import Failure
+
+        item = answers.pop(0)
+        return Failure(item, before_send=False) if isinstance(item, Exception) else item
+
+    caplog.set_level(logging.DEBUG, logger="vomni_nb.client")
+    with pytest.raises(APIConnectionError):
+        PlanDriver(answer).run(_plans.image(core, "a fox"))
+    lines = [record.getMessage() for record in caplog.records if record.name == "vomni_nb.client"]
+    assert any(line.startswith("send POST http://plan.test/v1/images/generations (attempt 1)") for line in lines)
+    assert any("status 503; retry 1 of 1 in 3.00 s" in line for line in lines)
+    assert any("failed (after 2 attempts)" in line and "reset while sending" in line for line in lines)
+    assert not any(secret in line for line in lines)
+
+
+def test_a_sweep_gathers_one_image_plan_per_cell() -> None:
+    core = plan_core()
+    driver = PlanDriver(lambda spec: reply(200, _image_body()))
+    batch = driver.run(_plans.images(core, "a fox", seeds=[3, 1], grid={"guidance": [1.0, 7.0]}, concurrency=2))
+    assert [(image.seed, image.params["guidance_scale"]) for image in batch] == [(3, 1.0), (1, 1.0), (3, 7.0),
+                                                                                  (1, 7.0)]
+    assert driver.requests == ["POST /v1/images/generations"] * 4
+    with pytest.raises(Exception, match="concurrency must be at least 1"):
+        PlanDriver(lambda spec: reply(200, _image_body())).run(_plans.images(core, "a fox", concurrency=0))

@@ -1,0 +1,365 @@
+"""Each generating capability once, as a plan: build, send (through ``ClientCore.call``), parse.
+
+A plan's signature is the method's: ``OmniClient.image`` and ``AsyncOmniClient.image`` are
+``image`` below, run by each client's send loop (:mod:`vomni_nb._base_client`), with this docstring.
+Plans are generators (see :mod:`vomni_nb._core`) and do no I/O, so both clients run exactly the same
+logic and tests drive them directly. Each result gets one :class:`~vomni_nb.provenance.Provenance`,
+made here from what was sent and what came back. Video jobs are in :mod:`vomni_nb._video_plans`,
+the server's own endpoints (models, health, voices) in :mod:`vomni_nb._service_plans`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import itertools
+import secrets
+from collections.abc import Mapping, Sequence
+from typing import Any, Union
+
+from vomni_nb._core import ClientCore, Gather, Plan, Reply, call_arguments
+from vomni_nb.errors import InvalidRequestError, ResponseFormatError
+from vomni_nb.protocol import build as B
+from vomni_nb.protocol.media import MediaSource
+from vomni_nb.protocol.parse import parse_chat_json, parse_images_json, parse_speech
+from vomni_nb.protocol.streaming import ChatStreamState, SpeechStreamState, StreamState
+from vomni_nb.protocol.validate import (
+    ImageFormat,
+    ImageRoute,
+    Modality,
+    SpeechFormat,
+    SpeechStreamMode,
+    StreamingSpeechFormat,
+    check_names,
+    fold_wire_spellings,
+)
+from vomni_nb.provenance import Provenance
+from vomni_nb.results import ChatResult, ImageBatch, ImageResult, SpeechResult
+
+__all__ = [
+    "ImageOutput",
+    "Grid",
+    "OpenedStream",
+    "Sent",
+    "IMAGE_OPTIONS",
+    "new_seed",
+    "send_generation",
+    "provenance_for",
+    "sweep_jobs",
+    "image",
+    "images",
+    "edit",
+    "chat",
+    "chat_stream",
+    "speak",
+    "speak_stream",
+]
+
+ImageOutput = Union[ImageResult, ImageBatch]
+Grid = Union[Mapping[str, Sequence[Any]], Sequence[Mapping[str, Any]]]
+
+# The keyword arguments of image() besides the prompt: what a sweep's grid may vary.
+IMAGE_OPTIONS = ("size", "steps", "guidance", "seed", "negative", "n", "output_format", "via", "model", "extra",
+                 "num_inference_steps", "guidance_scale", "negative_prompt")
+
+
+def new_seed() -> int:
+    """A seed chosen client-side, so the result records the seed actually used (like the server: uint32)."""
+    return secrets.randbelow(2**32)
+
+
+@dataclasses.dataclass(frozen=True)
+class Sent:
+    """A generation request that was answered: the reply, and when it was sent (clock and wall time)."""
+
+    reply: Reply
+    started: float
+    created: datetime.datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class OpenedStream:
+    """A stream whose answer has begun: each client wraps it in its own stream object."""
+
+    reply: Reply
+    state: StreamState[Any]
+    started: float
+
+
+def send_generation(core: ClientCore, spec: B.RequestSpec) -> Plan[Sent]:
+    """Send a generation request. Learning the model first keeps that request out of the timings."""
+    yield from core.ensure_recorded_model()
+    started, created = core.clock(), datetime.datetime.now(datetime.timezone.utc)
+    reply = yield from core.call(spec)
+    return Sent(reply, started, created)
+
+
+def provenance_for(core: ClientCore, kind: str, sent: Sent, params: Mapping[str, Any], prompt: Any,
+                   seed: int | None, timings: Mapping[str, float] | None = None) -> Provenance:
+    """The record of one generation; timings default to the request's (a stream's come when it ends)."""
+    if timings is None:
+        timings = {"total_s": core.clock() - sent.started, "request_s": sent.reply.elapsed}
+    return Provenance(
+        kind=kind, server_url=core.base_url, model=params.get("model") or core.recorded_model, prompt=str(prompt),
+        params=dict(params), seed=seed, timings=dict(timings), created=sent.created, request_id=sent.reply.request_id,
+    )
+
+
+def _images_output(found: list[ImageResult], n: int) -> ImageOutput:
+    return found[0] if n == 1 and len(found) == 1 else ImageBatch(tuple(found), timings=found[0].timings)
+
+
+def image(
+    core: ClientCore,
+    /,
+    prompt: str,
+    *,
+    size: str | tuple[int, int] | None = None,
+    steps: int | None = None,
+    guidance: float | None = None,
+    seed: int | None = None,
+    negative: str | None = None,
+    n: int = 1,
+    output_format: ImageFormat = "png",
+    via: ImageRoute = "images",
+    model: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+    num_inference_steps: int | None = None,
+    guidance_scale: float | None = None,
+    negative_prompt: str | None = None,
+) -> Plan[ImageResult | ImageBatch]:
+    """Text to image: an ImageResult (an ImageBatch when ``n`` > 1).
+
+    ``size`` "WIDTHxHEIGHT" or (width, height); ``steps`` denoising steps; ``guidance`` CFG scale;
+    ``negative`` what to avoid; ``seed`` (chosen here when not given, so the result records it);
+    ``via="chat"`` sends it through chat completions (always PNG); ``extra`` adds wire fields.
+    ``num_inference_steps``, ``guidance_scale``, ``negative_prompt`` are the wire spellings of steps,
+    guidance and negative (as in ``result.params``); ``client.image(**result.recipe)`` repeats a result.
+    """
+    options = fold_wire_spellings(call_arguments(locals(), "core", "prompt", "seed", "n", "via", "model"))
+    seed = new_seed() if seed is None else seed
+    to_send = core.model_to_send(model)
+    if via == "images":
+        spec, params = B.build_image_request(prompt, model=to_send, seed=seed, n=n, **options)
+    elif via == "chat":
+        if options.pop("output_format", "png") not in ("png", None):
+            raise InvalidRequestError("Images through chat are always PNG: drop output_format or use via='images'.")
+        spec, params = B.build_chat_image_request(prompt, model=to_send, seed=seed, n=n, **options)
+    else:
+        raise InvalidRequestError(f"via must be 'images' or 'chat'; got {via!r}.")
+    sent = yield from send_generation(core, spec)
+    provenance = provenance_for(core, "image", sent, params, prompt, seed)
+    if via == "images":
+        found = parse_images_json(sent.reply.content, provenance)
+    else:
+        found = list(parse_chat_json(sent.reply.content, provenance).images)
+        if not found:
+            raise ResponseFormatError("The chat answer holds no image (is this a diffusion image model?).")
+    return _images_output(found, n)
+
+
+def images(
+    core: ClientCore,
+    /,
+    prompt: str,
+    *,
+    seeds: Sequence[int] | None = None,
+    grid: Grid | None = None,
+    concurrency: int = 4,
+    size: str | tuple[int, int] | None = None,
+    steps: int | None = None,
+    guidance: float | None = None,
+    seed: int | None = None,
+    negative: str | None = None,
+    n: int = 1,
+    output_format: ImageFormat = "png",
+    via: ImageRoute = "images",
+    model: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+    num_inference_steps: int | None = None,
+    guidance_scale: float | None = None,
+    negative_prompt: str | None = None,
+) -> Plan[ImageBatch]:
+    """A sweep: one image per seed x grid combination, ``concurrency`` requests at a time.
+
+    ``grid`` maps image() arguments to values (``{"guidance": [2, 4], "steps": [4, 8]}``: every
+    combination) or is a list of argument dicts; ``seed`` is one seed for every cell, ``seeds`` a
+    sweep of them. The other arguments are image()'s, for every request. From sync code the requests
+    run on a private event loop in a background thread (never ``asyncio.run`` in the caller's loop,
+    so this works in a Jupyter cell); Ctrl-C cancels them all and closes their connections.
+    """
+    options = call_arguments(locals(), "core", "prompt", "seeds", "grid", "concurrency", "seed")
+    jobs = sweep_jobs(seeds, grid, seed)
+    if concurrency < 1:
+        raise InvalidRequestError("concurrency must be at least 1.")
+    outputs = yield Gather([image(core, prompt, **{**options, **job}) for job in jobs], concurrency)
+    assert isinstance(outputs, list)
+    return ImageBatch(tuple(item for output in outputs
+                            for item in (output.images if isinstance(output, ImageBatch) else (output,))))
+
+
+def edit(
+    core: ClientCore,
+    /,
+    image: MediaSource | Sequence[MediaSource],
+    prompt: str,
+    *,
+    size: str | tuple[int, int] | None = None,
+    steps: int | None = None,
+    guidance: float | None = None,
+    seed: int | None = None,
+    negative: str | None = None,
+    n: int = 1,
+    output_format: ImageFormat = "png",
+    model: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+    num_inference_steps: int | None = None,
+    guidance_scale: float | None = None,
+    negative_prompt: str | None = None,
+) -> Plan[ImageResult | ImageBatch]:
+    """Edit an image (bytes, a path or a result; or a list of them) following ``prompt``.
+
+    ``size`` defaults to the first input's; the other arguments are image()'s.
+    """
+    options = fold_wire_spellings(call_arguments(locals(), "core", "image", "prompt", "seed", "n", "model"))
+    sources = list(image) if isinstance(image, (list, tuple)) else [image]
+    seed = new_seed() if seed is None else seed
+    spec, params = B.build_edit_request(prompt, sources, model=core.model_to_send(model), seed=seed, n=n, **options)
+    sent = yield from send_generation(core, spec)
+    provenance = provenance_for(core, "edit", sent, params, prompt, seed)
+    return _images_output(parse_images_json(sent.reply.content, provenance), n)
+
+
+def chat(
+    core: ClientCore,
+    /,
+    prompt: str | Sequence[Mapping[str, Any]],
+    *,
+    system: str | None = None,
+    images: MediaSource | Sequence[MediaSource] = (),
+    audio: MediaSource | Sequence[MediaSource] = (),
+    modalities: Sequence[Modality] | str | None = None,
+    voice: str | None = None,
+    audio_format: SpeechFormat | None = None,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    seed: int | None = None,
+    model: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Plan[ChatResult]:
+    """One chat answer to ``prompt`` (text, or a whole message list).
+
+    ``system`` a system message; ``images`` / ``audio`` media to attach (bytes, paths or results);
+    ``modalities`` what to answer with (``["text"]``, ``["text", "audio"]``; default: all the model
+    produces); ``voice`` and ``audio_format`` for spoken answers; ``extra`` adds wire fields.
+    """
+    arguments = call_arguments(locals(), "core")
+    spec, params = B.build_chat_request(**{**arguments, "model": core.model_to_send(model)})
+    sent = yield from send_generation(core, spec)
+    provenance = provenance_for(core, "chat", sent, params, params["prompt"], params.get("seed"))
+    return parse_chat_json(sent.reply.content, provenance)
+
+
+def chat_stream(
+    core: ClientCore,
+    /,
+    prompt: str | Sequence[Mapping[str, Any]],
+    *,
+    system: str | None = None,
+    images: MediaSource | Sequence[MediaSource] = (),
+    audio: MediaSource | Sequence[MediaSource] = (),
+    modalities: Sequence[Modality] | str | None = None,
+    voice: str | None = None,
+    audio_format: SpeechFormat | None = None,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    seed: int | None = None,
+    model: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Plan[OpenedStream]:
+    """A streamed chat answer: iterate it for TextDelta / AudioDelta / ImageDelta events; ``finish()``
+    gives the ChatResult. The arguments are chat()'s. Retries happen only before the stream begins."""
+    arguments = call_arguments(locals(), "core")
+    spec, params = B.build_chat_request(**{**arguments, "model": core.model_to_send(model)}, stream=True)
+    sent = yield from send_generation(core, spec)
+    provenance = provenance_for(core, "chat", sent, params, params["prompt"], params.get("seed"), {})
+    return OpenedStream(sent.reply, ChatStreamState(provenance, sent.reply.headers.get("content-type", "")),
+                        sent.started)
+
+
+def speak(
+    core: ClientCore,
+    /,
+    text: str,
+    *,
+    voice: str | None = None,
+    response_format: SpeechFormat = "wav",
+    speed: float | None = None,
+    instructions: str | None = None,
+    language: str | None = None,
+    sample_rate: int | None = None,
+    seed: int | None = None,
+    model: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Plan[SpeechResult]:
+    """Text to speech: a SpeechResult holding the whole file.
+
+    ``voice`` a built-in or uploaded voice; ``speed`` 0.25-4; ``instructions`` a speaking style;
+    ``language``; ``sample_rate`` in Hz (default: the model's); ``extra`` adds wire fields.
+    """
+    arguments = call_arguments(locals(), "core")
+    spec, params = B.build_speech_request(**{**arguments, "model": core.model_to_send(model)})
+    sent = yield from send_generation(core, spec)
+    provenance = provenance_for(core, "speech", sent, params, text, params.get("seed"))
+    return parse_speech(sent.reply.content, sent.reply.headers, provenance, params["response_format"])
+
+
+def speak_stream(
+    core: ClientCore,
+    /,
+    text: str,
+    *,
+    mode: SpeechStreamMode = "audio",
+    voice: str | None = None,
+    response_format: StreamingSpeechFormat = "wav",
+    speed: float | None = None,
+    instructions: str | None = None,
+    language: str | None = None,
+    sample_rate: int | None = None,
+    seed: int | None = None,
+    model: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Plan[OpenedStream]:
+    """Streamed speech (wav or pcm): ``mode="audio"`` raw bytes, ``mode="sse"`` events. Iterate it for
+    AudioDelta events; ``finish()`` gives the SpeechResult. The other arguments are speak()'s."""
+    arguments = call_arguments(locals(), "core", "mode")
+    spec, params = B.build_speech_request(**{**arguments, "model": core.model_to_send(model)}, stream_mode=mode)
+    sent = yield from send_generation(core, spec)
+    provenance = provenance_for(core, "speech", sent, params, text, params.get("seed"), {})
+    return OpenedStream(sent.reply, SpeechStreamState(provenance, params["response_format"], mode), sent.started)
+
+
+def sweep_jobs(seeds: Sequence[int] | None, grid: Grid | None, seed: int | None = None) -> list[dict[str, Any]]:
+    """The per-request overrides of a sweep: every grid combination for every seed.
+
+    ``grid`` is a mapping of image() argument -> values (their product is taken) or a list of override
+    dicts; its names are checked. ``seed`` is one seed for every cell; without seeds, one seed chosen
+    here is shared by all combinations, so they differ only in the grid.
+    """
+    if seed is not None:
+        if seeds is not None:
+            raise InvalidRequestError("Give seed= (one seed for the whole grid) or seeds= (a sweep), not both.")
+        seeds = [seed]
+    if grid is None:
+        combos: list[dict[str, Any]] = [{}]
+    elif isinstance(grid, Mapping):
+        keys = list(grid)
+        combos = [dict(zip(keys, values)) for values in itertools.product(*(list(grid[k]) for k in keys))]
+    else:
+        combos = [dict(item) for item in grid]
+    for combo in combos:
+        check_names("A sweep's grid", combo, IMAGE_OPTIONS)
+    seed_list = list(seeds) if seeds is not None else [new_seed()]
+    if not combos or not seed_list:
+        raise InvalidRequestError("A sweep needs at least one seed and one parameter combination.")
+    return [{**combo, "seed": each} for combo in combos for each in seed_list]

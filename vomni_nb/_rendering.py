@@ -1,0 +1,111 @@
+"""How results show themselves in a notebook: static mime bundles with provenance metadata.
+
+Rules: every bundle has ``text/plain`` and a rich form that survives saving, nbconvert, GitHub and
+VS Code (``image/png``/``image/jpeg``, or HTML for audio, video and webp); players never autoplay;
+grids show small previews, not the full files; the output metadata is ``{"vomni_nb": record}`` where
+``record`` is the result's :meth:`Provenance.to_record` plus what the output itself adds (size,
+format, usage, ...). No network, no IPython: a bundle is a pure function of the result.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vomni_nb.results import ChatResult, ImageBatch, ImageResult, SpeechResult, VideoResult
+
+__all__ = ["MimeBundle", "AUDIO_MIME", "PREVIEW_SIDE", "output_record", "image_bundle", "batch_bundle",
+           "speech_bundle", "chat_bundle", "video_bundle", "short"]
+
+MimeBundle = tuple[dict[str, Any], dict[str, Any]]
+
+AUDIO_MIME = {"wav": "audio/wav", "pcm": "audio/L16", "flac": "audio/flac", "mp3": "audio/mpeg", "opus": "audio/ogg"}
+PREVIEW_SIDE = 256  # px: a grid cell's longest side in the notebook
+
+
+def short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _data_url(mime: str, data: bytes) -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def output_record(result: Any, **output: Any) -> dict[str, Any]:
+    """The result's provenance record with the output's own facts added (``metrics`` when it has any)."""
+    record = result.provenance.to_record()
+    metrics = getattr(result, "metrics", None)
+    if metrics is not None:
+        record["metrics"] = dict(metrics)
+    record.update(output)
+    return record
+
+
+def image_bundle(image: ImageResult) -> MimeBundle:
+    data: dict[str, Any] = {"text/plain": repr(image)}
+    metadata: dict[str, Any] = {"vomni_nb": output_record(image, size=image.size, format=image.format,
+                                                          index=image.index)}
+    if image.format in ("png", "jpeg"):
+        data[image.mime_type] = base64.b64encode(image.data).decode("ascii")
+        metadata[image.mime_type] = {"width": image.width, "height": image.height}
+    else:
+        # Notebook front ends render only png/jpeg as image outputs; webp goes through HTML.
+        data["text/html"] = f'<img src="{_data_url(image.mime_type, image.data)}" alt="{html.escape(image.prompt)}"/>'
+    return data, metadata
+
+
+def _preview(image: ImageResult) -> tuple[str, bytes]:
+    """(mime, bytes) of a small JPEG for a grid cell; the image itself when it is already small."""
+    if max(image.width, image.height) <= PREVIEW_SIDE:
+        return image.mime_type, image.data
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(image.data)) as picture:
+            picture.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
+            buffer = io.BytesIO()
+            picture.convert("RGB").save(buffer, "JPEG", quality=85)
+    except (OSError, ValueError):
+        return image.mime_type, image.data
+    return "image/jpeg", buffer.getvalue()
+
+
+def batch_bundle(batch: ImageBatch) -> MimeBundle:
+    # Previews, not the full files: four 1024x1024 PNGs would put ~9 MB into the saved notebook.
+    cells = "".join(
+        f'<figure style="display:inline-block;margin:4px"><img src="{_data_url(*_preview(image))}"'
+        f' style="max-width:{PREVIEW_SIDE}px"/><figcaption>seed {image.seed}</figcaption></figure>'
+        for image in batch.images
+    )
+    items = [output_record(image, size=image.size, format=image.format, index=image.index) for image in batch.images]
+    return {"text/plain": repr(batch), "text/html": f"<div>{cells}</div>"}, {"vomni_nb": {"kind": "image_batch",
+                                                                                          "items": items}}
+
+
+def speech_bundle(speech: SpeechResult) -> MimeBundle:
+    player = f'<audio controls src="{_data_url(*speech.playable())}"></audio>'
+    record = output_record(speech, format=speech.format, sample_rate=speech.sample_rate, duration_s=speech.duration_s,
+                           usage=dict(speech.usage))
+    return {"text/plain": repr(speech), "text/html": player}, {"vomni_nb": record}
+
+
+def chat_bundle(chat: ChatResult) -> MimeBundle:
+    data: dict[str, Any] = {"text/plain": chat.text or repr(chat), "text/markdown": chat.text}
+    if chat.audio is not None or chat.images:
+        pieces = [f"<div>{html.escape(chat.text)}</div>"] if chat.text else []
+        if chat.audio is not None:
+            mime = AUDIO_MIME.get(chat.audio_format or "wav", "audio/wav")
+            pieces.append(f'<audio controls src="{_data_url(mime, chat.audio)}"></audio>')
+        pieces += [f'<img src="{_data_url(i.mime_type, i.data)}" style="max-width:512px"/>' for i in chat.images]
+        data["text/html"] = "".join(pieces)
+    record = output_record(chat, id=chat.id, finish_reason=chat.finish_reason, usage=dict(chat.usage))
+    return data, {"vomni_nb": record}
+
+
+def video_bundle(video: VideoResult) -> MimeBundle:
+    player = f'<video controls src="{_data_url(video.mime_type, video.data)}"></video>'
+    return {"text/plain": repr(video), "text/html": player}, {"vomni_nb": output_record(video, id=video.id)}
