@@ -212,7 +212,8 @@ def check_video_limits(req: VideoGenerationRequest, limits: Limits) -> None:
         frames = float(video.DEFAULT_NUM_FRAMES)
     if width * height * frames > limits.max_video_pixel_frames:
         most = max(1, limits.max_video_pixel_frames // (width * height))
-        raise HTTPException(400, f"A {shown} clip of {frames:.0f} frames is more than vomni-sim renders: at most "
+        count = f"{frames:.0f}" if frames < HUGE else "more than 10^10"
+        raise HTTPException(400, f"A {shown} clip of {count} frames is more than vomni-sim renders: at most "
                                  f"{most} frames at that size (--max-video-pixel-frames).")
 
 
