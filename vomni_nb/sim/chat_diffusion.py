@@ -16,7 +16,7 @@ from typing import Any
 
 from PIL import Image
 
-from vomni_nb.sim import inputs, media
+from vomni_nb.sim import inputs, media, vlog
 from vomni_nb.sim.app_deps import random_hex
 from vomni_nb.sim.families import Family
 from vomni_nb.sim.limits import LimitExceeded, Limits
@@ -216,8 +216,10 @@ class DiffusionChat:
         sources = reference_images(messages, self.limits)
         urls = []
         for index in range(count):
-            if cancel is not None and cancel.is_set():
-                return [], prompt  # the client left: nobody will read the rest
+            if cancel is not None and cancel.is_set():  # the client left: nobody will read the rest
+                vlog.info(f"Image chat stopped after {index} of {count} images: the client disconnected.",
+                          where="chat_diffusion.py:1")
+                return [], prompt
             if sources:
                 image = media.edit_image(sources[0], prompt, seed=seed, width=width, height=height, index=index)
             else:
