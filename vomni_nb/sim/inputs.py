@@ -28,15 +28,15 @@ MAX_AUDIO_FRAMES = 200_000  # decoded frames; a file of empty frames must not lo
 
 def check_input_image(width: int, height: int, limits: Limits) -> None:
     """Refuse an input image by its header size (LimitExceeded)."""
-    if width > limits.max_side or height > limits.max_side:
-        raise LimitExceeded(
-            f"Input image is {width}x{height} pixels; vomni-sim accepts at most {limits.max_side} pixels on a side "
-            "(--max-side)."
-        )
     if width * height > limits.max_input_image_pixels:
         raise LimitExceeded(
             f"Input image is {width}x{height} = {width * height} pixels; vomni-sim decodes at most "
             f"{limits.max_input_image_pixels} (--max-input-image-pixels). Send a smaller image."
+        )
+    if width > limits.max_side or height > limits.max_side:
+        raise LimitExceeded(
+            f"Input image is {width}x{height} pixels; vomni-sim accepts at most {limits.max_side} pixels on a side "
+            "(--max-side)."
         )
 
 
