@@ -132,3 +132,16 @@ def test_video_jobs_are_bounded_and_expire(start_sim: Any, tmp_path: Path) -> No
         time.sleep(0.1)
     assert httpx.get(f"{quick.url}{VIDEOS}/{job['id']}").status_code == 404
     assert not (store / f"{job['id']}.mp4").exists()
+
+
+def test_uploaded_voices_are_capped(start_sim: Any, tmp_path: Path) -> None:
+    sim = start_sim(TTS_MODEL, "--max-voices", "1", env={"VOMNI_SIM_VOICES_DIR": str(tmp_path / "speakers")})
+    sample = {"audio_sample": ("s.wav", wav_bytes(1.5), "audio/wav")}
+    assert httpx.post(sim.url + VOICES, data={"name": "one", "consent": "c"}, files=sample, timeout=60).status_code == 200
+    second = httpx.post(sim.url + VOICES, data={"name": "two", "consent": "c"}, files=sample, timeout=60)
+    assert error_of(second, 400)["message"] == (
+        "Uploaded voice limit reached (1). Delete an existing voice before registering a new one, or raise the cap "
+        "with --max-voices."
+    )
+    again = httpx.post(sim.url + VOICES, data={"name": "ONE", "consent": "c"}, files=sample, timeout=60)
+    assert again.status_code == 200  # a re-upload replaces the voice and does not count

@@ -60,6 +60,7 @@ class PeakRss:
         time.sleep(0.05)  # the server frees after it answers; the peak is already behind us
         self._stop.set()
         self._thread.join()
+        print(f"server peak RSS growth: {self.growth_mb:.1f} MB")  # shown by pytest -rP, for reports
 
     @property
     def growth_mb(self) -> float:

@@ -50,6 +50,7 @@ class Limits:
     max_speech_input_chars: int = 4096  # /v1/audio/speech input
     max_speech_seconds: float = 300.0  # audio one speech request produces
     max_voice_name_chars: int = 100  # a voice's name and consent id (they become a file name)
+    max_voices: int = 100  # uploaded voices kept (each up to 10 MB on disk); the real server's cap is 1000
 
 
 class LimitExceeded(ValueError):
@@ -94,6 +95,7 @@ LIMIT_FLAGS: tuple[tuple[str, str, Any, str], ...] = (
     ("--max-speech-input-chars", "max_speech_input_chars", _positive_int, "characters of speech input"),
     ("--max-speech-seconds", "max_speech_seconds", _positive_float, "seconds of audio per speech request"),
     ("--max-voice-name-chars", "max_voice_name_chars", _positive_int, "characters of a voice name or consent"),
+    ("--max-voices", "max_voices", _positive_int, "uploaded voices kept"),
 )
 
 

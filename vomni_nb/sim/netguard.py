@@ -111,6 +111,13 @@ class GuardedProtocol(H11Protocol):
         super().on_response_complete()
         self._sync()
 
+    def handle_websocket_upgrade(self, event: h11.Request) -> None:
+        # The connection now belongs to a WebSocket protocol (none is installed today): let it go.
+        self._cancel()
+        self.guard.leave(self)
+        self._phase = BUSY
+        super().handle_websocket_upgrade(event)
+
     def waiting_on_client(self) -> bool:
         return self._phase in (HEADERS, BODY, IDLE) or bool(self.flow is not None and self.flow.write_paused)
 

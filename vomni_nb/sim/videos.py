@@ -139,6 +139,7 @@ class VideoJobs:
         self.jobs.pop(video_id, None)
         self.tasks.pop(video_id, None)
         self.finished.pop(video_id, None)
+        self.order.pop(video_id, None)
 
     def unfinished(self) -> int:
         return sum(1 for job in self.jobs.values() if job["status"] in ("queued", "in_progress"))

@@ -135,6 +135,14 @@ class VoiceStore:
             found.append(self.directory / sample_name)
         return found
 
+    def _check_cap(self, name: str) -> None:
+        """The real server's cap on uploads (a re-upload replaces, so it does not count)."""
+        if name.lower() not in self.voices and len(self.voices) >= self.limits.max_voices:
+            raise LimitExceeded(
+                f"Uploaded voice limit reached ({self.limits.max_voices}). Delete an existing voice before "
+                "registering a new one, or raise the cap with --max-voices."
+            )
+
     def _evict(self, lower: str) -> None:
         files = self._files_of(lower)
         self.voices.pop(lower, None)
@@ -162,6 +170,7 @@ class VoiceStore:
     ) -> dict[str, Any]:
         check_registration(name, reserved)
         check_voice_fields(name, consent, self.limits)
+        self._check_cap(name)
         samples, rate = decode_sample(content)
         self._evict(name.lower())
         record: dict[str, Any] = {
@@ -204,6 +213,7 @@ class VoiceStore:
                 f"speaker_embedding has {len(embedding)} dimensions; expected {expected} for the loaded Qwen3-TTS model"
             )
         check_registration(name, reserved)
+        self._check_cap(name)
         self._evict(name.lower())
         record: dict[str, Any] = {
             "name": name, "consent": consent, "created_at": self._timestamp(),
