@@ -83,4 +83,4 @@ def test_speech_output_duration_is_capped(start_sim: Any, stream: bool) -> None:
         response = httpx.post(sim.url + SPEECH, json=body, timeout=60)
     message = error_of(response, 400)["message"]
     assert message.startswith("The speech would last ") and "at most 60 s per request (--max-speech-seconds)" in message
-    assert rss.growth_mb < 60, f"minutes of speech grew the server by {rss.growth_mb:.0f} MB"
+    assert rss.growth_mb < 20, f"minutes of speech grew the server by {rss.growth_mb:.0f} MB"

@@ -36,11 +36,12 @@ def _chunks(total: int, size: int = 256 * 1024) -> Iterator[bytes]:
 
 
 def test_declared_oversized_body_is_refused_before_it_is_read(start_sim: Any) -> None:
-    sim = start_sim(TTS_MODEL)
+    sim = start_sim(TTS_MODEL, "--body-timeout", "1")
     head = (f"POST /v1/audio/voices HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=b\r\n"
             f"Content-Length: {400 * MiB}\r\n\r\n").encode()
     with PeakRss(sim.process.pid) as rss, raw_request(sim.port, head + b"--b\r\n" + b"x" * 65536) as sock:
         status, body = read_response(sock)
+        assert sock.recv(1024) == b""  # the rest never comes: closed at --body-timeout, with no second answer
     assert status == 413
     assert json.loads(body)["error"]["message"] == (
         "Request body is larger than vomni-sim accepts (33554432 bytes, --max-body-size); send less or raise the limit."

@@ -20,7 +20,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from vomni_nb.sim import chat, faults, images, speech, storage, videos, vlog
+from vomni_nb.sim import chat, faults, images, speech, storage, videos
 from vomni_nb.sim.app_deps import random_hex
 from vomni_nb.sim.config import SimConfig
 from vomni_nb.sim.families import Family
@@ -142,8 +142,8 @@ async def _on_http_exception(request: Request, exc: Exception) -> Response:
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> Response:
-    # Exception text can hold paths and internals: it goes to the log (rate-limited), not to the client.
-    vlog.error(f"Unexpected {type(exc).__name__} on {request.method} {request.url.path}: {exc}", where="app.py:1")
+    # Exception text can hold paths and internals: it stays in the log (uvicorn prints the traceback,
+    # rate-limited), and the client gets only the exception's type.
     return error_response(
         f"vomni-sim hit an unexpected {type(exc).__name__}; the server log has the details.", 500,
         err_type="InternalServerError",

@@ -14,6 +14,7 @@ import re
 import shutil
 import struct
 import subprocess
+import threading
 import wave
 from typing import Literal
 
@@ -45,6 +46,7 @@ AUDIO_CONTENT_TYPES = {
     "opus": "audio/ogg",
 }
 ESPEAK_TIMEOUT_S = 30.0
+ESPEAK_MAX_RATE = 22050  # espeak-ng writes 16-bit mono at this rate
 ESPEAK_BASE_WPM = 175
 
 
@@ -121,9 +123,10 @@ def espeak_available() -> bool:
 class SpeechTooLong(ValueError):
     """The speech would last longer than the caller allows; nothing that long was allocated."""
 
-    def __init__(self, seconds: float, limit: float) -> None:
+    def __init__(self, seconds: float | None, limit: float) -> None:
+        length = f"{seconds:.0f} s" if seconds is not None else f"more than {limit:.0f} s"
         super().__init__(
-            f"The speech would last {seconds:.0f} s; vomni-sim makes at most {limit:.0f} s per request "
+            f"The speech would last {length}; vomni-sim makes at most {limit:.0f} s per request "
             "(--max-speech-seconds). Shorten the input or raise the speed."
         )
         self.seconds = seconds
@@ -167,6 +170,29 @@ def _parse_espeak_wav(data: bytes, max_seconds: float | None = None) -> tuple[np
     raise ValueError("espeak-ng WAV has no data chunk")
 
 
+def _run_espeak(cmd: list[str], max_seconds: float | None) -> bytes:
+    """espeak-ng's WAV output, read as it comes; more than ``max_seconds`` of it stops the program."""
+    limit = None if max_seconds is None else 1024 + int(max_seconds * ESPEAK_MAX_RATE * 2)
+    chunks: list[bytes] = []
+    total = 0
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as process:
+        watchdog = threading.Timer(ESPEAK_TIMEOUT_S, process.kill)
+        watchdog.start()
+        try:
+            assert process.stdout is not None
+            while chunk := process.stdout.read(1 << 16):
+                total += len(chunk)
+                if limit is not None and max_seconds is not None and total > limit:
+                    process.kill()
+                    raise SpeechTooLong(None, max_seconds)
+                chunks.append(chunk)
+            if process.wait() != 0:
+                raise subprocess.CalledProcessError(process.returncode, cmd)
+        finally:
+            watchdog.cancel()
+    return b"".join(chunks)
+
+
 def _speak_espeak(
     text: str, style: VoiceStyle, speed: float, sample_rate: int, max_seconds: float | None = None
 ) -> np.ndarray | None:
@@ -176,8 +202,7 @@ def _speak_espeak(
     wpm = max(80, min(500, round(ESPEAK_BASE_WPM * speed)))
     cmd = [path, "--stdout", "-v", style.espeak_voice, "-s", str(wpm), "-p", str(style.pitch), "--", text]
     try:
-        done = subprocess.run(cmd, capture_output=True, timeout=ESPEAK_TIMEOUT_S, check=True)
-        samples, rate = _parse_espeak_wav(done.stdout, max_seconds)
+        samples, rate = _parse_espeak_wav(_run_espeak(cmd, max_seconds), max_seconds)
     except SpeechTooLong:
         raise
     except (OSError, subprocess.SubprocessError, ValueError):

@@ -131,7 +131,7 @@ class RequestGuard:
         limit, flag = self.limit_for(body.is_json)
         declared = headers.get("content-length")
         if declared is not None:
-            if not declared.isdigit():
+            if not (declared.isascii() and declared.isdigit()):
                 await error_response(f"Invalid Content-Length header {declared[:40]!r}.", 400)(scope, receive, send)
                 return
             if int(declared) > limit:

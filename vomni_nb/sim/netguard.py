@@ -174,7 +174,8 @@ class GuardedProtocol(H11Protocol):
         )
         message = f"The client did not send {what} within {seconds:g} s ({flag}); the connection was closed."
         vlog.warning(message, where="netguard.py:1")
-        if self.cycle is None or self.cycle.response_complete or not self.cycle.response_started:
+        # A 408 answers the request that timed out; after a response has started there is nothing to add.
+        if phase == HEADERS or (self.cycle is not None and not self.cycle.response_started):
             self.transport.write(_raw_response(408, "Request Timeout", message))
         self.drop()
 
