@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.attacks import error_of, wav_bytes
-from tests.support.sims import IMAGE_MODEL, OMNI_MODEL, TTS_MODEL, VIDEO_MODEL, SimHandle, launch_sim
+from tests.support.attacks import error_of, launch_many, wav_bytes
+from tests.support.sims import IMAGE_MODEL, OMNI_MODEL, TTS_MODEL, VIDEO_MODEL, SimHandle
 
 CHAT = "/v1/chat/completions"
 USER = [{"role": "user", "content": "a lighthouse"}]
@@ -23,8 +23,7 @@ USER = [{"role": "user", "content": "a lighthouse"}]
 
 @pytest.fixture(scope="module")
 def sims(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, SimHandle]]:
-    started = {model: launch_sim(model, log_dir=tmp_path_factory.mktemp("bad"))
-               for model in (IMAGE_MODEL, OMNI_MODEL, TTS_MODEL, VIDEO_MODEL)}
+    started = launch_many((IMAGE_MODEL, OMNI_MODEL, TTS_MODEL, VIDEO_MODEL), log_dir=tmp_path_factory.mktemp("bad"))
     yield started
     for handle in started.values():
         handle.stop()
@@ -51,6 +50,11 @@ CASES: list[tuple[str, str, dict[str, Any], int, str]] = [
                                   "size": "64x64"}}, 200, ""),
     (IMAGE_MODEL, "/v1/images/generations", {"json": {"prompt": "p", "size": "9" * 400 + "x1"}}, 400,
      "Requested image size"),
+    (IMAGE_MODEL, "/v1/images/generations", {"content": b'{"prompt": "half a pair \\ud800", "size": "64x64"}',
+                                             "headers": {"Content-Type": "application/json"}}, 400,
+     "lone UTF-16 surrogate"),
+    (TTS_MODEL, "/v1/audio/speech", {"content": b'{"input": "hi", "voice": "\\udc00"}',
+                                     "headers": {"Content-Type": "application/json"}}, 400, "lone UTF-16 surrogate"),
     (OMNI_MODEL, CHAT, {"json": {"messages": [{"role": "user", "content": [
         {"type": "input_audio", "input_audio": {"data": _zero_hz_wav(), "format": "wav"}}]}],
         "modalities": ["text"]}}, 200, ""),
@@ -59,6 +63,8 @@ CASES: list[tuple[str, str, dict[str, Any], int, str]] = [
     (TTS_MODEL, "/v1/audio/voices", {"data": {"name": "huge", "consent": "c",
                                               "speaker_embedding": json.dumps([10**400] * 2048)}}, 400,
      "'speaker_embedding' values must be finite (no NaN or Inf)"),
+    (OMNI_MODEL, "/v1/audio/voices", {"data": {"name": "inf", "consent": "c", "speaker_embedding": "[1e308, 1e308]"}},
+     200, ""),  # finite values whose sum overflows
     (TTS_MODEL, "/v1/audio/voices", {"data": {"name": "deep", "consent": "c",
                                               "speaker_embedding": "[" * 100_000 + "]" * 100_000}}, 400,
      "'speaker_embedding' must be valid JSON"),

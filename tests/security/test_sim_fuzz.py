@@ -19,8 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.attacks import error_of, wav_bytes, zero_png
-from tests.support.sims import EDIT_MODEL, OMNI_MODEL, TTS_MODEL, VIDEO_MODEL, SimHandle, launch_sim
+from tests.support.attacks import error_of, launch_many, wav_bytes, zero_png
+from tests.support.sims import EDIT_MODEL, OMNI_MODEL, TTS_MODEL, VIDEO_MODEL, SimHandle
 
 SMALL_LIMITS = (
     "--max-side", "96", "--max-output-pixels", "40000", "--max-input-image-pixels", "20000",
@@ -35,12 +35,14 @@ FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=not SEARCH, da
 PNG_URL = "data:image/png;base64," + base64.b64encode(zero_png(8, 8)).decode()
 WAV_URL = "data:audio/wav;base64," + base64.b64encode(wav_bytes(1.2, rate=8000)).decode()
 ODD_TEXT = ["", "x", "0", "-1", "1.5", "1e400", "NaN", "64x64", "0x64", "64x0", "96x96", "97x1", "auto", "9" * 400,
-            "true", "null", "[]", "{}", "wav", "pcm", "b64_json", "file", "png", "Base", "CustomVoice", "ryan"]
+            "true", "null", "[]", "{}", "wav", "pcm", "b64_json", "file", "png", "Base", "CustomVoice", "ryan",
+            "[1e308, 1e308]", "[1e400]", "[" * 3000, "[1, 2, 3]", '{"a": 1}', "data:image/png;base64,AAAA"]
+LONE_SURROGATE = "lone \ud800 half"  # valid in a JSON string ("\\ud800"), not in UTF-8
 
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
     st.sampled_from([0, 1, 2, 3, 4, -1, 64, 96, 2**31, 2**63, 10**30]),
-    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=12), st.sampled_from(ODD_TEXT),
+    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=12), st.sampled_from([*ODD_TEXT, LONE_SURROGATE]),
 )
 json_values = st.recursive(
     scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
@@ -114,8 +116,8 @@ uploads = st.sampled_from([None, ("in.png", zero_png(8, 8), "image/png"), ("x.bi
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, SimHandle]]:
-    started = {model: launch_sim(model, *SMALL_LIMITS, log_dir=tmp_path_factory.mktemp("fuzz"))
-               for model in (EDIT_MODEL, OMNI_MODEL, TTS_MODEL, VIDEO_MODEL)}
+    started = launch_many((EDIT_MODEL, OMNI_MODEL, TTS_MODEL, VIDEO_MODEL), *SMALL_LIMITS,
+                          log_dir=tmp_path_factory.mktemp("fuzz"))
     yield started
     for handle in started.values():
         alive = handle.process.poll() is None
@@ -144,28 +146,33 @@ def post(server: SimHandle, path: str, **kwargs: Any) -> None:
     check(httpx.post(server.url + path, timeout=60, **kwargs))
 
 
+def post_json(server: SimHandle, path: str, body: Any) -> None:
+    """As a client that escapes non-ASCII (json.dumps' default), so lone surrogates reach the server."""
+    post(server, path, content=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+
+
 @FUZZ
 @given(body=body_of(DIFFUSION_CHAT))
 def test_fuzz_image_chat(servers: dict[str, SimHandle], body: dict[str, Any]) -> None:
-    post(servers[EDIT_MODEL], "/v1/chat/completions", json=body)
+    post_json(servers[EDIT_MODEL], "/v1/chat/completions", body)
 
 
 @FUZZ
 @given(body=body_of(OMNI_CHAT))
 def test_fuzz_omni_chat(servers: dict[str, SimHandle], body: dict[str, Any]) -> None:
-    post(servers[OMNI_MODEL], "/v1/chat/completions", json=body)
+    post_json(servers[OMNI_MODEL], "/v1/chat/completions", body)
 
 
 @FUZZ
 @given(body=body_of(GENERATIONS))
 def test_fuzz_image_generations(servers: dict[str, SimHandle], body: dict[str, Any]) -> None:
-    post(servers[EDIT_MODEL], "/v1/images/generations", json=body)
+    post_json(servers[EDIT_MODEL], "/v1/images/generations", body)
 
 
 @FUZZ
 @given(body=body_of(SPEECH))
 def test_fuzz_speech(servers: dict[str, SimHandle], body: dict[str, Any]) -> None:
-    post(servers[TTS_MODEL], "/v1/audio/speech", json=body)
+    post_json(servers[TTS_MODEL], "/v1/audio/speech", body)
 
 
 @FUZZ
@@ -186,9 +193,11 @@ def test_fuzz_image_edits(servers: dict[str, SimHandle], form: dict[str, str], u
 
 
 @FUZZ
-@given(form=form_of(("name", "consent", "ref_text", "speaker_description", "speaker_embedding")), upload=uploads)
-def test_fuzz_voice_upload(servers: dict[str, SimHandle], form: dict[str, str], upload: Any) -> None:
-    post(servers[TTS_MODEL], "/v1/audio/voices", data=form, files={"audio_sample": upload} if upload else None)
+@given(form=form_of(("name", "consent", "ref_text", "speaker_description", "speaker_embedding")), upload=uploads,
+       model=st.sampled_from([TTS_MODEL, OMNI_MODEL]))
+def test_fuzz_voice_upload(servers: dict[str, SimHandle], form: dict[str, str], upload: Any, model: str) -> None:
+    # The omni server takes embeddings of any length (no TTS adapter), so their values reach further.
+    post(servers[model], "/v1/audio/voices", data=form, files={"audio_sample": upload} if upload else None)
 
 
 @FUZZ

@@ -19,6 +19,7 @@ from tests.support.attacks import error_of, wav_bytes
 from tests.support.sims import TTS_MODEL, VIDEO_MODEL
 
 VOICES = "/v1/audio/voices"
+BASE_MODEL = "Qwen/Qwen3-TTS-12Hz-1.7B-Base"
 VIDEOS = "/v1/videos"
 SMALL = {"prompt": "a paper boat", "size": "64x48", "num_frames": "2", "seed": "1"}
 
@@ -38,12 +39,14 @@ def test_planted_voice_record_cannot_delete_another_file(start_sim: Any, tmp_pat
     voices.mkdir()
     victim.write_text("precious")
     secret.write_text(json.dumps({"name": "leak", "consent": "c", "created_at": 1}))
-    planted = {"name": "planted", "consent": "c", "created_at": 1, "file_size": 1,
+    planted = {"name": "planted", "consent": "c", "created_at": 1, "file_size": 1, "pitch": "loud",
                "record_path": str(victim), "file_path": str(victim)}
     (voices / "planted_c_1.voice.json").write_text(json.dumps(planted))
     (voices / "linked_c_1.voice.json").symlink_to(secret)  # a record behind a link is not read at all
-    sim = start_sim(TTS_MODEL, env={"VOMNI_SIM_VOICES_DIR": str(voices)})
+    sim = start_sim(BASE_MODEL, env={"VOMNI_SIM_VOICES_DIR": str(voices)})
     assert "leak" not in httpx.get(sim.url + VOICES).json()["voices"]
+    spoken = httpx.post(sim.url + "/v1/audio/speech", json={"input": "hi", "voice": "planted"}, timeout=60)
+    assert spoken.status_code == 200  # a record's fields are data too: a bad pitch is dropped, not used
     deleted = httpx.delete(sim.url + VOICES + "/planted")
     assert deleted.status_code == 200
     assert victim.read_text() == "precious" and secret.exists()

@@ -13,14 +13,19 @@ import struct
 import threading
 import time
 import zlib
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import httpx
 import numpy as np
 import psutil
 
+from tests.support.sims import STARTUP_TIMEOUT, SimHandle, launch_sim
+
 __all__ = [
     "PeakRss", "zero_png", "flac_silence", "wav_bytes", "raw_request", "read_response", "error_of", "MiB",
+    "launch_many",
 ]
 
 MiB = 1024 * 1024
@@ -151,3 +156,22 @@ def error_of(response: Any, status: int) -> dict[str, Any]:
     assert set(error) >= {"message", "type", "param", "code"} and error["code"] == status, error
     assert "Traceback" not in error["message"] and "/site-packages/" not in error["message"], error
     return error
+
+
+def launch_many(models: tuple[str, ...], *args: str, log_dir: Path) -> dict[str, SimHandle]:
+    """One server per model, started together (start-up is mostly imports: in parallel it costs one)."""
+    started = {model: launch_sim(model, *args, log_dir=log_dir, wait=False) for model in models}
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    for handle in started.values():
+        while True:
+            try:
+                if httpx.get(handle.url + "/health", timeout=1.0).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if handle.process.poll() is not None or time.monotonic() > deadline:
+                for other in started.values():
+                    other.stop()
+                raise RuntimeError(f"{handle.model} did not start:\n{handle.log()[-3000:]}")
+            time.sleep(0.05)
+    return started

@@ -141,6 +141,15 @@ async def _on_http_exception(request: Request, exc: Exception) -> Response:
     return response
 
 
+async def _on_lone_surrogate(request: Request, exc: Exception) -> Response:
+    # JSON may escape half a UTF-16 pair ("\\ud800"); echoed into a reply, a PNG chunk or an error
+    # message it cannot be encoded. That is the client's bad text, so a 400 in the serving shape.
+    return error_response(
+        "The request holds a lone UTF-16 surrogate (such as \\ud800), which is not valid Unicode text; "
+        "remove it and retry.", 400, err_type="BadRequestError",
+    )
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> Response:
     # Exception text can hold paths and internals: it stays in the log (uvicorn prints the traceback,
     # rate-limited), and the client gets only the exception's type.
@@ -223,6 +232,7 @@ def create_app(config: SimConfig) -> FastAPI:
     state_of(app)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(HTTPException, _on_http_exception)
+    app.add_exception_handler(UnicodeEncodeError, _on_lone_surrogate)
     app.add_exception_handler(Exception, _on_unexpected)
     # vLLM's order (init_entrypoints_middleware): CORS first, then auth, so auth is the outer one and
     # a 401 carries no CORS headers; preflights still pass because auth never checks OPTIONS.

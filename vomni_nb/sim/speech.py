@@ -252,7 +252,7 @@ def _ref_audio_pitch(ref_audio: str | list[str] | None) -> int | None:
     except (inputs.AudioTooLong, voices.SampleTooShort):
         raise
     except ValueError:  # an undecodable reference only loses its flavour; the real server would fetch it
-        return None
+        return None  # (decode_sample turns every decoder error into ValueError)
     return voices.pitch_of(samples, rate)
 
 

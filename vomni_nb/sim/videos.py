@@ -228,7 +228,7 @@ def _parse_form_json(value: str | None, expected: type | None = None) -> Any:
         return None
     try:
         parsed = json.loads(value)
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, RecursionError) as exc:  # deep nesting exhausts the parser's stack
         raise HTTPException(400, "Invalid JSON in form field.") from exc
     if expected is not None and not isinstance(parsed, expected):
         raise HTTPException(

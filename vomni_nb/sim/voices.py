@@ -116,6 +116,8 @@ class VoiceStore:
             except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
                 vlog.warning(f"Ignoring unreadable voice record {record_path.name}", where="serving_speech.py:260")
                 continue
+            if not isinstance(record.get("pitch"), int) or isinstance(record.get("pitch"), bool):
+                record.pop("pitch", None)  # speech uses it as a number; a record is not trusted to hold one
             self.voices[name.lower()] = record
             self.record_files[name.lower()] = record_path
 
@@ -218,7 +220,7 @@ class VoiceStore:
         record: dict[str, Any] = {
             "name": name, "consent": consent, "created_at": self._timestamp(),
             "mime_type": "application/x-safetensors", "embedding_source": "direct", "embedding_dim": len(embedding),
-            "pitch": int(abs(sum(embedding)) * 997) % 80 + 10,
+            "pitch": _embedding_pitch(embedding),
         }
         payload = json.dumps(embedding).encode()
         record["file_size"] = len(payload)
@@ -252,6 +254,14 @@ class VoiceStore:
                     entry[key] = info[key]
             entries.append(entry)
         return entries
+
+
+def _embedding_pitch(embedding: list[Any]) -> int:
+    """A stable pitch from an embedding's values (finite values can still sum to infinity)."""
+    total = sum(embedding)
+    if isinstance(total, float) and not math.isfinite(total):
+        total = 0.0
+    return int(abs(total) * 997) % 80 + 10
 
 
 class SampleTooShort(ValueError):
