@@ -13,7 +13,15 @@ from typing import Any
 import pytest
 
 from vomni_nb import _plans, _service_plans, _video_plans
-from vomni_nb.errors import APIConnectionError, APITimeoutError, BadRequestError, OverloadedError, ServerError
+from vomni_nb.errors import (
+    APIConnectionError,
+    APITimeoutError,
+    BadRequestError,
+    Interrupted,
+    JobTimeoutError,
+    OverloadedError,
+    ServerError,
+)
 from vomni_nb.protocol.build import RequestSpec
 from vomni_nb.protocol.retry import RetryPolicy
 from vomni_nb.results import VideoResult
@@ -57,14 +65,38 @@ def test_video_create_poll_download() -> None:
     assert video.provenance.kind == "video" and video.seed == 4 and video.timings == {"total_s": 1.0}
 
 
-def test_video_timeout_deletes_the_job() -> None:
+def test_video_timeout_leaves_the_job_running_and_says_how_to_resume() -> None:
+    # Issue 7 item 13: a timeout used to cancel the GPU job; now the job goes on and can be picked up.
     core = plan_core()
     driver = PlanDriver(VideoServer("in_progress"), clock=core.clock)  # type: ignore[arg-type]
-    with pytest.raises(APITimeoutError, match="not done after 2.5 s; it was cancelled"):
-        driver.run(_video_plans.video(core, "a boat", poll_interval=1.0, timeout=2.5))
-    assert driver.slept == [1.0, 1.0, 1.0]
-    assert driver.requests[0] == "POST /v1/videos" and driver.requests[-1] == "DELETE /v1/videos/video_gen_1"
-    assert driver.requests.count("GET /v1/videos/video_gen_1") == 3
+    seen: list[str] = []
+    with pytest.raises(JobTimeoutError, match=r"not done after 2.5 s; it is still running") as caught:
+        driver.run(_video_plans.video(core, "a boat", poll_interval=1.0, timeout=2.5,
+                                      on_progress=lambda job: seen.append(job["status"])))
+    assert isinstance(caught.value, APITimeoutError) and caught.value.job_id == "video_gen_1"
+    assert "client.wait_video('video_gen_1')" in str(caught.value) and "download_video" in str(caught.value)
+    assert driver.slept == [1.0, 1.0, 1.0] and "DELETE /v1/videos/video_gen_1" not in driver.requests
+    assert seen[-1] == "left_running"  # the status line ends saying so
+    # Later (another call, another kernel): wait_video follows the same job to its end and downloads it.
+    driver = PlanDriver(VideoServer("in_progress", "completed"), clock=core.clock)  # type: ignore[arg-type]
+    video = driver.run(_video_plans.wait_video(core, "video_gen_1", poll_interval=0.5, on_progress=None))
+    assert driver.requests == ["GET /v1/videos/video_gen_1", "GET /v1/videos/video_gen_1",
+                               "GET /v1/videos/video_gen_1/content"]
+    assert video.data == MP4 and video.provenance.kind == "video" and video.model == "test/model" and video.seed is None
+
+
+def test_wait_video_interrupted_leaves_the_job_and_download_video_refuses_an_unfinished_one() -> None:
+    core = plan_core()
+    driver = PlanDriver(VideoServer("in_progress"), clock=core.clock, interrupt_at_sleep=1)  # type: ignore[arg-type]
+    with pytest.raises(Interrupted, match="still running: client.wait_video"):
+        driver.run(_video_plans.wait_video(core, "video_gen_1", on_progress=None))
+    assert "DELETE /v1/videos/video_gen_1" not in driver.requests
+    driver = PlanDriver(VideoServer("queued"), clock=core.clock)  # type: ignore[arg-type]
+    with pytest.raises(JobTimeoutError, match="still queued: wait for it with client.wait_video"):
+        driver.run(_video_plans.download_video(core, "video_gen_1"))
+    assert driver.requests == ["GET /v1/videos/video_gen_1"]
+    driver = PlanDriver(VideoServer("completed"), clock=core.clock)  # type: ignore[arg-type]
+    assert driver.run(_video_plans.download_video(core, "video_gen_1")).data == MP4
 
 
 @pytest.mark.parametrize("interrupt", [KeyboardInterrupt, asyncio.CancelledError])
