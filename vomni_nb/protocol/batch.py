@@ -79,9 +79,14 @@ def build_speech_batch_request(items: Sequence[str | Mapping[str, Any]], shared:
     return RequestSpec("POST", "/v1/audio/speech/batch", json=body), built
 
 
+# How the speech route words a refused item (the adapter's validation), as against a generation that failed.
+_REFUSED = ("invalid", "requires", "must", "not supported", "only valid", "cannot be empty", "too long",
+            "does not support", "unsupported")
+
+
 def _item_error(index: int, text: str, reason: str, url: str | None) -> BatchItemError:
-    advice = _advice.SEE_SERVER_LOG if "failed" in reason.lower() else \
-        "Check this item's parameters against what the model supports."
+    refused = any(word in reason.lower() for word in _REFUSED)
+    advice = "Check this item's parameters against what the model supports." if refused else _advice.SEE_SERVER_LOG
     return BatchItemError(f"Item {index} of the batch failed: {reason.rstrip('.')}. {advice}", url=url, index=index,
                           input=text, reason=reason, advice=advice)
 
