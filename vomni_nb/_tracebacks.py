@@ -39,8 +39,12 @@ def full_wanted() -> bool:
     return str(mode).lower() == "verbose"
 
 
+# Ours, installed packages (IPython's included) and the standard library: none of it is the user's code.
+_LIBRARY_ROOTS = tuple({_PACKAGE, sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix})
+
+
 def _library_frame(filename: str) -> bool:
-    return filename.startswith(_PACKAGE) or "site-packages" in filename or filename.startswith(sys.prefix)
+    return filename.startswith(_LIBRARY_ROOTS) or "site-packages" in filename or filename.startswith("<frozen")
 
 
 def user_line(traceback: TracebackType | None) -> str | None:
@@ -67,7 +71,7 @@ def render(error: BaseException) -> list[str]:
     cause = message
     if advice and message.endswith(advice):
         cause = message[: -len(advice)].rstrip()
-    first, *rest = cause.splitlines() or [message]
+    first, *rest = cause.rstrip(";:,").splitlines() or [message]
     lines = [f"{_RED}{type(error).__name__}{_RESET}: {first}", *rest]
     if advice:
         lines.append(f"→ {advice}")
