@@ -167,3 +167,15 @@ def test_errors_render_short_in_ipython_and_in_full_under_xmode_verbose(tts_serv
     while slow_chat.log().count("aborted.") == before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert slow_chat.log().count("aborted.") == before + 1
+
+
+def test_a_server_start_error_renders_its_advice_once_and_its_log_tail() -> None:
+    from vomni_nb._tracebacks import render
+
+    error = E.ServerExited("org/m exited: CUDA out of memory\nAdvice: lower --gpu-memory-utilization\nLog: /x.log",
+                           cause="CUDA out of memory", advice="lower --gpu-memory-utilization", log_tail="a\nb",
+                           log_path="/x.log", returncode=1)
+    lines = [line.replace("\x1b[31m", "").replace("\x1b[0m", "") for line in render(error)]
+    assert lines[0] == "ServerExited: org/m exited: CUDA out of memory" and lines[1] == "Log: /x.log"
+    assert sum("gpu-memory-utilization" in line for line in lines) == 1 and lines[2] == "→ lower --gpu-memory-utilization"
+    assert lines[3:6] == ["--- last log lines (/x.log) ---", "a", "b"]

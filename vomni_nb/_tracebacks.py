@@ -71,10 +71,17 @@ def render(error: BaseException) -> list[str]:
     cause = message
     if advice and message.endswith(advice):
         cause = message[: -len(advice)].rstrip()
-    first, *rest = cause.rstrip(";:,").splitlines() or [message]
+    # A line that only repeats the advice ("Advice: ..." in a server manager's message) is said once, below.
+    kept = [line for line in cause.rstrip(";:,").splitlines() if not (advice and advice in line)]
+    first, *rest = kept or [message.splitlines()[0]]
     lines = [f"{_RED}{type(error).__name__}{_RESET}: {first}", *rest]
     if advice:
         lines.append(f"→ {advice}")
+    tail = str(getattr(error, "log_tail", "") or "")
+    if tail:  # a server that failed to start: its last log lines are the evidence
+        path = getattr(error, "log_path", None)
+        lines.append("--- last log lines" + (f" ({path})" if path else "") + " ---")
+        lines.extend(tail.splitlines())
     try:
         where = user_line(error.__traceback__)
     except Exception:  # noqa: BLE001 - the message matters more than where it came from
