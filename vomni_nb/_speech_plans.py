@@ -19,7 +19,7 @@ from typing import Any
 from vomni_nb import _advice
 from vomni_nb._core import ClientCore, Plan, call_arguments
 from vomni_nb._plans import OpenedStream, provenance_for, send_generation
-from vomni_nb.errors import BadRequestError, InvalidRequestError, WrongServerError
+from vomni_nb.errors import BadRequestError, BatchItemError, InvalidRequestError, WrongServerError
 from vomni_nb.protocol import build as B
 from vomni_nb.protocol.batch import build_speech_batch_request, parse_speech_batch
 from vomni_nb.protocol.capabilities import tts_variant
@@ -178,7 +178,7 @@ def speak_batch(
     ref_text: str | None = None,
     model: str | None = None,
     extra: Mapping[str, Any] | None = None,
-) -> Plan[list[SpeechResult | Any]]:
+) -> Plan[list[SpeechResult | BatchItemError]]:
     """Many utterances in one request (``/v1/audio/speech/batch``): a list with one entry per item, in order.
 
     ``items`` are texts, or dicts of a ``text`` and its own voice, instructions, response_format,
@@ -204,13 +204,13 @@ def speak_batch(
     return [_with_checkpoint_advice(entry, served) for entry in results]
 
 
-def _with_checkpoint_advice(entry: Any, model: str | None) -> Any:
+def _with_checkpoint_advice(entry: SpeechResult | BatchItemError, model: str | None) -> SpeechResult | BatchItemError:
     """A failed item whose reason is a checkpoint refusal gets the advice that names checkpoints."""
     if isinstance(entry, SpeechResult):
         return entry
     advice = checkpoint_advice(model, entry.reason)
     if advice is None:
         return entry
-    return type(entry)(f"Item {entry.index} of the batch failed: {entry.reason.rstrip('.')}. {advice}", url=entry.url,
-                       index=entry.index, input=entry.input, reason=entry.reason, advice=advice)
+    return BatchItemError(f"Item {entry.index} of the batch failed: {entry.reason.rstrip('.')}. {advice}", url=entry.url,
+                          index=entry.index, input=entry.input, reason=entry.reason, advice=advice)
 
