@@ -35,9 +35,10 @@ def _widget_class() -> Any:
     import traitlets
 
     class ServerPanelWidget(anywidget.AnyWidget):  # type: ignore[misc]
-        """The browser side is ``panel.js``; the whole snapshot is one small JSON trait."""
+        """The browser side is ``panel.js`` (its look: ``panel.css``); the whole snapshot is one small JSON trait."""
 
         _esm = Path(__file__).with_name("panel.js")
+        _css = Path(__file__).with_name("panel.css")
         snapshot = traitlets.Dict().tag(sync=True)
         interval = traitlets.Float(2.0).tag(sync=True)
 

@@ -1,12 +1,11 @@
 """``Studio(...)``: iterate on an image prompt with Generate and Cancel while the kernel stays free.
 
-Rule 1: a Generate is a task on the event loop of the kernel thread that asked for it, awaiting
-        ``AsyncOmniClient.image``: the comm callback that starts it returns at once, so the kernel keeps
-        handling Cancel clicks and other cells (a blocking call would hold every button until it ended:
-        ipywidgets#3468). That loop is the main shell's, or, where JupyterLab sends widget messages on a
-        kernel subshell (ipykernel 7), that subshell's: each task makes and closes its own client, since an
-        httpx client belongs to one loop. Cancel cancels the task from any thread (``call_soon_threadsafe``),
-        which closes the request's connection, so the server aborts the generation.
+Rule 1: a Generate is a task awaiting ``AsyncOmniClient.image`` on the event loop of the kernel thread that
+        asked: the comm callback returns at once, so Cancel clicks and other cells keep running (a blocking
+        call would hold every button: ipywidgets#3468). That loop is the main shell's, or the subshell's
+        where JupyterLab sends widget messages on a kernel subshell (ipykernel 7), so each task makes and
+        closes its own client (an httpx client belongs to one loop). Cancel cancels the task from any thread
+        (``call_soon_threadsafe``), which closes the request, so the server aborts the generation.
 Rule 2: ``count`` images are made one after another with consecutive seeds, each recorded in history
         (``_studio_keep.record_result``) and then shown with its seed and time; a Cancel keeps the ones made.
 Rule 3: the form lives in the widget's traits (or, without a widget, in ``_values``); the strip of past
@@ -49,9 +48,11 @@ def _widget_class() -> Any:
     import traitlets as t
 
     class StudioWidget(anywidget.AnyWidget):  # type: ignore[misc]
-        """The browser side is ``studio.js``. Images travel as binary buffers inside ``results``/``strip``."""
+        """The browser side is ``studio.js`` (its look: ``studio.css``). Images travel as binary buffers inside
+        ``results``/``strip``."""
 
         _esm = Path(__file__).with_name("studio.js")
+        _css = Path(__file__).with_name("studio.css")
         prompt, negative, size = t.Unicode("").tag(sync=True), t.Unicode("").tag(sync=True), t.Unicode("").tag(sync=True)
         steps = t.Int(None, allow_none=True).tag(sync=True)
         guidance = t.Float(None, allow_none=True).tag(sync=True)
@@ -107,6 +108,7 @@ class Studio:
         self._outputs = LiveOutputs("vomni-studio", live)
         self._widget: Any = None
         self._task: asyncio.Task[list[ImageResult]] | None = None
+        self._starting = threading.Lock()  # a click on the main shell and one on a subshell may race
         self._made: list[tuple[str, ImageResult, int | None]] = []
         self._keys = itertools.count(1)
         self._status: dict[str, Any] = {"state": "idle", "text": "", "done": 0, "total": 0, "token": 0}
@@ -155,11 +157,8 @@ class Studio:
 
     def _default_server(self) -> str:
         options = self._server_options()
-        default = self.manager.default_name
-        for option in options:
-            if option["label"] == default:
-                return option["key"]
-        return options[0]["key"] if options else ""
+        named = [o["key"] for o in options if o["label"] == self.manager.default_name]
+        return (named or [o["key"] for o in options] or [""])[0]
 
     def _target(self, key: str) -> Server | str:
         for server in self.manager.servers:
@@ -191,24 +190,24 @@ class Studio:
         return self._start()
 
     def _start(self) -> asyncio.Task[list[ImageResult]]:
-        if self.closed:
-            raise InvalidRequestError("This Studio is closed; open a new one with Studio().")
-        if self._task is not None and not self._task.done():
-            raise InvalidRequestError("The Studio is already generating: Cancel it first, or wait.")
-        params = self.params
-        key = self._form()["server"] or self._default_server()
-        self._target(key)
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            raise InvalidRequestError("Studio.generate runs on the kernel's event loop: call it in a notebook cell "
-                                      "(await it there to wait for the images).") from None
-        seeds = seeds_for(params)
-        self._set_form(seed=str(seeds[0]), server=key)
-        task = loop.create_task(self._run(params, key, seeds))
-        task.add_done_callback(_retrieve)
-        self._task = task
-        return task
+        with self._starting:
+            if self.closed:
+                raise InvalidRequestError("This Studio is closed; open a new one with Studio().")
+            if self._task is not None and not self._task.done():
+                raise InvalidRequestError("The Studio is already generating: Cancel it first, or wait.")
+            params = self.params
+            key = self._form()["server"] or self._default_server()
+            self._target(key)
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                raise InvalidRequestError("Studio.generate runs on the kernel's event loop: call it in a notebook "
+                                          "cell (await it there to wait for the images).") from None
+            seeds = seeds_for(params)
+            self._set_form(seed=str(seeds[0]), server=key)
+            self._task = loop.create_task(self._run(params, key, seeds))
+            self._task.add_done_callback(_retrieve)
+            return self._task
 
     async def _run(self, params: StudioParams, key: str, seeds: list[int]) -> list[ImageResult]:
         from vomni_nb.async_client import AsyncOmniClient

@@ -3,8 +3,8 @@
 // Rule 1: the kernel sends whole snapshots (a small JSON trait); the view redraws from the latest one and
 //         keeps only what a person set: which log boxes are open, and which buttons wait for a second click.
 // Rule 2: Stop and Restart ask twice (a real model takes minutes to load again). A request the kernel has
-//         not taken yet says so ("asked: the kernel is busy") — a running cell holds comm messages back
-//         until it ends (ipywidgets#3468); the row turns "stopping" / "restarting" once the kernel acts.
+//         not taken yet says so ("stop asked") — a kernel without subshells holds comm messages back until
+//         the running cell ends (ipywidgets#3468); the row turns "stopping" / "restarting" once it acts.
 // Rule 3: between snapshots the view counts uptime and "refreshed … ago" itself, once a second.
 
 const CONFIRM_MS = 4000;
@@ -12,45 +12,6 @@ const COLOURS = {
   ready: "#2e7d32", unhealthy: "#ef6c00", exited: "#c62828", unreachable: "#757575",
   stopping: "#6a1b9a", restarting: "#1565c0",
 };
-const CSS = `
-.vomni-sp { font-family: var(--jp-ui-font-family, system-ui, sans-serif); font-size: 13px;
-  color: var(--jp-ui-font-color1, #212121); max-width: 980px; padding: 2px 0; }
-.vomni-sp-head { display: flex; align-items: baseline; gap: 10px; margin-bottom: 6px; }
-.vomni-sp-title { font-weight: 600; font-size: 14px; }
-.vomni-sp-muted { color: var(--jp-ui-font-color2, #616161); }
-.vomni-sp-head button { margin-left: auto; }
-.vomni-sp-gpus { display: flex; flex-wrap: wrap; gap: 14px; margin: 0 0 8px; }
-.vomni-sp-gpu { display: flex; align-items: center; gap: 6px; font-size: 12px; }
-.vomni-sp-bar { width: 120px; height: 7px; border-radius: 4px; background: var(--jp-layout-color3, #e0e0e0);
-  overflow: hidden; }
-.vomni-sp-bar > div { height: 100%; background: var(--jp-brand-color1, #1976d2); }
-.vomni-sp-card { border: 1px solid var(--jp-border-color2, #e0e0e0); border-left-width: 4px; border-radius: 6px;
-  padding: 7px 10px; margin-bottom: 6px; background: var(--jp-layout-color1, #fff); }
-.vomni-sp-line { display: grid; grid-template-columns: 88px minmax(0, 1fr) 74px 112px 184px;
-  align-items: center; gap: 10px; }
-.vomni-sp-state { font-weight: 600; white-space: nowrap; }
-.vomni-sp-name { font-weight: 600; overflow-wrap: anywhere; }
-.vomni-sp-model { font-size: 12px; overflow-wrap: anywhere; }
-.vomni-sp-url { font-family: var(--jp-code-font-family, monospace); font-size: 11.5px; overflow-wrap: anywhere; }
-a.vomni-sp-url { color: inherit; text-decoration: none; }
-a.vomni-sp-url:hover { text-decoration: underline; }
-.vomni-sp-num { font-variant-numeric: tabular-nums; white-space: nowrap; }
-.vomni-sp-actions { display: flex; gap: 6px; justify-content: flex-end; }
-.vomni-sp button { font: inherit; font-size: 12px; padding: 3px 10px; border-radius: 4px; cursor: pointer; white-space: nowrap;
-  border: 1px solid var(--jp-border-color1, #bdbdbd); background: var(--jp-layout-color2, #f5f5f5);
-  color: var(--jp-ui-font-color1, #212121); }
-.vomni-sp button:hover:not(:disabled) { background: var(--jp-layout-color3, #e0e0e0); }
-.vomni-sp button:disabled { opacity: .5; cursor: default; }
-.vomni-sp button.vomni-sp-confirm, .vomni-sp button.vomni-sp-confirm:hover:not(:disabled) { background: #c62828;
-  border-color: #c62828; color: #fff; }
-.vomni-sp-cause { margin-top: 5px; font-size: 12px; }
-.vomni-sp details { margin-top: 5px; }
-.vomni-sp summary { cursor: pointer; font-size: 12px; color: var(--jp-ui-font-color2, #616161); }
-.vomni-sp pre { margin: 4px 0 0; padding: 6px 8px; max-height: 180px; overflow: auto; font-size: 11.5px;
-  background: var(--jp-layout-color2, #f5f5f5); border-radius: 4px; white-space: pre-wrap; }
-.vomni-sp-note { margin-top: 4px; font-size: 12px; }
-.vomni-sp-empty { padding: 10px; border: 1px dashed var(--jp-border-color2, #e0e0e0); border-radius: 6px; }
-`;
 
 function el(tag, className, text) {
   const node = document.createElement(tag);
@@ -73,8 +34,6 @@ function gib(mib) {
 }
 
 function render({ model, el: host }) {
-  const style = el("style");
-  style.textContent = CSS;
   const root = el("div", "vomni-sp");
   const head = el("div", "vomni-sp-head");
   const title = el("span", "vomni-sp-title", "Servers");
@@ -88,7 +47,7 @@ function render({ model, el: host }) {
   const list = el("div");
   const note = el("div", "vomni-sp-note vomni-sp-muted");
   root.append(head, gpus, list, note);
-  host.append(style, root);
+  host.append(root);
   host.classList.add("vomni-server-panel");
 
   const openLogs = new Set(); // keys whose log box a person opened (or closed: see `closedLogs`)

@@ -4,8 +4,8 @@
 //         kernel (a seed drawn, a form set from code) come back through `change:` events. A field being typed
 //         in is never overwritten under the cursor.
 // Rule 2: Generate, Cancel, Pin and Save are messages; their outcome comes back as the `status` trait (or a
-//         new result). A message the kernel has not taken yet says so after a moment: a running cell holds
-//         comm messages back until it ends (ipywidgets#3468).
+//         new result). A message the kernel has not taken yet says so after a moment: a kernel without
+//         subshells holds comm messages back until the running cell ends (ipywidgets#3468).
 // Rule 3: images arrive as JPEG previews in binary buffers (DataViews); each becomes one object URL, freed
 //         when the result leaves the page or the view is removed.
 // Rule 4: a click on the strip restores that result's settings here in the page (no kernel round trip) and
@@ -22,77 +22,6 @@ const ICONS = { // 24x24 line icons drawn with currentColor (no emoji: not every
   save: '<path d="M12 4v11"/><path d="M7 10l5 5 5-5"/><path d="M5 20h14"/>',
   reuse: '<path d="M4 12a8 8 0 1 0 2.5-5.8L4 8.5"/><path d="M4 3.5v5h5"/>',
 };
-const CSS = `
-.vomni-st { font-family: var(--jp-ui-font-family, system-ui, sans-serif); font-size: 13px; max-width: 1060px;
-  color: var(--jp-ui-font-color1, #212121); display: grid; grid-template-columns: minmax(300px, 380px) 1fr;
-  gap: 14px; padding: 4px 0; }
-.vomni-st * { box-sizing: border-box; }
-.vomni-st-panel { border: 1px solid var(--jp-border-color2, #e0e0e0); border-radius: 8px; padding: 12px;
-  background: var(--jp-layout-color1, #fff); }
-.vomni-st-form { display: flex; flex-direction: column; gap: 9px; align-self: start; }
-.vomni-st-icon { display: inline-flex; align-items: center; gap: 5px; vertical-align: middle; }
-.vomni-st-icon svg { flex: none; }
-.vomni-st label.vomni-st-label { display: block; font-size: 11.5px; font-weight: 600; letter-spacing: .02em;
-  color: var(--jp-ui-font-color2, #616161); margin-bottom: 3px; text-transform: uppercase; }
-.vomni-st textarea, .vomni-st input, .vomni-st select { font: inherit; color: inherit; width: 100%;
-  border: 1px solid var(--jp-border-color1, #bdbdbd); border-radius: 5px; padding: 5px 7px;
-  background: var(--jp-layout-color0, #fff); }
-.vomni-st textarea { resize: vertical; line-height: 1.35; }
-.vomni-st textarea:focus, .vomni-st input:focus, .vomni-st select:focus { outline: 2px solid var(--jp-brand-color2, #64b5f6);
-  outline-offset: -1px; }
-.vomni-st-row { display: grid; grid-template-columns: 1fr 1fr; gap: 9px; }
-.vomni-st-slider { display: grid; grid-template-columns: 1fr 66px; gap: 6px; align-items: center; }
-.vomni-st-slider input[type=range] { padding: 0; border: none; accent-color: var(--jp-brand-color1, #1976d2); }
-.vomni-st-slider.vomni-st-auto input[type=range] { opacity: .35; }
-.vomni-st-seed { display: grid; grid-template-columns: 1fr auto auto; gap: 5px; }
-.vomni-st button { font: inherit; cursor: pointer; border-radius: 5px; padding: 5px 10px;
-  border: 1px solid var(--jp-border-color1, #bdbdbd); background: var(--jp-layout-color2, #f5f5f5); color: inherit; }
-.vomni-st button:hover:not(:disabled) { background: var(--jp-layout-color3, #e0e0e0); }
-.vomni-st button:disabled { opacity: .45; cursor: default; }
-.vomni-st button.vomni-st-on { background: var(--jp-brand-color3, #bbdefb); border-color: var(--jp-brand-color1, #1976d2); }
-.vomni-st-go { display: grid; grid-template-columns: 1fr auto; gap: 8px; margin-top: 2px; }
-.vomni-st button.vomni-st-generate { background: var(--jp-brand-color1, #1976d2); border-color: var(--jp-brand-color1, #1976d2);
-  color: #fff; font-weight: 600; padding: 8px 12px; }
-.vomni-st button.vomni-st-generate:hover:not(:disabled) { background: var(--jp-brand-color0, #0d47a1); }
-.vomni-st button.vomni-st-cancel:not(:disabled) { border-color: #c62828; color: #c62828; }
-.vomni-st-status { display: flex; align-items: center; gap: 7px; min-height: 20px; font-size: 12.5px; }
-.vomni-st-dot { width: 9px; height: 9px; border-radius: 50%; background: #9e9e9e; flex: none; }
-.vomni-st[data-state=running] .vomni-st-dot { background: #1976d2; animation: vomni-st-pulse 1s infinite; }
-.vomni-st[data-state=done] .vomni-st-dot { background: #2e7d32; }
-.vomni-st[data-state=cancelled] .vomni-st-dot { background: #ef6c00; }
-.vomni-st[data-state=error] .vomni-st-dot { background: #c62828; }
-.vomni-st[data-state=error] .vomni-st-statustext { color: #c62828; }
-@keyframes vomni-st-pulse { 50% { opacity: .3; } }
-.vomni-st-progress { height: 3px; background: var(--jp-layout-color3, #e0e0e0); border-radius: 2px; overflow: hidden; }
-.vomni-st-progress > div { height: 100%; width: 0; background: var(--jp-brand-color1, #1976d2); transition: width .3s; }
-.vomni-st-muted { color: var(--jp-ui-font-color2, #616161); font-size: 12px; }
-.vomni-st-stage { display: flex; flex-direction: column; gap: 10px; min-width: 0; }
-.vomni-st-main { display: flex; flex-direction: column; align-items: center; justify-content: center; min-height: 300px;
-  border-radius: 8px; background: var(--jp-layout-color2, #f5f5f5); padding: 10px; position: relative; overflow: hidden; }
-.vomni-st[data-state=running] .vomni-st-main::before { content: ""; position: absolute; top: 0; left: 0; right: 0;
-  height: 3px; background: linear-gradient(90deg, transparent, var(--jp-brand-color1, #1976d2), transparent);
-  background-size: 50% 100%; background-repeat: no-repeat; animation: vomni-st-sweep 1.2s linear infinite; }
-@keyframes vomni-st-sweep { from { background-position: -50% 0; } to { background-position: 150% 0; } }
-.vomni-st-main img { max-width: 100%; max-height: 440px; border-radius: 6px; box-shadow: 0 1px 6px rgba(0,0,0,.2); }
-.vomni-st-caption { display: flex; flex-wrap: wrap; align-items: center; gap: 6px 10px; margin-top: 9px; width: 100%; }
-.vomni-st-caption .vomni-st-facts { flex: 1 1 auto; font-variant-numeric: tabular-nums; white-space: nowrap; }
-.vomni-st-actions { display: flex; gap: 6px; }
-.vomni-st-actions button { padding: 4px 9px; font-size: 12px; }
-.vomni-st-caption .vomni-st-prompt { width: 100%; color: var(--jp-ui-font-color2, #616161); font-size: 12px;
-  overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
-.vomni-st-thumbs { display: flex; gap: 6px; overflow-x: auto; padding-bottom: 3px; }
-.vomni-st-thumbs button { padding: 0; border: 2px solid transparent; border-radius: 6px; background: none; flex: none;
-  position: relative; line-height: 0; }
-.vomni-st-thumbs button.vomni-st-selected { border-color: var(--jp-brand-color1, #1976d2); }
-.vomni-st-thumbs img { width: 72px; height: 72px; object-fit: cover; border-radius: 4px; }
-.vomni-st-thumbs span { position: absolute; left: 3px; bottom: 3px; font-size: 10px; line-height: 1.2;
-  padding: 1px 4px; border-radius: 3px; background: rgba(0,0,0,.6); color: #fff; }
-.vomni-st-strip { grid-column: 1 / -1; }
-.vomni-st-strip .vomni-st-thumbs img { width: 64px; height: 64px; }
-.vomni-st-empty { color: var(--jp-ui-font-color2, #757575); text-align: center; padding: 30px 10px; line-height: 1.6;
-  white-space: pre-line; }
-.vomni-st-note { font-size: 12px; color: var(--jp-ui-font-color2, #616161); min-height: 16px; }
-`;
 
 function el(tag, className, text) {
   const node = document.createElement(tag);
@@ -128,10 +57,8 @@ function field(labelText, control) {
 }
 
 function render({ model, el: host }) {
-  const style = el("style");
-  style.textContent = CSS;
   const root = el("div", "vomni-st");
-  host.append(style, root);
+  host.append(root);
   host.classList.add("vomni-studio");
   const urls = new Map(); // result key or "strip-<id>" -> object URL (Rule 3)
   let selected = null; // key of the result shown large
