@@ -62,6 +62,7 @@ function render({ model, el: host }) {
   host.classList.add("vomni-studio");
   const urls = new Map(); // result key or "strip-<id>" -> object URL (Rule 3)
   let selected = null; // key of the result shown large
+  let lastNewest = null;
   let running = { token: -1, since: 0 };
   let askedTimer = 0;
 
@@ -305,7 +306,10 @@ function render({ model, el: host }) {
     for (const [key, url] of urls) {
       if (!key.startsWith("strip-") && !keys.has(key)) { URL.revokeObjectURL(url); urls.delete(key); }
     }
-    if (!keys.has(selected)) selected = results.length ? results[0].key : null;
+    // A new image takes the stage; a click on a thumbnail picks another until the next one arrives.
+    const newest = results.length ? results[0].key : null;
+    if (newest !== lastNewest || !keys.has(selected)) selected = newest;
+    lastNewest = newest;
     const shown = results.find((r) => r.key === selected);
     main.replaceChildren();
     if (!shown) {
