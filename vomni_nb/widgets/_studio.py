@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 from vomni_nb.errors import HistoryError, InvalidRequestError, VomniError, redact
 from vomni_nb.widgets._live import LiveOutputs, close_widget, widget_bundle
 from vomni_nb.widgets._speech import _bundle_of
-from vomni_nb.widgets._studio_keep import (PREVIEW_SIDE, jpeg_preview, load_strip, record_result, result_item,
-                                           strip_item, studio_bundle)
+from vomni_nb.widgets._studio_keep import (PREVIEW_SIDE, jpeg_preview, load_strip, one_image, record_result,
+                                           result_item, strip_item, studio_bundle)
 from vomni_nb.widgets._studio_params import SIZES, StudioParams, check_params, image_kwargs, makes_images, seeds_for
 
 if TYPE_CHECKING:
@@ -110,6 +110,7 @@ class Studio:
         self._task: asyncio.Task[list[ImageResult]] | None = None
         self._starting = threading.Lock()  # a click on the main shell and one on a subshell may race
         self._made: list[tuple[str, ImageResult, int | None]] = []
+        self._small: dict[str, bytes] = {}  # previews of the static summary, made once per image
         self._keys = itertools.count(1)
         self._status: dict[str, Any] = {"state": "idle", "text": "", "done": 0, "total": 0, "token": 0}
         self._note = "" if store is not None else "history is off: Pin or Save an image to keep it"
@@ -231,7 +232,7 @@ class Studio:
     async def _make(self, client: AsyncOmniClient, params: StudioParams, seeds: list[int],
                     made: list[ImageResult]) -> None:
         for seed in seeds:
-            result = _one_image(await client.image(**image_kwargs(params, seed)))
+            result = one_image(await client.image(**image_kwargs(params, seed)))
             job = asyncio.get_running_loop().run_in_executor(None, self._keep, result)
             try:
                 await asyncio.shield(job)
@@ -250,17 +251,18 @@ class Studio:
             entry_id, self._note = None, f"not recorded in history: {exc}"
         key = f"r{next(self._keys)}"
         self._made.append((key, result, entry_id))
-        if self._widget is not None:
+        widget = self._widget  # close() may drop it meanwhile: this thread keeps its own reference
+        if widget is not None:
             preview = jpeg_preview(result.data, PREVIEW_SIDE)
             item = result_item(key, result, entry_id, preview)
-            with self._widget.hold_sync():
-                self._widget.results = [item, *self._widget.results][:SHOWN_RESULTS]
+            with widget.hold_sync():
+                widget.results = [item, *widget.results][:SHOWN_RESULTS]
                 if entry_id is not None:
                     thumb = jpeg_preview(preview, 112)
-                    self._widget.strip = [strip_item(entry_id, result.provenance.to_record(), thumb),
-                                          *self._widget.strip][:STRIP_SIZE]
-                self._widget.history_note = self._note
+                    widget.strip = [strip_item(entry_id, result.provenance.to_record(), thumb), *widget.strip][:STRIP_SIZE]
+                widget.history_note = self._note
         else:
+            self._small[key] = jpeg_preview(result.data, 160)
             self._outputs.update(self._static())
 
     def _set_status(self, state: str, text: str, done: int, total: int) -> None:
@@ -324,7 +326,11 @@ class Studio:
     def _static(self, closed: bool = False) -> dict[str, str]:
         server = self._form()["server"]
         note = self._note or ("" if closed else "no widget here: `await studio.generate(prompt=...)` makes images")
-        return studio_bundle(server, [(r, e) for _, r, e in self._made], note=note, closed=closed)
+        for key, result, _ in self._made[-8:]:
+            if key not in self._small:
+                self._small[key] = jpeg_preview(result.data, 160)
+        shown = [(r, e, self._small[k]) for k, r, e in self._made[-8:]]
+        return studio_bundle(server, shown, len(self._made), note=note, closed=closed)
 
     def _ipython_display_(self) -> None:
         if not self.closed and self._outputs.mode() == "widget" and self._ensure_widget():
@@ -360,7 +366,7 @@ class Studio:
             widget.history_note = self._note
 
     def _on_message(self, widget: Any, content: Any, buffers: Any) -> None:
-        kind = content.get("type") if isinstance(content, dict) else None
+        kind = content.get("type") if isinstance(content, dict) and self._widget is not None else None
         try:
             if kind == "generate":
                 self._start()
@@ -386,12 +392,6 @@ class Studio:
         if self._widget is not None:
             close_widget(self._widget)
             self._widget = None
-
-
-def _one_image(output: Any) -> ImageResult:
-    """``image()`` gives one ImageResult for one picture (a batch only when asked for several)."""
-    images = getattr(output, "images", None)
-    return images[0] if images else output  # type: ignore[no-any-return]
 
 
 def _count(n: int) -> str:

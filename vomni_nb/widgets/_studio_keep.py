@@ -24,11 +24,17 @@ if TYPE_CHECKING:
     from vomni_nb._history import Entry, HistoryStore
     from vomni_nb.results import ImageResult
 
-__all__ = ["PREVIEW_SIDE", "THUMB_SIDE", "record_result", "jpeg_preview", "result_item", "strip_item",
+__all__ = ["PREVIEW_SIDE", "THUMB_SIDE", "one_image", "record_result", "jpeg_preview", "result_item", "strip_item",
            "load_strip", "studio_bundle"]
 
 PREVIEW_SIDE = 768  # px: sharp at the page's 384 px on a 2x screen
 THUMB_SIDE = 112
+
+
+def one_image(output: Any) -> ImageResult:
+    """``image()`` gives one ImageResult for one picture (an ImageBatch only when asked for several)."""
+    images = getattr(output, "images", None)
+    return images[0] if images else output  # type: ignore[no-any-return]
 
 
 def record_result(store: HistoryStore | None, result: ImageResult) -> int | None:
@@ -103,25 +109,25 @@ def load_strip(store: HistoryStore | None, limit: int) -> list[dict[str, Any]]:
     return items
 
 
-def studio_bundle(server: str, results: Sequence[tuple[ImageResult, int | None]], *, note: str = "",
-                  closed: bool = False) -> dict[str, str]:
-    """The Studio without a widget: where it points, and the images it made (small previews, their seeds
-    and history ids); ``text/plain`` says the same."""
+def studio_bundle(server: str, shown: Sequence[tuple[ImageResult, int | None, bytes]], made: int, *,
+                  note: str = "", closed: bool = False) -> dict[str, str]:
+    """The Studio without a widget: where it points, how many images it made, and the latest ``shown``
+    (result, history id, small JPEG preview) with their seeds and history ids; ``text/plain`` says the same."""
     when = datetime.datetime.now().strftime("%H:%M:%S")
     state = "closed" if closed else "no widget front end here"
-    lines = [f"Studio ({state}) · {server or 'no image server'} · {len(results)} image(s) at {when}"]
+    lines = [f"Studio ({state}) · {server or 'no image server'} · {made} image(s) at {when}"]
     figures = []
-    for result, entry_id in results[-8:]:
+    for result, entry_id, preview in shown:
         tag = f" · history #{entry_id}" if entry_id is not None else ""
         lines.append(f"  seed {result.seed} · {result.size}{tag} · {short(result.prompt)}")
-        source = "data:image/jpeg;base64," + base64.b64encode(jpeg_preview(result.data, 160)).decode()
+        source = "data:image/jpeg;base64," + base64.b64encode(preview).decode("ascii")
         figures.append(f"<figure style='display:inline-block;margin:4px;text-align:center'><img src='{source}' "
                        f"style='max-width:160px;border-radius:4px'/><figcaption style='font-size:11px'>seed "
                        f"{result.seed}{html.escape(tag)}</figcaption></figure>")
     if note:
         lines.append(f"  {note}")
     body = (f"<div class='vomni-studio-static' style='font-family:var(--jp-ui-font-family,sans-serif);font-size:13px'>"
-            f"<div><b>Studio</b> ({state}) · {html.escape(server or 'no image server')} · {len(results)} image(s)</div>"
+            f"<div><b>Studio</b> ({state}) · {html.escape(server or 'no image server')} · {made} image(s)</div>"
             f"<div>{''.join(figures)}</div>"
             + (f"<div style='opacity:.8'>{html.escape(note)}</div>" if note else "") + "</div>")
     return {"text/plain": "\n".join(lines), "text/html": body}
