@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
     from vomni_nb.results import ChatResult, ImageBatch, ImageResult, SpeechResult, VideoResult
     from vomni_nb.server import Server, ServerManager, ServerStatus, default_manager
     from vomni_nb.streams import AsyncChatStream, AsyncSpeechStream, ChatStream, SpeechStream
+    from vomni_nb.widgets import ServerPanel, Studio
 
 __version__ = "0.1.0"
 
@@ -44,6 +45,8 @@ __all__ = [
     "AsyncSpeechStream",
     "HistoryStore",
     "history",
+    "ServerPanel",
+    "Studio",
 ]
 
 # Public name -> the module that defines it, imported on first access.
@@ -65,6 +68,8 @@ _LAZY = {
     "AsyncSpeechStream": "vomni_nb.streams",
     "HistoryStore": "vomni_nb._history",
     "history": "vomni_nb._history",
+    "ServerPanel": "vomni_nb.widgets",
+    "Studio": "vomni_nb.widgets",
 }
 
 
