@@ -18,7 +18,8 @@ import httpx
 
 from vomni_nb import _plans, _service_plans, _video_plans
 from vomni_nb._base_client import BaseClient, BaseVoices, capability_method, checked
-from vomni_nb._core import ClientCore, Failure, Gather, Outcome, Plan, Reply, Sleep, Step, Stepper
+from vomni_nb._core import ClientCore, Failure, Gather, Plan, Reply, Sleep, Step, Stepper
+from vomni_nb._recording import Record
 from vomni_nb._transport import Exchange, run_on_private_loop
 from vomni_nb.protocol.build import RequestSpec
 from vomni_nb.streams import ChatStream, SpeechStream
@@ -35,7 +36,7 @@ def blocking(plan: Callable[Concatenate[ClientCore, P], Plan[T]]) -> Callable[Co
     start = checked(plan)
 
     def run_capability(self: Any, *args: P.args, **kwargs: P.kwargs) -> T:
-        return cast(T, self._run(start(self._core, *args, **kwargs)))
+        return cast(T, self._run(self._recording(start(self._core, *args, **kwargs)).plan))
 
     return capability_method(run_capability, plan)
 
@@ -46,8 +47,10 @@ def blocking_stream(plan: Callable[Concatenate[ClientCore, P], Plan[_plans.Opene
     start = checked(plan)
 
     def run_capability(self: Any, *args: P.args, **kwargs: P.kwargs) -> S:
-        opened = self._run(start(self._core, *args, **kwargs))
-        return stream(opened.reply, opened.state, started=opened.started, url=self._core.base_url)
+        recording = self._recording(start(self._core, *args, **kwargs))
+        opened = self._run(recording.plan)
+        return stream(opened.reply, recording.stream_state(opened.state), started=opened.started,
+                      url=self._core.base_url)
 
     return capability_method(run_capability, plan, returns=stream.__name__)
 
@@ -114,7 +117,7 @@ class OmniClient(BaseClient[httpx.BaseTransport, Callable[[float], None]]):
 
         async def gather() -> list[Any]:
             # The twin shares this client's core: its settings, and what either learns about the server.
-            async with AsyncOmniClient._from_core(self._core, self._timeout) as twin:
+            async with AsyncOmniClient._from_core(self._core, self._timeout, history=self._history) as twin:
                 return await twin._gather(step)
 
         return run_on_private_loop(gather())
@@ -127,7 +130,9 @@ class OmniClient(BaseClient[httpx.BaseTransport, Callable[[float], None]]):
                 stepper.outcome = self._perform_step(step)
         return stepper.result()
 
-    def _perform_step(self, step: Step) -> Outcome:
+    def _perform_step(self, step: Step | Record) -> Any:
+        if isinstance(step, Record):
+            return step.action()  # history I/O, in line
         if isinstance(step, Sleep):
             self._sleep(step.seconds)
             return None
