@@ -170,15 +170,30 @@ def _client_for(model: str | None, recorded_url: str | None, server: Any, store:
         client = OmniClient(found if found is not None else recorded_url, history=store)
     if model:
         try:
-            served = client.models()
-        except APIConnectionError as exc:
-            raise APIConnectionError(
-                f"The server that made it ({client.base_url}) does not answer, and no server here serves {model}: "
-                f"{_advice.serve_model(model)}, or pass server=URL.", url=client.base_url) from exc
-        if served and model not in served:
-            raise InvalidRequestError(f"{client.base_url} serves {', '.join(served)}, not {model}: "
-                                      f"{_advice.serve_model(model)}, or pass server= a server of {model}.")
+            _check_model(client, model)
+        except BaseException:
+            if not _is_client(server):
+                client.close()
+            raise
     return client
+
+
+def _check_model(client: Any, model: str) -> None:
+    try:
+        served = client.models()
+    except APIConnectionError as exc:
+        raise APIConnectionError(
+            f"The server that made it ({client.base_url}) does not answer, and no server here serves {model}: "
+            f"{_advice.serve_model(model)}, or pass server=URL.", url=client.base_url) from exc
+    if served and model not in served:
+        raise InvalidRequestError(f"{client.base_url} serves {', '.join(served)}, not {model}: "
+                                  f"{_advice.serve_model(model)}, or pass server= a server of {model}.")
+
+
+def _is_client(server: Any) -> bool:
+    from vomni_nb.client import OmniClient
+
+    return isinstance(server, OmniClient)
 
 
 def _outputs(result: Any) -> list[bytes]:
@@ -236,6 +251,10 @@ def rerun(id_or_path: Any, *, server: Any = None, store: HistoryStore | None = N
     model = source.record.get("model")
     client = _client_for(model if isinstance(model, str) else None, source.record.get("server_url"), server,
                          source.store)
-    result = getattr(client, method)(**arguments)
+    try:
+        result = getattr(client, method)(**arguments)
+    finally:
+        if not _is_client(server):
+            client.close()  # ours; a client passed in (or a copy sharing its connections) stays open
     identical, note = _compare(source, result)
     return Rerun(result, source.name, identical, f"rerun of {source.name} on {client.base_url}: {note}", client.base_url)
