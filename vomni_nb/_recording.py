@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union
 
 from vomni_nb._core import Gather, Plan
 from vomni_nb.errors import InvalidRequestError, redact
+from vomni_nb.provenance import _json_safe  # the one rule that makes a record JSON-safe (bytes -> "<N bytes>")
 from vomni_nb.results import ChatResult, ImageBatch, ImageResult, SpeechResult, Stored, VideoResult
 
 if TYPE_CHECKING:
@@ -74,12 +75,6 @@ class Record:
     """A plan step: run ``action`` (history I/O) outside the plan; the outcome is what it returns."""
 
     action: Callable[[], Any]
-
-
-def _json_safe(value: Any) -> Any:
-    from vomni_nb.provenance import Provenance
-
-    return Provenance(params={"v": value}).to_record()["params"]["v"]  # the one JSON-safe rule of records
 
 
 class CallRecording:
