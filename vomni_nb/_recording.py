@@ -81,7 +81,7 @@ class CallRecording:
     """The recording of one method call: ``plan`` (the wrapped plan to run), and the call's arguments."""
 
     def __init__(self, plan: Plan[Any], setting: HistorySetting) -> None:
-        self.name = getattr(plan, "__name__", "")
+        self.name = getattr(plan, "__name__", "") if inspect.isgenerator(plan) else ""
         self.kind = GENERATIONS.get(self.name)
         # The plan has not started: its locals are exactly the call's arguments (core included).
         self.arguments = dict(inspect.getgeneratorlocals(plan)) if self.kind else {}

@@ -63,7 +63,9 @@ class OmniClient(BaseClient[httpx.BaseTransport, Callable[[float], None]]):
     ``VLLM_API_KEY`` and never appears in a repr, a log line or an error. ``model`` is sent with every
     request (leave it unset to use the server's own). ``timeout``: seconds or an ``httpx.Timeout``
     (default 10 s to connect, 600 s to read); ``max_retries`` bounds the safe retries (503, 429,
-    refused connections). ``transport`` and ``sleep`` exist for tests.
+    refused connections). ``history``: where every result (and failure) is recorded: None for the
+    default history (``VOMNI_HISTORY``, else the user cache dir), a ``HistoryStore``, or False for none.
+    ``transport`` and ``sleep`` exist for tests.
     """
 
     _http: httpx.Client

@@ -187,3 +187,20 @@ def test_a_store_we_did_not_write_gives_a_note_not_an_error(image_server, tmp_pa
         image = client.image("a fox", size="32x32")
     assert image.history_id is None and "not a vomni_nb history" in (image.stored.note or "")  # type: ignore[union-attr]
     assert foreign.read_bytes() == b"somebody else's notes"
+
+
+def test_every_capability_that_makes_a_result_is_recorded() -> None:
+    # A new or renamed capability must be added to GENERATIONS (or the sweeps), or its results would
+    # silently go unrecorded.
+    import inspect
+
+    from vomni_nb._recording import _SWEEPS, GENERATIONS
+
+    for client in (OmniClient, AsyncOmniClient):
+        for name, method in inspect.getmembers(client, inspect.isfunction):
+            plan = getattr(method, "_runs_plan", None)
+            if plan is None:
+                continue
+            returns = str(inspect.signature(plan).return_annotation)
+            makes_results = any(word in returns for word in ("Result", "ImageBatch", "OpenedStream"))
+            assert makes_results == (plan.__name__ in GENERATIONS or plan.__name__ in _SWEEPS), (client, name)
