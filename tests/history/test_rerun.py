@@ -119,3 +119,14 @@ def test_bad_sources(store: HistoryStore, tmp_path: Path) -> None:
         vomni_nb.rerun(plain)
     with pytest.raises(InvalidRequestError, match="history id"):
         vomni_nb.rerun(tmp_path / "missing.png")
+
+
+def test_rerun_of_video_and_chat(video_server, omni_server, store: HistoryStore, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    with OmniClient(video_server.url, history=store) as filmer:
+        video = filmer.video("a boat at sea", size="64x64", seconds=1, fps=4, poll_interval=0.05)
+    assert vomni_nb.rerun(video.history_id, store=store).identical is True
+    assert vomni_nb.rerun(video.save(tmp_path)).identical is True  # from the MP4 and its .json alone
+    with OmniClient(omni_server.url, history=store) as chatter:
+        answer = chatter.chat_stream("Say hello", modalities=["text"], seed=3).finish()
+    again = vomni_nb.rerun(answer.history_id, store=store)
+    assert again.identical is True and again.note.endswith(f"the same answer as history #{answer.history_id}")
