@@ -14,7 +14,8 @@ from vomni_nb.errors import *  # noqa: F401,F403
 from vomni_nb.errors import __all__ as _error_names
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
-    from vomni_nb._history import HistoryStore, history
+    from vomni_nb._history import HistoryStore, history, read_recipe
+    from vomni_nb._history.replay import Rerun, rerun
     from vomni_nb.async_client import AsyncOmniClient
     from vomni_nb.client import OmniClient
     from vomni_nb.results import ChatResult, ImageBatch, ImageResult, SpeechResult, VideoResult
@@ -47,6 +48,9 @@ __all__ = [
     "history",
     "ServerPanel",
     "Studio",
+    "rerun",
+    "Rerun",
+    "read_recipe",
 ]
 
 # Public name -> the module that defines it, imported on first access.
@@ -70,6 +74,9 @@ _LAZY = {
     "history": "vomni_nb._history",
     "ServerPanel": "vomni_nb.widgets",
     "Studio": "vomni_nb.widgets",
+    "rerun": "vomni_nb._history.replay",
+    "Rerun": "vomni_nb._history.replay",
+    "read_recipe": "vomni_nb._history",
 }
 
 

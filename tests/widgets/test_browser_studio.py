@@ -128,7 +128,7 @@ def test_studio_generates_cancels_pins_and_restores(chromium: str, tmp_path: Pat
 
             # Pin leaves the image as a static output under the Studio; Save writes its file.
             click(quiet, ".vomni-st-caption button[data-action=pin]")
-            quiet.wait(f"{CELL}[1].outputArea.node.querySelectorAll('.jp-RenderedImage img').length === 1", timeout=30)
+            quiet.wait(f"{CELL}[1].outputArea.node.querySelectorAll('.jp-RenderedHTMLCommon figure img').length === 1", timeout=30)
             click(quiet, ".vomni-st-caption button[data-action=save]")
             quiet.wait("document.querySelector('.vomni-st-note').textContent.startsWith('saved ')", timeout=30)
             assert len(list((tmp_path / "saved").glob("*.png"))) == 1
@@ -159,7 +159,8 @@ def test_studio_generates_cancels_pins_and_restores(chromium: str, tmp_path: Pat
     outputs = nb.cells[1].outputs
     assert not any(WIDGET_MIME in output.get("data", {}) for cell in nb.cells for output in cell.get("outputs", []))
     assert outputs[0].data["text/plain"].startswith("Studio (closed)")
-    pinned = [output for output in outputs if "image/png" in output.get("data", {})]
+    pinned = [output for output in outputs if "<img" in output.get("data", {}).get("text/html", "")
+              and not output.data["text/plain"].startswith("Studio")]  # the pinned image, shown as a preview
     assert len(pinned) == 1
     assert pinned[0].metadata["vomni_nb"]["seed"] == int(seed)
     assert pinned[0].metadata["vomni_nb"]["history_id"] > old_id

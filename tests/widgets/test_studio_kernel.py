@@ -83,7 +83,7 @@ def test_studio_over_the_comm_generates_cancels_pins_and_refuses_bad_input(tmp_p
         (pinned,) = [m for m in drain_until(kernel, lambda m: m["msg_type"] == "display_data")
                      if m["msg_type"] == "display_data"]
         assert pinned["parent_header"]["msg_id"] == studio_request
-        assert "image/png" in pinned["content"]["data"]
+        assert "<img" in pinned["content"]["data"]["text/html"]  # a 1024x1024 image is pinned as a light preview
         assert pinned["content"]["metadata"]["vomni_nb"]["history_id"] == 1
 
         # An empty prompt is refused in the page's status line; nothing is sent.

@@ -217,7 +217,7 @@ class Studio:
         total, started = len(seeds), time.monotonic()
         self._set_status("running", f"generating {_count(total)}…", 0, total)
         try:
-            async with AsyncOmniClient(self._target(key)) as client:
+            async with AsyncOmniClient(self._target(key), history=self.store if self.store is not None else False) as client:
                 await self._make(client, params, seeds, made)
         except asyncio.CancelledError:
             self._set_status("cancelled", f"cancelled after {time.monotonic() - started:.1f} s"

@@ -1,9 +1,9 @@
 """What the Studio keeps and shows of its images: the history record of each, previews for the page, the
 strip of past results, and the static bundle that stands for the Studio where no widget can.
 
-Rule 1: every image the Studio makes is recorded in history before it is shown (``record_result``, the one
-        place to change when the client records results itself), so no widget output holds an image that
-        exists nowhere else; with history off, the Studio says so and pinning or saving keeps an image.
+Rule 1: every image the Studio makes is recorded in history before it is shown (the client records it
+        into the Studio's store; ``record_result`` reads the entry id), so no widget output holds an image
+        that exists nowhere else; with history off, the Studio says so and pinning or saving keeps an image.
 Rule 2: the page gets small JPEG previews (as binary buffers of the widget state, never base64), not the
         files; the full image stays in the kernel for pinning and saving, and in the history store.
 """
@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from vomni_nb._rendering import short
+from vomni_nb.errors import HistoryError
 from vomni_nb.widgets._studio_params import params_of_record
 
 if TYPE_CHECKING:
@@ -38,14 +39,18 @@ def one_image(output: Any) -> ImageResult:
 
 
 def record_result(store: HistoryStore | None, result: ImageResult) -> int | None:
-    """Record one image in history; its entry id (None with history off).
+    """The image's history entry id (None with history off).
 
-    Until the client records its results itself (the history integration), the Studio does it here.
+    The client records every result itself, into the Studio's store (``history=store``), before the
+    Studio sees it; a store that could not record raises :class:`HistoryError` here with the note,
+    so the Studio shows the image and says why it is not in history.
     """
     if store is None:
         return None
-    entry = store.record(result.provenance.to_record(), files=[result.data])
-    return entry.id if entry is not None else None
+    stored = result.stored
+    if stored is not None and stored.note:
+        raise HistoryError(stored.note)
+    return result.history_id
 
 
 def jpeg_preview(data: bytes, side: int) -> bytes:
