@@ -4,7 +4,6 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PORT   ?= 8091
-MODEL  ?= Tongyi-MAI/Z-Image-Turbo
 HEADLESS ?=
 ATTACH ?=
 
@@ -35,7 +34,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: $(STAMP)
-	$(BIN)/python tools/demo.py --model '$(MODEL)' --port $(PORT) $(if $(HEADLESS),--headless,) $(if $(ATTACH),--attach '$(ATTACH)',)
+	$(BIN)/python tools/demo.py --port $(PORT) $(if $(HEADLESS),--headless,) $(if $(ATTACH),--attach '$(ATTACH)',)
 
 lint: $(STAMP)
 	$(BIN)/python -m mypy
