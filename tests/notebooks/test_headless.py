@@ -86,8 +86,19 @@ def _check_quickstart(nb: Any, html: str) -> None:
     assert "Qwen/Qwen3-Omni-30B-A3B-Instruct" in _texts(outs)  # the last cell listed the servers
 
 
+def _check_gpu_server(nb: Any, html: str) -> None:
+    text = _texts(outputs(nb))
+    # Without a GPU the manager ran the stand-in `vllm` (kind vllm), read its log, and explained its failure.
+    assert "no GPU here: the stand-ins" in text and "Tongyi-MAI/Z-Image-Turbo ready at" in text
+    assert "vllm serve: error: unrecognized arguments: --stage-configs-path" in text
+    assert "--stage-configs-path is now --deploy-config" in text  # the advice line
+    assert "Application startup complete." in text  # %omni_server logs
+    assert "replica-1" in text and _pictures(outputs(nb)), "the attached replicas made pictures"
+
+
 CHECKS: dict[str, Callable[[Any, str], None]] = {
     "01_quickstart": _check_quickstart,
+    "06_gpu_server": _check_gpu_server,
 }
 
 
