@@ -114,7 +114,7 @@ def _stop_all(manager: ServerManager, servers: list[Server]) -> None:
     """Stop the demo's own servers (kept ones too: nothing else will) and forget attached ones."""
     for server in servers:
         try:
-            manager.stop(server)
+            print(f"make demo: {manager.stop(server)}")
         except ServerManagerError as exc:  # one failure must not leave the others running
             print(f"make demo: could not stop {server.name}: {exc}", file=sys.stderr)
     manager.shutdown()
