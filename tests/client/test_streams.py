@@ -101,20 +101,14 @@ def test_sse_speech_stream_header_first_then_done_and_errors() -> None:
     assert caught.value.partial == b"\x05\x00" * 4
 
 
-def test_stream_repr_says_what_to_do_then_shows_the_result() -> None:
-    import httpx
+def test_stream_repr_says_what_to_do_then_shows_the_result(tts_server) -> None:  # type: ignore[no-untyped-def]
+    from vomni_nb import OmniClient
 
-    from vomni_nb._core import Reply
-    from vomni_nb.streams import SpeechStream
-
-    pcm = b"\x01\x00" * 2400
-    response = httpx.Response(200, headers={"content-type": "audio/pcm"}, content=pcm)
-    state = SpeechStreamState(Provenance(prompt="hi"), "pcm", "audio")
-    stream = SpeechStream(Reply(200, response.headers, b"", 0.0, stream=response), state, started=0.0,
-                          url="http://127.0.0.1:8091")
-    assert repr(stream).startswith("SpeechStream(http://127.0.0.1:8091, open:") and ".finish()" in repr(stream)
-    stream.finish()
-    assert repr(stream).startswith("SpeechStream(http://127.0.0.1:8091, finished: SpeechResult(pcm, 0.10s")
+    with OmniClient(tts_server.url) as client:
+        stream = client.speak_stream("Hello there.", response_format="pcm")
+        assert repr(stream) == f"SpeechStream({tts_server.url}, open: iterate it for events, or call .finish() for the result)"
+        result = stream.finish()
+    assert repr(stream).startswith(f"SpeechStream({tts_server.url}, finished: SpeechResult(pcm, {result.duration_s:.2f}s")
 
 
 def test_a_stream_closed_early_says_so_and_frees_its_connection(start_sim) -> None:  # type: ignore[no-untyped-def]

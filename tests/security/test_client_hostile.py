@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,26 +27,12 @@ from vomni_nb.errors import (
 )
 from vomni_nb.protocol.limits import Limits
 from vomni_nb.server import ServerManager
-from tests.support.hostile import HostileServer, launch_hostile
+from tests.support.hostile import HostileServer
 from tests.support.memory import PeakRSS
 
 log = logging.getLogger(__name__)
 MiB = 1 << 20
 KEY = "sk-hostile-echo-0123456789abcdef"
-
-
-@pytest.fixture
-def hostile() -> Iterator[Callable[..., HostileServer]]:
-    started: list[HostileServer] = []
-
-    def start(mode: str, *args: str) -> HostileServer:
-        server = launch_hostile(mode, *args)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
 
 
 def _growth(peak: PeakRSS, attack: str) -> float:

@@ -46,6 +46,10 @@ class SSEDecoder:
         events: list[SSEEvent] = []
         start = 1 if self._skip_lf and chunk[:1] == b"\n" else 0
         self._skip_lf = False
+        if b"\n" not in chunk and b"\r" not in chunk:  # the middle of a long line: memchr speed, no regex
+            self._check_length(len(self._line) + len(chunk))
+            self._line += chunk
+            return events
         for found in _LINE_END.finditer(chunk, start):
             piece = chunk[start:found.start()]
             if self._line:
