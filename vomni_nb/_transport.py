@@ -200,7 +200,7 @@ def transport_outcome_error(exc: httpx.TransportError, core: ClientCore, url: st
         return Failure(deadline_error(url, whole_answer_timeout(timeout)), before_send=not sent)
     if isinstance(exc, httpx.ConnectError):
         text = str(exc)
-        detail = "connection refused" if "refused" in text.lower() else redact(text, core.api_key) or type(exc).__name__
+        detail = "connection refused" if _refused(exc) else redact(text, core.api_key) or type(exc).__name__
         return Failure(connection_error(core.base_url, detail), before_send=True)
     if isinstance(exc, httpx.ConnectTimeout):
         return Failure(timeout_error(url, timeout.connect), before_send=True)
@@ -208,6 +208,19 @@ def transport_outcome_error(exc: httpx.TransportError, core: ClientCore, url: st
         return Failure(timeout_error(url, timeout.read), before_send=False)
     message = f"The connection to {url} failed mid-request ({type(exc).__name__}: {redact(str(exc), core.api_key)}). "
     return Failure(APIConnectionError(message + _advice.CHECK_SERVER_STATUS, url=url), before_send=False)
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether a connect failure was a refusal; the async backend says "All connection attempts failed" and
+    keeps the ConnectionRefusedError in the chain."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return False
+        if isinstance(seen, ConnectionRefusedError) or "refused" in str(seen).lower():
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def run_on_private_loop(coroutine: Coroutine[Any, Any, T]) -> T:
