@@ -167,3 +167,17 @@ def test_the_async_client_reports_transport_failures(start_sim) -> None:  # type
             assert caught.value.partial == stream.text
 
     asyncio.run(main())
+
+
+def test_both_clients_bound_socket_waits_by_the_deadline() -> None:
+    # The deadline layer sits in httpx's pool (a private attribute): an httpx upgrade that moves it fails here.
+    from vomni_nb._deadline import has_deadlines
+
+    with OmniClient("http://127.0.0.1:9", model="m") as client:
+        assert has_deadlines(client._http._transport)
+
+    async def main() -> None:
+        async with AsyncOmniClient("http://127.0.0.1:9", model="m") as client:
+            assert has_deadlines(client._http._transport)
+
+    asyncio.run(main())
