@@ -126,7 +126,7 @@ class Exchange:
             self._scope.close()
         if isinstance(error, httpx.TransportError):
             url = self._core.base_url + self._spec.path
-            self.failure = transport_outcome_error(error, self._core, url, self._timeout, deadline=self.deadline)
+            self.failure = transport_outcome_error(error, self._core, url, self._timeout)
             return True
         if isinstance(error, APITimeoutError):  # check_deadline(): the request went out, so never resent
             self.failure = Failure(error, before_send=False)
@@ -192,20 +192,16 @@ def deadline_error(url: str, seconds: float | None, *, stream: bool = False) -> 
                            "smaller size.", url=url)
 
 
-def transport_outcome_error(exc: httpx.TransportError, core: ClientCore, url: str, timeout: httpx.Timeout, *,
-                            deadline: float | None = None) -> Failure:
+def transport_outcome_error(exc: httpx.TransportError, core: ClientCore, url: str, timeout: httpx.Timeout) -> Failure:
     """Classify a transport failure: did anything reach the server (only then is resending unsafe)?"""
-    sent = not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
-    if isinstance(exc, httpx.TimeoutException) and deadline is not None and clock() >= deadline - 0.001:
-        return Failure(deadline_error(url, whole_answer_timeout(timeout)), before_send=not sent)
     if isinstance(exc, httpx.ConnectError):
-        text = str(exc)
-        detail = "connection refused" if _refused(exc) else redact(text, core.api_key) or type(exc).__name__
+        detail = "connection refused" if _refused(exc) else redact(str(exc), core.api_key) or type(exc).__name__
         return Failure(connection_error(core.base_url, detail), before_send=True)
     if isinstance(exc, httpx.ConnectTimeout):
         return Failure(timeout_error(url, timeout.connect), before_send=True)
     if isinstance(exc, httpx.TimeoutException):
-        return Failure(timeout_error(url, timeout.read), before_send=False)
+        # A read or write that waited too long: with the deadline layer, the whole answer's deadline.
+        return Failure(deadline_error(url, whole_answer_timeout(timeout)), before_send=False)
     message = f"The connection to {url} failed mid-request ({type(exc).__name__}: {redact(str(exc), core.api_key)}). "
     return Failure(APIConnectionError(message + _advice.CHECK_SERVER_STATUS, url=url), before_send=False)
 
@@ -213,14 +209,10 @@ def transport_outcome_error(exc: httpx.TransportError, core: ClientCore, url: st
 def _refused(exc: BaseException) -> bool:
     """Whether a connect failure was a refusal; the async backend says "All connection attempts failed" and
     keeps the ConnectionRefusedError in the chain."""
-    seen: BaseException | None = exc
-    for _ in range(8):
-        if seen is None:
-            return False
-        if isinstance(seen, ConnectionRefusedError) or "refused" in str(seen).lower():
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
+    chain: list[BaseException] = [exc]
+    while len(chain) < 8 and (chain[-1].__cause__ or chain[-1].__context__) is not None:
+        chain.append(chain[-1].__cause__ or chain[-1].__context__)  # type: ignore[arg-type]
+    return any(isinstance(link, ConnectionRefusedError) or "refused" in str(link).lower() for link in chain)
 
 
 def run_on_private_loop(coroutine: Coroutine[Any, Any, T]) -> T:

@@ -59,10 +59,8 @@ class _StreamBase(Generic[R]):
         self._first_event: float | None = None
         self._result: R | None = None
         self._ended_by: BaseException | None = None  # what stopped the stream before its end
-        limits = self._body.limits
-        state.bound(limits)
-        self._decoder = BoundedBody(self._response.headers, limits.max_stream_bytes, what=f"The stream from {url}",
-                                    setting="Limits.max_stream_bytes")
+        state.bound(self._body.limits)
+        self._decoder: BoundedBody | None = None  # made when reading starts, where its errors close the response
         self._opened = clock()
         self._waiting_since = self._opened  # since when the next event is awaited (the reader's own time is not)
 
@@ -106,7 +104,16 @@ class _StreamBase(Generic[R]):
                 "limit for longer streams.", url=self._url)
         return deadline_error(self._url, self._body.idle_timeout, stream=True)
 
+    def _start_decoding(self) -> BoundedBody:
+        try:
+            return BoundedBody(self._response.headers, self._body.limits.max_stream_bytes,
+                               what=f"The stream from {self._url}", setting="Limits.max_stream_bytes")
+        except ResponseFormatError as exc:
+            raise self._limit_error(exc) from exc
+
     def _events(self, raw: bytes) -> list[StreamEvent]:
+        if self._decoder is None:
+            self._decoder = self._start_decoding()
         try:
             chunk = self._decoder.feed(raw)
         except ResponseFormatError as exc:
@@ -126,6 +133,8 @@ class _StreamBase(Generic[R]):
         self._waiting_since = clock()
 
     def _last_events(self) -> list[StreamEvent]:
+        if self._decoder is None:
+            self._decoder = self._start_decoding()
         try:
             rest = self._decoder.end()
         except ResponseFormatError as exc:

@@ -181,3 +181,49 @@ def test_both_clients_bound_socket_waits_by_the_deadline() -> None:
             assert has_deadlines(client._http._transport)
 
     asyncio.run(main())
+
+
+def test_a_transport_given_by_the_caller_still_meets_the_deadline_between_chunks(
+        hostile: Callable[..., HostileServer]) -> None:
+    # A caller's own transport has no deadline layer under httpx: the body loop checks between chunks.
+    body = hostile("trickle", "--phase", "body", "--interval", "0.2")
+    sse = hostile("trickle", "--phase", "sse", "--interval", "0.2")
+    with OmniClient(body.url, model="m", timeout=1, transport=httpx.HTTPTransport(), max_retries=0) as client:
+        with pytest.raises(APITimeoutError, match="No whole answer .* after 1 s"):
+            client.image("a fox")
+    with OmniClient(sse.url, model="m", timeout=1, transport=httpx.HTTPTransport()) as client:
+        with pytest.raises(APITimeoutError, match="sent no event after 1 s"):
+            client.chat_stream("hi").finish()
+
+
+def test_answers_built_in_memory_are_read_too() -> None:
+    # MockTransport, because what is tested is the in-memory response it hands back (a caller's own test
+    # double does the same): no server, real or hostile, produces a body that is already read.
+    answer = b'{"object": "list", "data": [{"id": "m"}]}'
+    handler = httpx.MockTransport(lambda request: httpx.Response(200, content=answer))
+    with OmniClient("http://mock", transport=handler) as client:
+        assert client.models() == ["m"]
+
+    async def main() -> None:
+        async_handler = httpx.MockTransport(lambda request: httpx.Response(200, content=answer))
+        async with AsyncOmniClient("http://mock", transport=async_handler) as client:
+            assert await client.models() == ["m"]
+
+    asyncio.run(main())
+
+
+def test_the_attach_probe_bounds_size_nesting_and_time(hostile: Callable[..., HostileServer]) -> None:
+    from vomni_nb.errors import ServerManagerError
+    from vomni_nb.server.probe import served_models, split_url
+
+    big = hostile("big", "--size", str(8 << 20))
+    deep = hostile("deep-json", "--size", "100000")
+    trickle = hostile("trickle", "--phase", "body", "--interval", "0.2")
+    with pytest.raises(ServerManagerError, match="larger than 1048576 bytes"):
+        served_models(big.url)
+    with pytest.raises(ServerManagerError, match="did not return an OpenAI model list"):
+        served_models(deep.url)
+    with pytest.raises(ServerManagerError, match=r"did not answer \(no whole answer within 1 s\)"):
+        served_models(trickle.url, timeout=1.0)
+    with pytest.raises(ServerManagerError, match="not an http"):
+        split_url("ftp://host/x")

@@ -91,7 +91,7 @@ def test_the_async_client_keeps_its_deadlines_too(hostile: Callable[..., Hostile
 def test_attach_gives_up_on_a_trickling_server(hostile: Callable[..., HostileServer], tmp_path: Path) -> None:
     server = hostile("trickle", "--phase", "headers", *TRICKLE)
     manager = ServerManager(registry_dir=tmp_path / "registry", log_dir=tmp_path / "logs", register_atexit=False)
-    with pytest.raises(ServerManagerError, match=r"nothing answered .*/health \(whole, within 5 s\)"):
+    with pytest.raises(ServerManagerError, match=r"nothing answers at .*/health \(no whole answer within 5 s\)"):
         manager.attach(server.url)
     assert manager.servers == []
 

@@ -64,7 +64,7 @@ def _request(url: str, path: str, *, timeout: float, api_key: str | None = None)
     finally:
         watchdog.cancel()
         conn.close()
-    if expired.is_set():
+    if expired.is_set():  # the cut can also end a read early without an error: a short body, not an answer
         raise TimeoutError(f"no whole answer within {timeout:g} s")
     if len(body) > MAX_PROBE_BYTES:
         raise http.client.HTTPException(f"an answer larger than {MAX_PROBE_BYTES} bytes")
@@ -108,8 +108,8 @@ def probe_remote(url: str, api_key: str | None) -> tuple[str, str, int, list[str
     url = f"{scheme}://{host}:{port}{base}"
     code = health_code(url, timeout=5.0)
     if code is None:
-        raise ServerManagerError(f"nothing answered {url}/health (whole, within 5 s); check the URL and that the "
-                                 "server is up.")
+        raise ServerManagerError(f"nothing answers at {url}/health (no whole answer within 5 s); check the URL and "
+                                 "that the server is up.")
     if code != 200:
         raise ServerManagerError(f"{url}/health answered {code}: the server is not healthy (still loading or dead).")
     models = served_models(url, api_key or os.environ.get("VOMNI_API_KEY") or os.environ.get("VLLM_API_KEY"))
