@@ -163,13 +163,8 @@ class _StreamBase(Generic[R]):
             raise error from exc
 
     def _reading_error(self, exc: BaseException) -> BaseException:
-        if isinstance(exc, httpx.TimeoutException):
-            deadline = self._deadline()[0]
-            if deadline is not None and clock() >= deadline - 0.001:
-                exc = self._late()
-            else:
-                exc = APITimeoutError(f"The stream from {self._url} stalled (read timeout); raise timeout=....",
-                                      url=self._url)
+        if isinstance(exc, httpx.TimeoutException):  # a read that waited until the next event's deadline
+            exc = self._late()
         elif isinstance(exc, httpx.TransportError):
             exc = StreamError(
                 f"The connection broke in the middle of the stream ({type(exc).__name__}); what arrived is in "

@@ -256,7 +256,7 @@ def test_constructor_arguments(start_sim, monkeypatch) -> None:  # type: ignore[
         with pytest.raises(APIConnectionError):
             refused.models()
     assert len(waits) == 3
-    # A float timeout is the read limit: a server slower than it times out, and says after how long.
+    # A float timeout bounds the whole answer: a server slower than it times out, and says after how long.
     slow = start_sim(IMAGE_MODEL, "--latency", "2")
     with OmniClient(slow.url, timeout=0.3, model=IMAGE_MODEL) as impatient:
         with pytest.raises(APITimeoutError, match="after 0.3 s"):

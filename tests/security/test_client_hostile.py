@@ -235,3 +235,13 @@ def test_everything_a_hostile_server_causes_is_one_of_ours(hostile: Callable[...
                     call(client)
                 except VomniError as error:
                     _no_key(error)
+
+
+def test_a_stream_stops_at_the_byte_limit_keeping_what_arrived(hostile: Callable[..., HostileServer]) -> None:
+    server = hostile("sse-endless", "--size", str(64 * MiB))
+    with PeakRSS() as peak, OmniClient(server.url, model="m", limits=Limits(max_stream_bytes=4 * MiB)) as client:
+        stream = client.chat_stream("hi")
+        with pytest.raises(StreamError, match=r"larger than 4 MiB.*Limits.max_stream_bytes. What arrived") as caught:
+            stream.finish()
+    assert caught.value.partial.startswith("lorem ipsum")
+    assert _growth(peak, "64 MB stream, 4 MiB limit") < 32

@@ -9,15 +9,18 @@ hostile server meets them.
 Time bounds that are not here come from the client's ``timeout``: each request must be answered
 *whole* within it (not only between two reads), and a stream must deliver an event at least that
 often. ``stream_timeout`` bounds a stream's whole duration, which may rightly be longer.
+:class:`StreamBounds` counts one stream against its limits (the stream states use it).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from typing import Any
 
-from vomni_nb.errors import InvalidRequestError
+from vomni_nb.errors import InvalidRequestError, StreamError
 
-__all__ = ["Limits", "DEFAULT_LIMITS", "MAX_JSON_DEPTH", "format_size"]
+__all__ = ["Limits", "DEFAULT_LIMITS", "MAX_JSON_DEPTH", "StreamBounds", "format_size"]
 
 MiB = 1 << 20
 
@@ -65,3 +68,31 @@ def format_size(size: int) -> str:
     if size >= 1024 and size % 1024 == 0:
         return f"{size // 1024} KiB"
     return f"{size} bytes"
+
+
+class StreamBounds:
+    """Counts what a stream received and collected against its Limits; past one, StreamError keeps the partial."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.received = 0
+        self.text = 0
+
+    # ``partial`` is called only when a limit is passed: building it for every chunk would cost the square.
+    def body(self, size: int, partial: Callable[[], Any], url: str | None) -> None:
+        self.received += size
+        if self.received > self.limits.max_stream_bytes:
+            raise self._exceeded(f"more than {format_size(self.limits.max_stream_bytes)}", "max_stream_bytes",
+                                 partial, url)
+
+    def more_text(self, size: int, partial: Callable[[], Any], url: str | None) -> None:
+        self.text += size
+        if self.text > self.limits.max_stream_text:
+            raise self._exceeded(f"more than {self.limits.max_stream_text:,} characters of text",
+                                 "max_stream_text", partial, url)
+
+    @staticmethod
+    def _exceeded(what: str, name: str, partial: Callable[[], Any], url: str | None) -> StreamError:
+        return StreamError(f"The stream sent {what}: stopped there (no answer needs that much; is the server "
+                           f"stuck?). What arrived is in .partial. If you trust this server, raise Limits.{name}.",
+                           url=url, partial=partial())

@@ -13,12 +13,12 @@ hostile): every field read from an event is type-checked, and the entry points a
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Protocol, TypeVar, Union
 
 from vomni_nb.errors import ResponseFormatError, StreamError
 from vomni_nb.protocol.dataurl import decode_base64
-from vomni_nb.protocol.limits import DEFAULT_LIMITS, Limits, format_size
+from vomni_nb.protocol.limits import DEFAULT_LIMITS, Limits, StreamBounds
 from vomni_nb.protocol.parse import DEFAULT_PCM_RATE, answered_by, chat_images, parse_chat_json
 from vomni_nb.protocol.sse import SSEDecoder, SSEEvent
 from vomni_nb.protocol.untrusted import load_json, reads_untrusted
@@ -121,34 +121,6 @@ def _stream_error(payload: Any, partial: Any, url: str | None) -> StreamError:
     )
 
 
-class _Bounds:
-    """Counts what a stream received and collected against its Limits; past one, StreamError keeps the partial."""
-
-    def __init__(self, limits: Limits) -> None:
-        self.limits = limits
-        self.received = 0
-        self.text = 0
-
-    # ``partial`` is called only when a limit is passed: building it for every chunk would cost the square.
-    def body(self, size: int, partial: Callable[[], Any], url: str | None) -> None:
-        self.received += size
-        if self.received > self.limits.max_stream_bytes:
-            raise self._exceeded(f"more than {format_size(self.limits.max_stream_bytes)}", "max_stream_bytes",
-                                 partial, url)
-
-    def more_text(self, size: int, partial: Callable[[], Any], url: str | None) -> None:
-        self.text += size
-        if self.text > self.limits.max_stream_text:
-            raise self._exceeded(f"more than {self.limits.max_stream_text:,} characters of text",
-                                 "max_stream_text", partial, url)
-
-    @staticmethod
-    def _exceeded(what: str, name: str, partial: Callable[[], Any], url: str | None) -> StreamError:
-        return StreamError(f"The stream sent {what}: stopped there (no answer needs that much; is the server "
-                           f"stuck?). What arrived is in .partial. If you trust this server, raise Limits.{name}.",
-                           url=url, partial=partial())
-
-
 class ChatStreamState:
     """Accumulates a chat SSE stream: text deltas, audio chunks (joined as PCM), image items.
 
@@ -162,7 +134,7 @@ class ChatStreamState:
         self.done = False
         self._json_body = content_type.startswith("application/json")
         self._sse = SSEDecoder(limits.max_line_bytes)
-        self._bounds = _Bounds(limits)
+        self._bounds = StreamBounds(limits)
         self._body = bytearray()
         self._text: list[str] = []
         self._pcm: list[bytes] = []
@@ -312,7 +284,7 @@ class SpeechStreamState:
         self.mode = mode
         self.done = False
         self._sse = SSEDecoder(limits.max_line_bytes) if mode == "sse" else None
-        self._bounds = _Bounds(limits)
+        self._bounds = StreamBounds(limits)
         self.sample_rate = int(provenance.params.get("sample_rate") or DEFAULT_PCM_RATE)
         self.channels = 1
         self.usage: dict[str, Any] = {}
