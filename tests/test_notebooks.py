@@ -18,7 +18,7 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("
 @pytest.fixture
 def isolated_kernel_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, image_server: object) -> Path:
     """Kernels inherit this environment: a private server registry and the test's image server."""
-    monkeypatch.setenv("VOMNI_URL", image_server.url)  # type: ignore[attr-defined]
+    monkeypatch.setenv("VOMNI_BASE_URL", image_server.url)  # type: ignore[attr-defined]
     monkeypatch.setenv("VOMNI_REGISTRY_DIR", str(tmp_path / "registry"))
     monkeypatch.setenv("VOMNI_SIM_STORAGE", str(tmp_path / "storage"))
     monkeypatch.setenv("VOMNI_SIM_VOICES_DIR", str(tmp_path / "voices"))
@@ -27,6 +27,12 @@ def isolated_kernel_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, image_s
 
 def test_there_are_notebooks() -> None:
     assert any(path.name == "quickstart.ipynb" for path in NOTEBOOKS)
+
+
+def test_the_quickstart_names_the_variable_the_client_reads() -> None:
+    # Issue 7 item 18: the quickstart said VOMNI_URL while OmniClient() reads VOMNI_BASE_URL.
+    source = (Path(__file__).resolve().parent.parent / "notebooks" / "quickstart.ipynb").read_text()
+    assert "VOMNI_BASE_URL" in source and "VOMNI_URL" not in source.replace("VOMNI_BASE_URL", "")
 
 
 @pytest.mark.slow
@@ -39,9 +45,12 @@ def test_notebook_runs_headless(notebook: Path, isolated_kernel_env: Path) -> No
     assert not [out for out in outputs if out.get("output_type") == "error"]
     text = html.read_text(encoding="utf-8")
     if notebook.name == "quickstart.ipynb":
-        pngs = [out["data"]["image/png"] for out in outputs if "image/png" in out.get("data", {})]
-        assert pngs, "the quickstart shows an image"
-        assert Image.open(io.BytesIO(base64.b64decode(pngs[0]))).size[0] > 0
+        # A light picture is an image/png output; a heavy one a JPEG preview in HTML (history store: the file).
+        pictures = [out["data"]["image/png"] for out in outputs if "image/png" in out.get("data", {})]
+        pictures += [out["data"]["text/html"].split("data:image/jpeg;base64,")[1].split('"')[0] for out in outputs
+                     if "data:image/jpeg;base64," in out.get("data", {}).get("text/html", "")]
+        assert pictures, "the quickstart shows an image"
+        assert Image.open(io.BytesIO(base64.b64decode(pictures[0]))).size[0] > 0
         assert "<audio controls" in text, "the quickstart shows an audio player"
         assert "autoplay" not in text
         # The streamed chat printed text and its result displays as markdown.

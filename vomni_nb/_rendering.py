@@ -4,25 +4,34 @@ Rules: every bundle has ``text/plain`` and a rich form that survives saving, nbc
 VS Code (``image/png``/``image/jpeg``, or HTML for audio, video and webp); players never autoplay;
 grids show small previews, not the full files; the output metadata is ``{"vomni_nb": record}`` where
 ``record`` is the result's :meth:`Provenance.to_record` plus what the output itself adds (size,
-format, usage, ...). No network, no IPython: a bundle is a pure function of the result.
+format, usage, ...) and, once the result is recorded, its ``history_id``. No network, no IPython: a
+bundle is a pure function of the result. What is embedded and what stays on disk (previews of large
+images, compressed speech, where the full file is) is :mod:`vomni_nb._embeds`' business.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
+import re
 from typing import TYPE_CHECKING, Any
 
+from vomni_nb import _embeds
+
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from vomni_nb.results import ChatResult, ImageBatch, ImageResult, SpeechResult, VideoResult
 
-__all__ = ["MimeBundle", "AUDIO_MIME", "PREVIEW_SIDE", "output_record", "image_bundle", "batch_bundle",
-           "speech_bundle", "chat_bundle", "video_bundle", "short"]
+__all__ = ["MimeBundle", "AUDIO_MIME", "PREVIEW_SIDE", "output_record", "image_bundle", "preview_bundle",
+           "FullImage", "batch_bundle", "speech_bundle", "speech_caption", "chat_bundle", "markdown_safe",
+           "video_bundle", "short"]
 
 MimeBundle = tuple[dict[str, Any], dict[str, Any]]
 
 AUDIO_MIME = {"wav": "audio/wav", "pcm": "audio/L16", "flac": "audio/flac", "mp3": "audio/mpeg", "opus": "audio/ogg"}
-PREVIEW_SIDE = 256  # px: a grid cell's longest side in the notebook
+PREVIEW_SIDE = _embeds.EmbedSettings.cell_side  # px: a grid cell's longest side in the notebook (by default)
 
 
 def short(text: str, limit: int = 60) -> str:
@@ -40,13 +49,36 @@ def output_record(result: Any, **output: Any) -> dict[str, Any]:
     if metrics is not None:
         record["metrics"] = dict(metrics)
     record.update(output)
+    stored = getattr(result, "stored", None)
+    if stored is not None and stored.id is not None:
+        record["history_id"] = stored.id
+    if stored is not None and stored.note:
+        record["history_note"] = stored.note
     return record
 
 
+def _image_record(image: ImageResult) -> dict[str, Any]:
+    return output_record(image, size=image.size, format=image.format, index=image.index)
+
+
+def _note_html(result: Any) -> str:
+    stored = getattr(result, "stored", None)
+    if stored is None or not stored.note:
+        return ""
+    return f'<div style="color:#a15c00">⚠ not in the history: {html.escape(stored.note)}</div>'
+
+
+def _with_note(text: str, result: Any) -> str:
+    stored = getattr(result, "stored", None)
+    return f"{text}\nwarning: not in the history: {stored.note}" if stored is not None and stored.note else text
+
+
 def image_bundle(image: ImageResult) -> MimeBundle:
-    data: dict[str, Any] = {"text/plain": repr(image)}
-    metadata: dict[str, Any] = {"vomni_nb": output_record(image, size=image.size, format=image.format,
-                                                          index=image.index)}
+    """The image itself when it is light; a preview and where the full file is when it is not (_embeds rule 1)."""
+    if _embeds.needs_preview(image):
+        return preview_bundle(image)
+    data: dict[str, Any] = {"text/plain": _with_note(repr(image), image)}
+    metadata: dict[str, Any] = {"vomni_nb": _image_record(image)}
     if image.format in ("png", "jpeg"):
         data[image.mime_type] = base64.b64encode(image.data).decode("ascii")
         metadata[image.mime_type] = {"width": image.width, "height": image.height}
@@ -56,53 +88,123 @@ def image_bundle(image: ImageResult) -> MimeBundle:
     return data, metadata
 
 
-def _preview(image: ImageResult) -> tuple[str, bytes]:
-    """(mime, bytes) of a small JPEG for a grid cell; the image itself when it is already small."""
-    if max(image.width, image.height) <= PREVIEW_SIDE:
-        return image.mime_type, image.data
-    import io
+def preview_bundle(image: ImageResult, *, side: int | None = None, caption: str | None = None,
+                   saved: Path | None = None) -> MimeBundle:
+    """A preview of ``image`` (``side`` px, default ``_embeds.settings.preview_side``) with ``caption`` and
+    where the full file is: ``saved`` (a copy written with ``--save``, linked when it lies under the
+    notebook's folder), else its file in the history store, as a path. HTML and text/plain only: an
+    ``image/jpeg`` part as well would embed the preview twice."""
+    shown = _embeds.figure(image, side=side, caption=caption, saved=saved)
+    text = f"{repr(image)}\n{shown.text}" if shown.text else repr(image)
+    if not shown.preview.whole:
+        text += "\nimage.full() shows the original here; image.save(DIR) writes it to DIR"
+    record = _image_record(image)
+    record["preview"] = {"mime": shown.preview.mime, "width": shown.preview.width, "height": shown.preview.height}
+    return {"text/plain": _with_note(text, image), "text/html": f"<div>{shown.html}{_note_html(image)}</div>"}, \
+        {"vomni_nb": record}
 
-    from PIL import Image
 
-    try:
-        with Image.open(io.BytesIO(image.data)) as picture:
-            picture.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
-            buffer = io.BytesIO()
-            picture.convert("RGB").save(buffer, "JPEG", quality=85)
-    except (OSError, ValueError):
-        return image.mime_type, image.data
-    return "image/jpeg", buffer.getvalue()
+@dataclasses.dataclass(frozen=True)
+class FullImage:
+    """``image.full()``: the original file in the output, however large (it is put in the notebook)."""
+
+    image: ImageResult
+
+    def __repr__(self) -> str:
+        return repr(self.image)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> MimeBundle:
+        image = self.image
+        data: dict[str, Any] = {"text/plain": repr(image)}
+        if image.format in ("png", "jpeg"):
+            data[image.mime_type] = base64.b64encode(image.data).decode("ascii")
+        else:
+            data["text/html"] = f'<img src="{_data_url(image.mime_type, image.data)}" alt="{html.escape(image.prompt)}"/>'
+        return data, {"vomni_nb": _image_record(image)}
 
 
 def batch_bundle(batch: ImageBatch) -> MimeBundle:
-    # Previews, not the full files: four 1024x1024 PNGs would put ~9 MB into the saved notebook.
-    cells = "".join(
-        f'<figure style="display:inline-block;margin:4px"><img src="{_data_url(*_preview(image))}"'
-        f' style="max-width:{PREVIEW_SIDE}px"/><figcaption>seed {image.seed}</figcaption></figure>'
-        for image in batch.images
-    )
-    items = [output_record(image, size=image.size, format=image.format, index=image.index) for image in batch.images]
-    return {"text/plain": repr(batch), "text/html": f"<div>{cells}</div>"}, {"vomni_nb": {"kind": "image_batch",
-                                                                                          "items": items}}
+    # Previews, not the full files: sixteen 1024x1024 PNGs would put ~30 MB into the saved notebook.
+    figures = [_embeds.figure(image, side=_embeds.settings.cell_side, caption=f"seed {image.seed}")
+               for image in batch.images]
+    notes = "".join(dict.fromkeys(_note_html(image) for image in batch.images))
+    items = [_image_record(image) for image in batch.images]
+    text = "\n".join([repr(batch), *(f"  {figure.text}" for figure in figures if figure.file is not None)])
+    return ({"text/plain": text, "text/html": f"<div>{''.join(f.html for f in figures)}{notes}</div>"},
+            {"vomni_nb": {"kind": "image_batch", "items": items}})
+
+
+def speech_caption(speech: SpeechResult) -> str:
+    """``vivian · wav · 2.35 s``: what a player plays, under it (unknown parts left out)."""
+    parts = [speech.voice or "", speech.format]
+    if speech.duration_s is not None:
+        parts.append(f"{speech.duration_s:.2f} s")
+    return " · ".join(part for part in parts if part)
+
+
+def _caption(text: str) -> str:
+    return f'<figcaption style="font-size:smaller;opacity:0.7">{html.escape(text)}</figcaption>'
 
 
 def speech_bundle(speech: SpeechResult) -> MimeBundle:
-    player = f'<audio controls src="{_data_url(*speech.playable())}"></audio>'
+    player = (f'<figure style="margin:0"><audio controls src="{_data_url(*_embeds.compressed_audio(*speech.playable()))}">'
+              f"</audio>{_caption(speech_caption(speech))}</figure>")
     record = output_record(speech, format=speech.format, sample_rate=speech.sample_rate, duration_s=speech.duration_s,
                            usage=dict(speech.usage))
     return {"text/plain": repr(speech), "text/html": player}, {"vomni_nb": record}
 
 
+# Inline code (a run of backticks, then the same run) and fenced blocks are left as written.
+_CODE_SPAN = re.compile(r"(`+)(?:.+?)\1")
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+
+
+def _escape_prose(text: str) -> str:
+    # A lone "$" starts TeX in JupyterLab (its markdown pre-pass, then MathJax on the page), so "$5 ... $10"
+    # became italic maths. An entity alone is not enough (MathJax reads the page's text); an element around
+    # it is, since MathJax never pairs delimiters across elements. "<" would start raw HTML the renderer eats.
+    return text.replace("<", "&lt;").replace("$", "<span>&#36;</span>")
+
+
+def markdown_safe(text: str) -> str:
+    """``text`` as Markdown that shows what was written: ``$`` never starts maths, ``<`` never starts HTML.
+
+    Markdown itself (emphasis, lists, headings, code) is kept, since chat models write it on purpose;
+    code spans and fenced code blocks are left exactly as they are.
+    """
+    out: list[str] = []
+    fence: str | None = None
+    for line in text.splitlines(keepends=True):
+        opening = _FENCE.match(line)
+        if fence is not None:
+            if opening and opening.group(1)[0] == fence[0] and len(opening.group(1)) >= len(fence):
+                fence = None
+            out.append(line)
+            continue
+        if opening:
+            fence = opening.group(1)
+            out.append(line)
+            continue
+        last = 0
+        for span in _CODE_SPAN.finditer(line):
+            out.append(_escape_prose(line[last:span.start()]))
+            out.append(span.group(0))
+            last = span.end()
+        out.append(_escape_prose(line[last:]))
+    return "".join(out)
+
+
 def chat_bundle(chat: ChatResult) -> MimeBundle:
-    data: dict[str, Any] = {"text/plain": chat.text or repr(chat), "text/markdown": chat.text}
-    if chat.audio is not None or chat.images:
-        pieces = [f"<div>{html.escape(chat.text)}</div>"] if chat.text else []
-        if chat.audio is not None:
-            mime = AUDIO_MIME.get(chat.audio_format or "wav", "audio/wav")
-            pieces.append(f'<audio controls src="{_data_url(mime, chat.audio)}"></audio>')
-        pieces += [f'<img src="{_data_url(i.mime_type, i.data)}" style="max-width:512px"/>' for i in chat.images]
-        data["text/html"] = "".join(pieces)
-    record = output_record(chat, id=chat.id, finish_reason=chat.finish_reason, usage=dict(chat.usage))
+    # One rendering whatever the answer holds: Markdown, with the audio player and pictures after the text
+    # (an HTML form beside it would win in JupyterLab and show the same text differently).
+    pieces = [markdown_safe(chat.text)] if chat.text else []
+    if chat.audio is not None:
+        mime = AUDIO_MIME.get(chat.audio_format or "wav", "audio/wav")
+        pieces.append(f'<audio controls src="{_data_url(mime, chat.audio)}"></audio>')
+    pieces += [f'<img src="{_embeds.preview(image, 512).data_url}" style="max-width:512px"/>' for image in chat.images]
+    data: dict[str, Any] = {"text/plain": chat.text or repr(chat), "text/markdown": "\n\n".join(pieces)}
+    record = output_record(chat, id=chat.id, finish_reason=chat.finish_reason, usage=dict(chat.usage),
+                           audio_format=chat.audio_format)
     return data, {"vomni_nb": record}
 
 

@@ -13,9 +13,10 @@ from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 import httpx
 
-from vomni_nb import _plans, _service_plans, _video_plans
+from vomni_nb import _plans, _service_plans, _speech_plans, _video_plans
 from vomni_nb._base_client import BaseClient, BaseVoices, capability_method, checked
-from vomni_nb._core import ClientCore, Failure, Gather, Outcome, Plan, Reply, Sleep, Step, Stepper
+from vomni_nb._core import ClientCore, Failure, Gather, Plan, Reply, Sleep, Step, Stepper
+from vomni_nb._recording import Record
 from vomni_nb._transport import Exchange, new_async_transport
 from vomni_nb.protocol.build import RequestSpec
 from vomni_nb.streams import AsyncChatStream, AsyncSpeechStream
@@ -33,7 +34,7 @@ def awaitable(plan: Callable[Concatenate[ClientCore, P], Plan[T]]) -> Callable[C
     start = checked(plan)
 
     async def run_capability(self: Any, *args: P.args, **kwargs: P.kwargs) -> T:
-        return cast(T, await self._run(start(self._core, *args, **kwargs)))
+        return cast(T, await self._run(self._recording(start(self._core, *args, **kwargs)).plan))
 
     return capability_method(run_capability, plan)
 
@@ -44,8 +45,10 @@ def awaitable_stream(plan: Callable[Concatenate[ClientCore, P], Plan[_plans.Open
     start = checked(plan)
 
     async def run_capability(self: Any, *args: P.args, **kwargs: P.kwargs) -> S:
-        opened = await self._run(start(self._core, *args, **kwargs))
-        return stream(opened.reply, opened.state, started=opened.started, url=self._core.base_url)
+        recording = self._recording(start(self._core, *args, **kwargs))
+        opened = await self._run(recording.plan)
+        return stream(opened.reply, recording.stream_state(opened.state), started=opened.started,
+                      url=self._core.base_url)
 
     return capability_method(run_capability, plan, returns=stream.__name__)
 
@@ -62,9 +65,12 @@ class AsyncOmniClient(BaseClient[httpx.AsyncBaseTransport, Callable[[float], Awa
     edit = awaitable(_plans.edit)
     chat = awaitable(_plans.chat)
     chat_stream = awaitable_stream(_plans.chat_stream, AsyncChatStream)
-    speak = awaitable(_plans.speak)
-    speak_stream = awaitable_stream(_plans.speak_stream, AsyncSpeechStream)
+    speak = awaitable(_speech_plans.speak)
+    speak_stream = awaitable_stream(_speech_plans.speak_stream, AsyncSpeechStream)
+    speak_batch = awaitable(_speech_plans.speak_batch)
     video = awaitable(_video_plans.video)
+    wait_video = awaitable(_video_plans.wait_video)
+    download_video = awaitable(_video_plans.download_video)
     cancel_video = awaitable(_video_plans.cancel_video)
     video_jobs = awaitable(_video_plans.video_jobs)
     models = awaitable(_service_plans.models)
@@ -121,7 +127,9 @@ class AsyncOmniClient(BaseClient[httpx.AsyncBaseTransport, Callable[[float], Awa
                 stepper.outcome = await self._perform_step(step)
         return stepper.result()
 
-    async def _perform_step(self, step: Step) -> Outcome:
+    async def _perform_step(self, step: Step | Record) -> Any:
+        if isinstance(step, Record):
+            return await asyncio.to_thread(step.action)  # history I/O (SQLite, fsync): off the event loop
         if isinstance(step, Sleep):
             await self._sleep(step.seconds)
             return None

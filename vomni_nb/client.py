@@ -15,9 +15,10 @@ from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 import httpx
 
-from vomni_nb import _plans, _service_plans, _video_plans
+from vomni_nb import _plans, _service_plans, _speech_plans, _video_plans
 from vomni_nb._base_client import BaseClient, BaseVoices, capability_method, checked
-from vomni_nb._core import ClientCore, Failure, Gather, Outcome, Plan, Reply, Sleep, Step, Stepper
+from vomni_nb._core import ClientCore, Failure, Gather, Plan, Reply, Sleep, Step, Stepper
+from vomni_nb._recording import Record
 from vomni_nb._transport import Exchange, new_transport, run_on_private_loop
 from vomni_nb.protocol.build import RequestSpec
 from vomni_nb.streams import ChatStream, SpeechStream
@@ -34,7 +35,7 @@ def blocking(plan: Callable[Concatenate[ClientCore, P], Plan[T]]) -> Callable[Co
     start = checked(plan)
 
     def run_capability(self: Any, *args: P.args, **kwargs: P.kwargs) -> T:
-        return cast(T, self._run(start(self._core, *args, **kwargs)))
+        return cast(T, self._run(self._recording(start(self._core, *args, **kwargs)).plan))
 
     return capability_method(run_capability, plan)
 
@@ -45,8 +46,10 @@ def blocking_stream(plan: Callable[Concatenate[ClientCore, P], Plan[_plans.Opene
     start = checked(plan)
 
     def run_capability(self: Any, *args: P.args, **kwargs: P.kwargs) -> S:
-        opened = self._run(start(self._core, *args, **kwargs))
-        return stream(opened.reply, opened.state, started=opened.started, url=self._core.base_url)
+        recording = self._recording(start(self._core, *args, **kwargs))
+        opened = self._run(recording.plan)
+        return stream(opened.reply, recording.stream_state(opened.state), started=opened.started,
+                      url=self._core.base_url)
 
     return capability_method(run_capability, plan, returns=stream.__name__)
 
@@ -62,7 +65,9 @@ class OmniClient(BaseClient[httpx.BaseTransport, Callable[[float], None]]):
     the wait for a stream's next event, so a server that trickles bytes cannot hold a call.
     ``limits`` (:class:`~vomni_nb.protocol.limits.Limits`) bounds what a server may send: body sizes,
     decompression, stream text and lines, a stream's duration. ``max_retries`` bounds the safe retries
-    (503, 429, refused connections). ``transport`` and ``sleep`` exist for tests.
+    (503, 429, refused connections). ``history``: where every result (and failure) is recorded: None
+    for the default history (``VOMNI_HISTORY``, else the user cache dir), a ``HistoryStore``, or False
+    for none. ``transport`` and ``sleep`` exist for tests.
     """
 
     _http: httpx.Client
@@ -72,9 +77,12 @@ class OmniClient(BaseClient[httpx.BaseTransport, Callable[[float], None]]):
     edit = blocking(_plans.edit)
     chat = blocking(_plans.chat)
     chat_stream = blocking_stream(_plans.chat_stream, ChatStream)
-    speak = blocking(_plans.speak)
-    speak_stream = blocking_stream(_plans.speak_stream, SpeechStream)
+    speak = blocking(_speech_plans.speak)
+    speak_stream = blocking_stream(_speech_plans.speak_stream, SpeechStream)
+    speak_batch = blocking(_speech_plans.speak_batch)
     video = blocking(_video_plans.video)
+    wait_video = blocking(_video_plans.wait_video)
+    download_video = blocking(_video_plans.download_video)
     cancel_video = blocking(_video_plans.cancel_video)
     video_jobs = blocking(_video_plans.video_jobs)
     models = blocking(_service_plans.models)
@@ -116,7 +124,7 @@ class OmniClient(BaseClient[httpx.BaseTransport, Callable[[float], None]]):
 
         async def gather() -> list[Any]:
             # The twin shares this client's core: its settings, and what either learns about the server.
-            async with AsyncOmniClient._from_core(self._core, self._timeout) as twin:
+            async with AsyncOmniClient._from_core(self._core, self._timeout, history=self._history) as twin:
                 return await twin._gather(step)
 
         return run_on_private_loop(gather())
@@ -129,7 +137,9 @@ class OmniClient(BaseClient[httpx.BaseTransport, Callable[[float], None]]):
                 stepper.outcome = self._perform_step(step)
         return stepper.result()
 
-    def _perform_step(self, step: Step) -> Outcome:
+    def _perform_step(self, step: Step | Record) -> Any:
+        if isinstance(step, Record):
+            return step.action()  # history I/O, in line
         if isinstance(step, Sleep):
             self._sleep(step.seconds)
             return None

@@ -4,6 +4,7 @@
 
     VomniError                          everything below; catch this to catch all of ours
     ├── InvalidRequestError (+ValueError) bad input, caught before any request is sent
+    │   └── WrongServerError            the server's model cannot do this task (.model, .task)
     ├── APIError                        a request was sent and did not give a usable result
     │   ├── APIStatusError              the server answered with an error status (.status_code, .body)
     │   │   ├── BadRequestError          400
@@ -19,9 +20,11 @@
     │   │       └── InsufficientStorageError 507
     │   ├── APIConnectionError          no answer: refused, reset, DNS (+ConnectionError)
     │   │   └── APITimeoutError         no answer in time (+TimeoutError)
+    │   │       └── JobTimeoutError     a video job not done in time, left running (.job_id)
     │   ├── StreamError                 an in-band error after a stream started (.partial)
     │   ├── ResponseFormatError         a body we cannot read (HTML from a proxy, truncated JSON, bad base64)
-    │   └── JobFailedError              a video job ended with status "failed" (.job)
+    │   ├── JobFailedError              a video job ended with status "failed" (.job)
+    │   └── BatchItemError              one item of a batch failed; it stands in the item's place (.index)
     ├── ServerManagerError              the kernel-side server manager
     │   ├── ServerStartError            a launch failed (.cause, .advice, .log_tail)
     │   │   ├── ServerExited            the process exited before it was ready (.returncode)
@@ -30,9 +33,17 @@
     │   └── NoGPUError                  a real launch without a GPU (use --sim)
     └── HistoryError                    the history store: a file we did not write, a full disk (.path)
 
+    KeyboardInterrupt (Python's)
+    └── Interrupted                     Ctrl-C during a request: the server aborted it (.partial)
+
+``Interrupted`` stays outside ``VomniError`` on purpose: it must never be caught by ``except
+Exception``, and ``except KeyboardInterrupt`` still catches it.
+
 Status errors are made in one place, :func:`status_error`, which picks the class for a status.
-Every message says what to do next. API keys never appear in a message: build messages
-only through :func:`redact` when they may contain request data.
+Every message says what to do next, and ``advice`` holds that last part alone when it is known. API
+keys never appear in a message: build messages only through :func:`redact` when they may contain
+request data. In IPython these errors render short (:mod:`vomni_nb._tracebacks`): the cause, the
+advice, and the line of the cell that raised; ``%xmode Verbose`` shows the whole traceback.
 """
 
 from __future__ import annotations
@@ -68,6 +79,10 @@ __all__ = [
     "PortInUseError",
     "NoGPUError",
     "HistoryError",
+    "WrongServerError",
+    "JobTimeoutError",
+    "BatchItemError",
+    "Interrupted",
     "redact",
     "status_error",
 ]
@@ -85,12 +100,41 @@ def redact(text: str, *secrets: str | None) -> str:
     return _KEY_ARG.sub(r"\1***", text)
 
 
-class VomniError(Exception):
+class _ShortTraceback:
+    """IPython shows these errors as a few lines (cause, advice, the cell line), not the whole stack."""
+
+    advice: str = ""  # the message's last part, what to do next (empty when not known apart)
+
+    @property
+    def _render_traceback_(self) -> Any:
+        # IPython calls this when it exists; under `%xmode Verbose` it "does not exist", so the full one shows.
+        from vomni_nb import _tracebacks
+
+        if _tracebacks.full_wanted():
+            raise AttributeError("_render_traceback_")
+        return lambda: _tracebacks.render(self)  # type: ignore[arg-type]
+
+
+class VomniError(_ShortTraceback, Exception):
     """Base of every error vomni_nb raises on purpose."""
 
 
 class InvalidRequestError(VomniError, ValueError):
     """Input that cannot make a valid request; raised before anything is sent."""
+
+
+class WrongServerError(InvalidRequestError):
+    """The server's model cannot do this (speech from an image model): the request went nowhere useful.
+
+    Raised before sending when the client knows the model (``model``, ``task``: what was asked), or
+    made from the server's own refusal when it does not (``__cause__`` is then that status error).
+    """
+
+    def __init__(self, message: str, *, model: str | None = None, task: str | None = None, advice: str = "") -> None:
+        super().__init__(message)
+        self.model = model
+        self.task = task
+        self.advice = advice
 
 
 class APIError(VomniError):
@@ -207,6 +251,15 @@ class APITimeoutError(APIConnectionError, TimeoutError):
     """No answer before the timeout."""
 
 
+class JobTimeoutError(APITimeoutError):
+    """A video job not done before ``timeout=``: it is left running, ``client.wait_video(job_id)`` resumes."""
+
+    def __init__(self, message: str, *, url: str | None = None, job_id: str = "", job: Any = None) -> None:
+        super().__init__(message, url=url)
+        self.job_id = job_id
+        self.job = job
+
+
 class StreamError(APIError):
     """An error event arrived after a stream had started; ``partial`` holds what came before."""
 
@@ -235,6 +288,22 @@ class JobFailedError(APIError):
     def __init__(self, message: str, *, url: str | None = None, job: Any = None) -> None:
         super().__init__(message, url=url)
         self.job = job
+
+
+class BatchItemError(APIError):
+    """One item of a batch request failed; the batch's other items did not. It stands in the item's place
+    in the returned list. ``index`` is its place, ``input`` what it was to say, ``reason`` the server's words."""
+
+    def __init__(self, message: str, *, url: str | None = None, index: int = 0, input: str = "", reason: str = "",
+                 advice: str = "") -> None:
+        super().__init__(message, url=url)
+        self.index = index
+        self.input = input
+        self.reason = reason
+        self.advice = advice
+
+    def __repr__(self) -> str:
+        return f"BatchItemError(index={self.index}, {self.reason!r})"
 
 
 class ServerManagerError(VomniError):
@@ -289,6 +358,17 @@ class HistoryError(VomniError):
     def __init__(self, message: str, *, path: str | None = None) -> None:
         super().__init__(message)
         self.path = path
+
+
+class Interrupted(_ShortTraceback, KeyboardInterrupt):
+    """Ctrl-C during a request. The connection was closed, so the server aborted the generation (a video
+    job is cancelled); ``partial`` holds what had arrived (a stream's text or audio), ``url`` the server."""
+
+    def __init__(self, message: str, *, url: str | None = None, partial: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.url = url
+        self.partial = partial
 
 
 # One table from status to class, read from the classes' own pinned codes.

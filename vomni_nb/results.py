@@ -13,14 +13,15 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from vomni_nb import _files, _rendering
 from vomni_nb._files import PathLike
 from vomni_nb._rendering import MimeBundle, short
+from vomni_nb.errors import InvalidRequestError
 from vomni_nb.provenance import Provenance
 
-__all__ = ["ImageResult", "ImageBatch", "SpeechResult", "ChatResult", "VideoResult"]
+__all__ = ["ImageResult", "ImageBatch", "SpeechResult", "ChatResult", "VideoResult", "Stored", "SUFFIXES"]
 
 
 def _duration_s(frames: int | None, sample_rate: int | None) -> float | None:
@@ -30,14 +31,64 @@ def _duration_s(frames: int | None, sample_rate: int | None) -> float | None:
     return frames / sample_rate
 
 
+# The file suffixes each format may be saved under (the first is the one a default name gets).
+SUFFIXES = {"png": (".png",), "jpeg": (".jpg", ".jpeg"), "webp": (".webp",), "wav": (".wav",), "mp3": (".mp3",),
+            "flac": (".flac",), "opus": (".opus", ".ogg"), "pcm": (".pcm", ".raw"), "mp4": (".mp4",), "md": (".md",)}
+
+
+def _checked_target(path_or_dir: PathLike, fmt: str, what: str) -> PathLike:
+    """``path_or_dir``, unless it names a file whose suffix says another format (WebP bytes in ``x.png``)."""
+    path = Path(path_or_dir).expanduser()
+    allowed = SUFFIXES.get(fmt, ())
+    if path.suffix and allowed and not path.is_dir() and path.suffix.lower() not in allowed:
+        right = path.with_suffix(allowed[0]).name
+        convert = f", or convert it first: .to_pil().save({path.name!r})" if what == "image" else ""
+        raise InvalidRequestError(f"This {what} is {fmt.upper()}, so {path.name!r} would hold {fmt.upper()} bytes under "
+                                  f"a {path.suffix} name. Save it as {right!r}{convert}.")
+    return path_or_dir
+
+
 def _provenance_of(kind: str) -> Any:
     return dataclasses.field(default_factory=lambda: Provenance(kind=kind))
 
 
+@dataclasses.dataclass(frozen=True)
+class Stored:
+    """Where a result went in the history store: entry ``id`` and its ``files`` there (a result's own
+    file first); or, when it could not be recorded, ``note`` saying why: a warning to show (the result
+    itself is whole). Results that were not recorded (history off, built by hand) have ``stored=None``."""
+
+    id: int | None = None
+    files: tuple[Path, ...] = ()
+    note: str | None = None
+
+
+def _repr_with_history_id(own_repr: Any) -> Any:
+    def __repr__(self: Any) -> str:
+        text: str = own_repr(self)
+        if self.history_id is None or not text.endswith(")"):
+            return text
+        return f"{text[:-1]}, history_id={self.history_id})"
+
+    return __repr__
+
+
 class _FromProvenance:
-    """The fields every result reads from its provenance."""
+    """The fields every result reads from its provenance, and its place in the history."""
 
     provenance: Provenance
+    stored: Stored | None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Every result's repr ends with its history id: added once here, so each class's repr stays its own.
+        super().__init_subclass__(**kwargs)
+        if "__repr__" in vars(cls):
+            cls.__repr__ = _repr_with_history_id(vars(cls)["__repr__"])  # type: ignore[method-assign]
+
+    @property
+    def history_id(self) -> int | None:
+        """The id of this result's entry in the history (``vomni_nb.history()``, ``rerun(id)``), once recorded."""
+        return self.stored.id if self.stored is not None else None
 
     @property
     def model(self) -> str | None:
@@ -77,6 +128,7 @@ class ImageResult(_FromProvenance):
     provenance: Provenance = _provenance_of("image")
     metrics: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     index: int = 0  # its place among the n images of one request
+    stored: Stored | None = None
 
     @property
     def prompt(self) -> str:
@@ -103,10 +155,15 @@ class ImageResult(_FromProvenance):
         """Write the image file (never overwriting); returns the path.
 
         PNG files carry their recipe: a ``parameters`` text chunk as other image tools write it, and a
-        ``vomni_nb`` chunk with the provenance record, so any saved file can be rerun.
+        ``vomni_nb`` chunk with the provenance record, so any saved file can be rerun
+        (``vomni_nb.rerun("file.png")``); JPEG and WebP files get it in ``<stem>.json`` beside them.
         """
-        name, data = _files.image_file(self)
-        return _files.save_new(data, path_or_dir, name)
+        return _files.save_result(self, _checked_target(path_or_dir, self.format, "image"))
+
+    def full(self) -> Any:
+        """The image at full resolution, for display: a large result shows a preview (the notebook
+        stays small); ``result.full()`` embeds the original file in the output on purpose."""
+        return _rendering.FullImage(self)
 
     def to_pil(self) -> Any:
         """The image as a ``PIL.Image.Image``."""
@@ -130,12 +187,27 @@ class ImageBatch:
     def __iter__(self) -> Iterator[ImageResult]:
         return iter(self.images)
 
-    def __getitem__(self, index: int) -> ImageResult:
+    @overload
+    def __getitem__(self, index: int) -> ImageResult: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> ImageBatch: ...
+
+    def __getitem__(self, index: int | slice) -> ImageResult | ImageBatch:
+        """One image, or (a slice) an ImageBatch of some: ``batch[:2]`` displays and saves like the batch."""
+        if isinstance(index, slice):
+            return ImageBatch(self.images[index], timings=self.timings)
         return self.images[index]
 
     def __repr__(self) -> str:
         seeds = [image.seed for image in self.images]
-        return f"ImageBatch({len(self.images)} images, seeds={seeds})"
+        ids = sorted({image.history_id for image in self.images if image.history_id is not None})
+        return f"ImageBatch({len(self.images)} images, seeds={seeds}" + (f", history_ids={ids})" if ids else ")")
+
+    @property
+    def history_ids(self) -> list[int | None]:
+        """Each image's history id, in order (images of one request share theirs)."""
+        return [image.history_id for image in self.images]
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> MimeBundle:
         return _rendering.batch_bundle(self)
@@ -157,6 +229,7 @@ class SpeechResult(_FromProvenance):
     frames: int | None = None
     provenance: Provenance = _provenance_of("speech")
     usage: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    stored: Stored | None = None
 
     @property
     def text(self) -> str:
@@ -196,9 +269,8 @@ class SpeechResult(_FromProvenance):
         return _rendering.speech_bundle(self)
 
     def save(self, path_or_dir: PathLike = ".") -> Path:
-        """Write the audio file (never overwriting); returns the path."""
-        name, data = _files.speech_file(self)
-        return _files.save_new(data, path_or_dir, name)
+        """Write the audio file (never overwriting), with its recipe in ``<stem>.json`` beside it; returns the path."""
+        return _files.save_result(self, _checked_target(path_or_dir, self.format, "speech"))
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -216,6 +288,7 @@ class ChatResult(_FromProvenance):
     provenance: Provenance = _provenance_of("chat")
     usage: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     metrics: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    stored: Stored | None = None
 
     @property
     def prompt(self) -> str:
@@ -239,10 +312,35 @@ class ChatResult(_FromProvenance):
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> MimeBundle:
         return _rendering.chat_bundle(self)
 
-    def save(self, path_or_dir: PathLike = ".") -> Path:
-        """Write the text as Markdown (never overwriting); returns the path."""
-        name, data = _files.chat_file(self)
-        return _files.save_new(data, path_or_dir, name)
+    def save(self, path_or_dir: PathLike = ".") -> list[Path]:
+        """Write every part of the answer (never overwriting): the text as Markdown, the audio, each image.
+
+        ``path_or_dir`` is a directory (files named ``chat-<hash>.md``, ``.mp3``, ``-0.png`` ...) or a
+        file name whose stem names them all (``"answer.md"`` -> ``answer.md``, ``answer.mp3``). An
+        answer without text writes no Markdown file. Returns the paths written.
+        """
+        target = Path(path_or_dir).expanduser()
+        is_file = bool(target.suffix) and not target.is_dir()
+        if is_file and target.suffix.lower() != ".md":
+            raise InvalidRequestError(f"A chat answer saves as Markdown plus its audio and images: give a directory "
+                                      f"or a .md name (not {target.name!r}).")
+        folder, stem = (target.parent, target.stem) if is_file else (target, "chat-" + self._digest())
+        written: list[Path] = []
+        if self.text:
+            written.append(_files.save_new(self.text.encode("utf-8"), folder / f"{stem}.md", f"{stem}.md"))
+        if self.audio is not None:
+            fmt = self.audio_format or "wav"
+            suffix = SUFFIXES.get(fmt, (f".{fmt}",))[0]
+            written.append(_files.save_new(self.audio, folder / f"{stem}{suffix}", f"{stem}{suffix}"))
+        for index, image in enumerate(self.images):
+            name, data = _files.image_file(image)
+            suffix = Path(name).suffix
+            written.append(_files.save_new(data, folder / f"{stem}-{index}{suffix}", f"{stem}-{index}{suffix}"))
+        return written
+
+    def _digest(self) -> str:
+        """A short hash of the whole answer (text, audio, images), so parts of one answer share a name."""
+        return _files.digest(self.text.encode("utf-8") + (self.audio or b"") + b"".join(i.data for i in self.images))
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -259,6 +357,7 @@ class VideoResult(_FromProvenance):
     provenance: Provenance = _provenance_of("video")
     metrics: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     job: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    stored: Stored | None = None
 
     mime_type = "video/mp4"
 
@@ -268,8 +367,11 @@ class VideoResult(_FromProvenance):
 
     def __repr__(self) -> str:
         size = f"{self.width}x{self.height}" if self.width and self.height else "?"
+        duration = f"{self.duration_s:.2f}s" if self.duration_s is not None else "?s"
+        fps = f" @ {self.fps:g} fps" if self.fps else ""
+        frames = f", {self.num_frames} frames" if self.num_frames else ""
         return (
-            f"VideoResult({self.id}, {size}, {self.duration_s}s @ {self.fps} fps, {len(self.data)} bytes, "
+            f"VideoResult({self.id}, {size}, {duration}{fps}{frames}, {len(self.data)} bytes, "
             f"seed={self.seed}, prompt={short(self.prompt)!r})"
         )
 
@@ -277,6 +379,5 @@ class VideoResult(_FromProvenance):
         return _rendering.video_bundle(self)
 
     def save(self, path_or_dir: PathLike = ".") -> Path:
-        """Write the MP4 file (never overwriting); returns the path."""
-        name, data = _files.video_file(self)
-        return _files.save_new(data, path_or_dir, name)
+        """Write the MP4 file (never overwriting), with its recipe in ``<stem>.json`` beside it; returns the path."""
+        return _files.save_result(self, _checked_target(path_or_dir, "mp4", "video"))

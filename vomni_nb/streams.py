@@ -26,7 +26,7 @@ from vomni_nb import _advice
 from vomni_nb._core import Reply
 from vomni_nb._deadline import clock, deadline_scope
 from vomni_nb._transport import OpenBody, deadline_error
-from vomni_nb.errors import APIError, APITimeoutError, ResponseFormatError, StreamError
+from vomni_nb.errors import APIError, APITimeoutError, Interrupted, ResponseFormatError, StreamError
 from vomni_nb.protocol.body import BoundedBody
 from vomni_nb.protocol.status import redact_error
 from vomni_nb.protocol.streaming import AudioDelta, ImageDelta, StreamEvent, StreamState, TextDelta
@@ -165,6 +165,10 @@ class _StreamBase(Generic[R]):
     def _reading_error(self, exc: BaseException) -> BaseException:
         if isinstance(exc, httpx.TimeoutException):  # a read that waited until the next event's deadline
             exc = self._late()
+        elif isinstance(exc, KeyboardInterrupt) and not isinstance(exc, Interrupted):
+            # Ctrl-C: closing the response (on the way out) makes the server abort; what arrived is kept.
+            exc = Interrupted(_advice.interrupted() + "; what arrived is in .partial (and on the stream)",
+                              url=self._url, partial=self._state.partial)
         elif isinstance(exc, httpx.TransportError):
             exc = StreamError(
                 f"The connection broke in the middle of the stream ({type(exc).__name__}); what arrived is in "

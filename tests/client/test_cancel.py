@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from vomni_nb import AsyncOmniClient, OmniClient
+from vomni_nb.errors import Interrupted
 from tests.support.sims import IMAGE_MODEL, OMNI_MODEL, SimHandle, launch_sim
 
 ABORTED = "[AsyncOmni] Request"
@@ -54,7 +55,8 @@ def _interrupt_main_when(condition: Callable[[], bool], fired: threading.Event) 
 def _interrupted(call: Callable[[], Any], when: Callable[[], bool]) -> None:
     fired = threading.Event()
     thread = _interrupt_main_when(when, fired)
-    with pytest.raises(KeyboardInterrupt):
+    # Issue 7 item 16: a KeyboardInterrupt still, saying in one line what became of the request.
+    with pytest.raises(Interrupted, match="^interrupted; the server aborted the"):
         call()
     thread.join(30)
     assert fired.is_set(), "the interrupt did not fire"

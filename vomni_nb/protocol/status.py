@@ -16,6 +16,7 @@ from vomni_nb.errors import (
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
+    Interrupted,
     ResponseFormatError,
     VomniError,
     redact,
@@ -25,14 +26,29 @@ from vomni_nb.protocol.retry import parse_retry_after
 from vomni_nb.protocol.untrusted import load_json
 
 __all__ = ["error_from_response", "connection_error", "timeout_error", "advice_for", "is_wrong_kind_of_server",
-           "redact_data", "redact_error", "is_redirect"]
+           "already_advised", "redact_data", "redact_error", "is_redirect"]
 
 MAX_MESSAGE_CHARS = 2000  # of a server's error message in ours: enough to read, not a megabyte of echo
 
+# What vLLM-Omni 0.30.0 answers when a server's model has no handler for the route (503 for images and
+# videos, an error body for chat on a TTS model): the task goes to another server, retrying never helps.
+_WRONG_KIND = ("no diffusion stage", "video generation handler not initialized",
+               "does not support chat completions api")
+
 
 def is_wrong_kind_of_server(status_code: int, message: str) -> bool:
-    """vLLM-Omni answers an image request to a model without a diffusion stage with 503: retrying never helps."""
-    return status_code == 503 and "no diffusion stage" in message.lower()
+    """Whether an error answer says the server's model cannot do this kind of request at all."""
+    return status_code in (400, 503) and any(phrase in message.lower() for phrase in _WRONG_KIND)
+
+
+# A server message that already gives one of our remedies needs no second copy of it.
+_REMEDY_WORDS = ("resolution", "quantiz", "fewer", "smaller", "retry", "shorter")
+
+
+def already_advised(message: str, advice: str) -> bool:
+    """Whether ``message`` already suggests the remedies ``advice`` gives (two or more in common)."""
+    said, ours = message.lower(), advice.lower()
+    return sum(1 for word in _REMEDY_WORDS if word in said and word in ours) >= 2
 
 
 def redact_data(value: Any, secrets: Sequence[str | None]) -> Any:
@@ -54,7 +70,8 @@ def redact_error(error: BaseException, secrets: Sequence[str | None]) -> BaseExc
     """``error`` (and the errors of ours it was raised from) with every string it carries redacted, in place.
 
     The one place where what a server echoed leaves the client: the message, ``.body`` (an error
-    answer), ``.partial`` (a stream's text), ``.job`` (a failed video job), ``.param`` and ``.url``.
+    answer), ``.partial`` (a stream's text, an interrupted one's too), ``.job`` (a failed video job),
+    ``.reason`` (a failed batch item), ``.advice``, ``.param`` and ``.url``.
     """
     if not any(secrets):
         return error
@@ -62,9 +79,9 @@ def redact_error(error: BaseException, secrets: Sequence[str | None]) -> BaseExc
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, VomniError):
+        if isinstance(current, (VomniError, Interrupted)):
             current.args = tuple(redact_data(arg, secrets) if isinstance(arg, str) else arg for arg in current.args)
-            for name in ("message", "body", "partial", "job", "param", "url"):
+            for name in ("message", "body", "partial", "job", "reason", "input", "advice", "param", "url"):
                 value = getattr(current, name, None)
                 if isinstance(value, (str, Mapping, list, tuple)):
                     setattr(current, name, redact_data(value, secrets))
@@ -179,8 +196,10 @@ def error_from_response(
         advice = "Leave model unset or pass the model the server runs."
     elif is_wrong_kind_of_server(status_code, message):
         advice = _advice.WRONG_KIND_OF_SERVER
-    full = f"{status_code} {_reason(status_code)} from {url or path}: {message.rstrip('.')}. {advice}"
-    return status_error(
+    if already_advised(message, advice):
+        advice = ""
+    full = f"{status_code} {_reason(status_code)} from {url or path}: {message.rstrip('.')}." + (f" {advice}" if advice else "")
+    error = status_error(
         redact(full, *secrets),
         status_code=status_code,
         url=url,
@@ -190,6 +209,8 @@ def error_from_response(
         request_id=request_id,
         retry_after=parse_retry_after(headers.get("retry-after")),
     )
+    error.advice = redact(advice, *secrets)
+    return error
 
 
 def _text_of(content: bytes, secrets: Sequence[str | None]) -> str:
@@ -203,12 +224,14 @@ def _redirect_error(status_code: int, body: Any, content: bytes, headers: Mappin
     message = (f"{status_code} {_reason(status_code)} from {url}: the server redirects to {target[:500]}. "
                "vomni_nb does not follow redirects (the request and its key go only where you said); if you "
                "trust that address, give it as the server's URL.")
-    return status_error(
+    error = status_error(
         redact(message, *secrets),
         status_code=status_code,
         url=url,
         body=redact_data(body, secrets) if body is not None else _text_of(content, secrets)[:2000],
     )
+    error.advice = "If you trust that address, give it as the server's URL."
+    return error
 
 
 def connection_error(base_url: str, detail: str = "connection refused") -> APIConnectionError:
