@@ -21,9 +21,11 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from vomni_nb.errors import APIStatusError, ResponseFormatError, VomniError
+from vomni_nb.protocol.batch import parse_speech_batch
 from vomni_nb.protocol.body import BoundedBody
 from vomni_nb.protocol.dataurl import decode_base64, decode_data_url
 from vomni_nb.protocol.limits import Limits
+from vomni_nb.protocol.mp4 import mp4_info
 from vomni_nb.protocol.parse import (
     chat_images,
     image_info,
@@ -79,7 +81,7 @@ scalars = (st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(al
 KEYS = ["data", "choices", "message", "content", "b64_json", "audio", "id", "status", "error", "type", "image_url",
         "url", "delta", "modality", "audio_metadata", "sample_rate_hz", "frame_count", "format", "finish_reason",
         "usage", "metrics", "model", "transcript", "text", "message", "code", "param", "detail", "loc", "msg",
-        "size", "fps", "num_frames", "duration_s", "voices", "version", "index"]
+        "size", "fps", "num_frames", "duration_s", "voices", "version", "index", "results", "audio_data"]
 json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3)
                            | st.dictionaries(st.sampled_from(KEYS), inner, max_size=5), max_leaves=16)
 bodies = st.one_of(json_values.map(lambda v: json.dumps(v).encode()), st.binary(max_size=64),
@@ -95,6 +97,7 @@ def test_every_body_parser_raises_only_our_errors(content: bytes, speech_format:
     only_ours(lambda: parse_video_job(content))
     only_ours(lambda: parse_models(content))
     only_ours(lambda: load_json(content))
+    only_ours(lambda: parse_speech_batch(content, [PROVENANCE] * 2, [speech_format] * 2))
 
 
 @settings(max_examples=200)
@@ -107,6 +110,37 @@ def test_parsers_of_decoded_values_raise_only_our_errors(value: Any) -> None:
         assert result.fps is None or isinstance(result.fps, (int, float))
         assert result.num_frames is None or isinstance(result.num_frames, int)
         repr(result)
+
+
+@settings(max_examples=200)
+@given(st.lists(st.fixed_dictionaries({}, optional={"index": scalars | st.lists(scalars, max_size=2),
+                                                    "status": st.sampled_from(["success", "error", None]),
+                                                    "error": json_values, "audio_data": media, "usage": json_values}),
+                max_size=4))
+def test_speech_batch_answers_raise_only_our_errors(results: list[dict[str, Any]]) -> None:
+    # Shaped like the batch route's answer, so the fuzzing reaches each item's checks, not only the envelope.
+    out = only_ours(lambda: parse_speech_batch(json.dumps({"results": results}).encode(), [PROVENANCE] * 3,
+                                               ["wav", "pcm", "mp3"]))
+    if not isinstance(out, VomniError):
+        assert len(out) == 3
+
+
+def _box(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I4s", 8 + len(payload), kind) + payload
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=96), st.sampled_from([b"moov", b"trak", b"tkhd", b"mdia", b"mdhd", b"minf", b"stbl",
+                                                  b"stsz", b"mvhd"]), st.integers(0, 3))
+def test_mp4_reading_never_raises(tail: bytes, kind: bytes, depth: int) -> None:
+    # Boxes nested as the reader walks them, with a fuzzed payload at the bottom: whatever the sizes claim,
+    # mp4_info says what it could read and never raises (a video's facts come from a file the server made).
+    data = _box(kind, tail)
+    for outer in (b"stbl", b"minf", b"mdia", b"trak", b"moov")[4 - depth:]:
+        data = _box(outer, data)
+    info = mp4_info(data)
+    assert info.width is None or isinstance(info.width, int)
+    only_ours(lambda: video_result(data, {"id": "j"}, PROVENANCE))
 
 
 @settings(max_examples=300)

@@ -7,7 +7,7 @@ import zlib
 
 import pytest
 
-from vomni_nb.errors import InvalidRequestError, ResponseFormatError, ServerError, StreamError
+from vomni_nb.errors import BatchItemError, InvalidRequestError, Interrupted, ResponseFormatError, ServerError, StreamError
 from vomni_nb.protocol.body import BoundedBody
 from vomni_nb.protocol.limits import DEFAULT_LIMITS, Limits, format_size
 from vomni_nb.protocol.status import error_from_response, redact_error
@@ -81,3 +81,16 @@ def test_a_redirect_names_its_target_redacted() -> None:
     error = error_from_response(302, b'{"data": []}', {"location": f"http://evil/?k={KEY}"}, url="http://h/v1/x",
                                 secrets=(KEY,))
     assert error.status_code == 302 and "redirects to http://evil/?k=***" in str(error) and KEY not in str(error)
+    assert error.advice == "If you trust that address, give it as the server's URL."
+
+
+def test_redact_error_reaches_an_interrupt_and_a_batch_item() -> None:
+    # Ctrl-C keeps a stream's text in .partial (not a VomniError: it must escape `except Exception`), and
+    # a failed batch item is returned, not raised: both carry what the server sent.
+    interrupted = Interrupted(f"interrupted; {KEY}", url=f"http://h/?k={KEY}", partial=f"so far {KEY}")
+    item = BatchItemError(f"Item 1 failed: Invalid voice '{KEY}'.", index=1, input="hi", reason=f"Invalid voice '{KEY}'",
+                          advice=f"Try {KEY}")
+    for error in (interrupted, item):
+        assert redact_error(error, (KEY,)) is error
+        assert KEY not in str(error) and KEY not in repr(error) and KEY not in repr(vars(error))
+    assert interrupted.partial == "so far ***" and item.reason == "Invalid voice '***'" and item.input == "hi"
