@@ -15,6 +15,7 @@ from vomni_nb.errors import __all__ as _error_names
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
     from vomni_nb._history import HistoryStore, history
+    from vomni_nb.generation import image
     from vomni_nb.async_client import AsyncOmniClient
     from vomni_nb.client import OmniClient
     from vomni_nb.results import ChatResult, ImageBatch, ImageResult, SpeechResult, VideoResult
@@ -31,6 +32,7 @@ __all__ = [
     "ServerStatus",
     "default_manager",
     "load_ipython_extension",
+    "unload_ipython_extension",
     "OmniClient",
     "AsyncOmniClient",
     "ImageResult",
@@ -44,6 +46,7 @@ __all__ = [
     "AsyncSpeechStream",
     "HistoryStore",
     "history",
+    "image",
 ]
 
 # Public name -> the module that defines it, imported on first access.
@@ -65,6 +68,7 @@ _LAZY = {
     "AsyncSpeechStream": "vomni_nb.streams",
     "HistoryStore": "vomni_nb._history",
     "history": "vomni_nb._history",
+    "image": "vomni_nb.generation",
 }
 
 
@@ -86,3 +90,10 @@ def load_ipython_extension(ipython: object) -> None:
     from vomni_nb.magics import load_ipython_extension as load
 
     load(ipython)
+
+
+def unload_ipython_extension(ipython: object) -> None:
+    """``%unload_ext vomni_nb`` (and so ``%reload_ext vomni_nb``): removes the magics again."""
+    from vomni_nb.magics import unload_ipython_extension as unload
+
+    unload(ipython)

@@ -4,6 +4,7 @@
 
     VomniError                          everything below; catch this to catch all of ours
     ├── InvalidRequestError (+ValueError) bad input, caught before any request is sent
+    │   └── WrongServerError            a request for a server whose model cannot do it (.servers: those that can)
     ├── APIError                        a request was sent and did not give a usable result
     │   ├── APIStatusError              the server answered with an error status (.status_code, .body)
     │   │   ├── BadRequestError          400
@@ -21,6 +22,7 @@
     │   │   └── APITimeoutError         no answer in time (+TimeoutError)
     │   ├── StreamError                 an in-band error after a stream started (.partial)
     │   ├── ResponseFormatError         a body we cannot read (HTML from a proxy, truncated JSON, bad base64)
+    │   ├── PartialBatchError           some images of a sweep failed, asked for with strict=True (.partial, .errors)
     │   └── JobFailedError              a video job ended with status "failed" (.job)
     ├── ServerManagerError              the kernel-side server manager
     │   ├── ServerStartError            a launch failed (.cause, .advice, .log_tail)
@@ -43,6 +45,7 @@ from typing import Any
 __all__ = [
     "VomniError",
     "InvalidRequestError",
+    "WrongServerError",
     "APIError",
     "APIStatusError",
     "BadRequestError",
@@ -60,6 +63,7 @@ __all__ = [
     "APITimeoutError",
     "StreamError",
     "ResponseFormatError",
+    "PartialBatchError",
     "JobFailedError",
     "ServerManagerError",
     "ServerStartError",
@@ -91,6 +95,15 @@ class VomniError(Exception):
 
 class InvalidRequestError(VomniError, ValueError):
     """Input that cannot make a valid request; raised before anything is sent."""
+
+
+class WrongServerError(InvalidRequestError):
+    """The server's model cannot do this kind of request (an image from a TTS model); ``servers`` names the
+    servers of this kernel that can (empty: none runs, and the message says what to start)."""
+
+    def __init__(self, message: str, *, servers: Any = ()) -> None:
+        super().__init__(message)
+        self.servers = list(servers)
 
 
 class APIError(VomniError):
@@ -227,6 +240,19 @@ class StreamError(APIError):
 
 class ResponseFormatError(APIError):
     """A response body that does not match the protocol."""
+
+
+class PartialBatchError(APIError):
+    """Some requests of a sweep failed and the caller asked for strictness (``strict=True``).
+
+    ``partial`` is the whole batch (or grid) with each failure marked in its place, ``errors`` the
+    failures' errors; without strictness that batch is returned instead of this error.
+    """
+
+    def __init__(self, message: str, *, partial: Any = None, errors: Any = ()) -> None:
+        super().__init__(message)
+        self.partial = partial
+        self.errors = list(errors)
 
 
 class JobFailedError(APIError):

@@ -94,3 +94,46 @@ def test_show_stream_updates_one_output_and_keeps_the_whole_text(omni_server) ->
     assert [first for _, first in shown].count(True) == 1  # one output, updated in place
     assert texts[-1] == result.text  # the final state is the whole answer, without the cursor
     assert all(text.endswith("▌") for text in texts[:-1])
+
+
+class RecordingHandle:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, object]] = []
+
+    def show(self, output: object) -> None:
+        self.calls.append(("show", output))
+
+    def update(self, output: object) -> None:
+        self.calls.append(("update", output))
+
+
+def test_wait_line_shows_only_after_its_delay_and_is_replaced_by_the_result() -> None:
+    from vomni_nb.display import WaitLine
+
+    handle, clock = RecordingHandle(), FakeClock()
+    line = WaitLine(delay=1.0, interval=0.25, live=True, handle=handle, clock=clock)  # type: ignore[arg-type]
+    assert not line.update("waiting")  # a quick answer never shows a status line
+    clock.now = 1.1
+    assert line.update("◔ an image on img … 1.1 s")
+    clock.now = 1.2
+    assert not line.update("◔ … 1.2 s")  # throttled
+    line.replace({"text/plain": "the image"})
+    assert [kind for kind, _ in handle.calls] == ["show", "update"]  # one output: the result took the line's place
+    assert handle.calls[-1][1] == ({"text/plain": "the image"}, {})
+    assert not line.update("late")
+
+
+def test_a_quick_result_is_displayed_afresh_and_a_silenced_one_leaves_nothing() -> None:
+    from vomni_nb.display import WaitLine
+
+    handle = RecordingHandle()
+    WaitLine(live=True, handle=handle).replace({"text/plain": "quick"})  # type: ignore[arg-type]
+    assert handle.calls == [("show", ({"text/plain": "quick"}, {}))]
+    handle, clock = RecordingHandle(), FakeClock()
+    line = WaitLine(delay=0, live=True, handle=handle, clock=clock)  # type: ignore[arg-type]
+    line.update("waiting")
+    line.clear()
+    assert handle.calls[-1] == ("update", ({"text/plain": ""}, {}))
+    quiet = RecordingHandle()
+    WaitLine(live=True, handle=quiet).clear()  # type: ignore[arg-type]
+    assert quiet.calls == []

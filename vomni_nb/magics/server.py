@@ -1,11 +1,11 @@
-"""IPython magics. Thin: parse the line, call the library, display the result.
+"""``%omni_server``: start, watch and stop servers. Thin: parse the line, call the manager, display.
 
 ``%omni_server start MODEL [--port N|auto] [--gpus 0,1] [--timeout S] [--sim] [--api-key auto|K] [--keep]
 [--name NAME] [--another] [-- extra vllm args] | status [NAME] | logs [NAME] [-n N] | stop [NAME] |
 restart [NAME] | list | attach URL [--name NAME] [--api-key K] | use NAME``
 
-``%load_ext vomni_nb`` stays light: this module imports IPython's magic machinery, ``errors`` and
-``display`` only; the server manager (and with it psutil) is imported when a magic runs, and the
+``%load_ext vomni_nb`` stays light: this module imports IPython's magic machinery, ``errors``,
+``display`` and the magics' shared settings only; the server manager (and with it psutil) is imported when a magic runs, and the
 client (httpx, PIL) only when a server's ``client()`` is asked for. ``tests/magics`` checks it.
 """
 
@@ -15,17 +15,18 @@ import shlex
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_magic, magics_class, no_var_expand
+from IPython.core.magic import line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from vomni_nb import _advice
 from vomni_nb.display import StartStatusLine, bundle, show, status_table
 from vomni_nb.errors import InvalidRequestError, ServerManagerError, ServerStartError, redact
+from vomni_nb.magics._common import VomniMagics
 
 if TYPE_CHECKING:
     from vomni_nb.server import Server, ServerManager
 
-__all__ = ["VomniMagics", "load_ipython_extension", "ServerCommandError"]
+__all__ = ["ServerMagics", "ServerCommandError"]
 
 _ACTIONS = ("start", "status", "logs", "stop", "restart", "list", "attach", "use")
 
@@ -63,8 +64,8 @@ def _split_extra(line: str) -> tuple[str, list[str]]:
 
 
 @magics_class
-class VomniMagics(Magics):
-    """vomni_nb's magics (``%load_ext vomni_nb``)."""
+class ServerMagics(VomniMagics):
+    """``%omni_server`` (``%load_ext vomni_nb``)."""
 
     @no_var_expand
     @magic_arguments()
@@ -166,7 +167,3 @@ class VomniMagics(Magics):
         for problem in manager.registry.problems:  # rows we skipped: say so, or a planted row goes unseen
             show(f"note: {problem}")
 
-
-def load_ipython_extension(ipython: Any) -> None:
-    """``%load_ext vomni_nb``."""
-    ipython.register_magics(VomniMagics)

@@ -1,0 +1,178 @@
+"""What every Python twin shares: the plain functions behind the magics (``vomni_nb.image``, ...).
+
+A twin is a keyword-only function exported from ``vomni_nb`` that works in a script, a test or a cell,
+with no IPython. Its shape, for every generating task::
+
+    def speak(text, *, model=None, server=None, voice=None, ..., save=None, log=True, status=None):
+        text = check_prompt(text)                              # 1. every check, before anything is sent
+        target = resolve_target("speech", model=model, server=server)   # 2. routing (vomni_nb.routing)
+        result = call("speech", target, lambda client: client.speak(text, ...),   # 3. one request,
+                      what=f"speech ({voice})", status=status, log=log)            #    with a live wait line
+        save_result(result, save)                              # 4. saved before anyone displays it
+        return result
+
+Rules:
+
+1. Bad input raises :class:`~vomni_nb.errors.InvalidRequestError` before any request (routing's
+   health checks included); a magic turns it into a ``UsageError``.
+2. Requests run on a private event loop in a background thread, through ``AsyncOmniClient``
+   (:func:`run_waiting`); the calling thread waits, updates the live status line, and on Ctrl-C
+   cancels the work (the connection closes, so the server aborts) and re-raises.
+3. A twin never displays its result: it returns it. Its wait line (``status``): ``None`` shows one in a
+   Jupyter kernel and empties it at the end; ``False`` shows none; a :class:`~vomni_nb.display.WaitLine`
+   from the caller (a magic) is left for the caller to end, with the result in its place.
+4. A server that refuses the kind of request is reported as the wrong server
+   (:func:`vomni_nb.routing.wrong_server`), never as overloaded.
+5. ``log=False`` keeps the generation out of the history (:func:`recording`, the one place that
+   knows how).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import threading
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar, Union
+
+from vomni_nb.errors import APIStatusError
+from vomni_nb.routing import Target, Task, is_wrong_server_answer, resolve, tasks_for, wrong_server
+
+if TYPE_CHECKING:
+    from vomni_nb.async_client import AsyncOmniClient
+    from vomni_nb.display import WaitLine
+
+__all__ = ["Status", "run_waiting", "resolve_target", "client_for", "call", "save_result", "recording",
+           "wait_line", "CANCEL_GRACE_S"]
+
+T = TypeVar("T")
+Status = Union["WaitLine", bool, None]
+CANCEL_GRACE_S = 2.0  # how long an interrupted wait lets its requests close their connections
+
+
+def run_waiting(work: Callable[[], Coroutine[Any, Any, T]], *, tick: Callable[[float], None] | None = None,
+                interval: float = 0.1) -> T:
+    """Run ``work()`` on a private event loop in a daemon thread; call ``tick(elapsed)`` every ``interval``
+    seconds from this thread while waiting, and return its result (or raise its error).
+
+    A Jupyter kernel already runs a loop in the main thread, so this never uses ``asyncio.run`` there.
+    An exception in this thread (Ctrl-C) cancels the work and waits briefly for its clean-up (the
+    connections close, so the server aborts the requests) before it propagates.
+    """
+    finished = threading.Event()
+
+    async def tracked() -> T:
+        try:
+            return await work()
+        finally:
+            finished.set()
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="vomni-twin-loop", daemon=True)
+    thread.start()
+    future = asyncio.run_coroutine_threadsafe(tracked(), loop)
+    started = time.monotonic()
+    try:
+        while True:
+            try:
+                return future.result(timeout=interval)
+            except concurrent.futures.TimeoutError:
+                if tick is not None:
+                    tick(time.monotonic() - started)
+    except BaseException:
+        future.cancel()
+        finished.wait(CANCEL_GRACE_S)
+        raise
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(CANCEL_GRACE_S)
+        if not thread.is_alive():
+            loop.close()
+
+
+def resolve_target(task: Task, *, model: str | None = None, server: Any = None,
+                   default_server: str | None = None) -> Target:
+    """Where ``task`` goes (:func:`vomni_nb.routing.resolve` with the kernel's default manager)."""
+    return resolve(task, model=model, server=server, default_server=default_server)
+
+
+def client_for(server: Any, target: Target, timeout: float | None = None) -> AsyncOmniClient:
+    """An async client for one server of ``target`` (made inside the running loop: its connections belong
+    to it). The model is sent only when the caller named one."""
+    from vomni_nb.async_client import AsyncOmniClient
+
+    options: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+    return AsyncOmniClient(server, model=target.send_model, **options)
+
+
+def wait_line(status: Status) -> tuple[WaitLine | None, bool]:
+    """(the line to update, whether this twin owns it and must end it) for a twin's ``status`` argument."""
+    if status is False:
+        return None, False
+    if status is None or status is True:
+        from vomni_nb.display import WaitLine, in_kernel
+
+        return (WaitLine(), True) if (status is True or in_kernel()) else (None, False)
+    return status, False
+
+
+def _status_text(what: str, target: Target, elapsed: float) -> tuple[str, str]:
+    import html
+
+    text = f"◔ {what} on {target.name} … {elapsed:.1f} s"
+    body = (f"<span style='color:#b58900'>◔</span> {html.escape(what)} on <b>{html.escape(target.name)}</b> "
+            f"… {elapsed:.1f} s")
+    return text, f"<div style='font-family:monospace;padding:2px 0'>{body}</div>"
+
+
+def call(task: Task, target: Target, request: Callable[[AsyncOmniClient], Awaitable[T]], *, what: str,
+         status: Status = None, timeout: float | None = None, log: bool = True) -> T:
+    """One request to ``target``'s server, waiting with a live status line (rules 2-5 of the module)."""
+    line, owned = wait_line(status)
+
+    async def work() -> T:
+        async with client_for(target.server, target, timeout) as client:
+            return await request(client)
+
+    def tick(elapsed: float) -> None:
+        if line is not None:
+            line.update(*_status_text(what, target, elapsed))
+
+    try:
+        with recording(log):
+            return run_waiting(work, tick=tick)
+    except APIStatusError as exc:
+        if tasks_for(target.model) is None and is_wrong_server_answer(exc):
+            raise wrong_server(task, target, exc) from exc
+        raise
+    finally:
+        if owned and line is not None:
+            line.clear()
+
+
+def save_result(result: Any, save: Any) -> list[Path]:
+    """Write ``result`` into the folder ``save`` (never overwriting; nothing when None); the paths written."""
+    if save is None:
+        return []
+    saved = result.save(save) if hasattr(result, "images") else [result.save(Path(save))]
+    return list(saved) if isinstance(saved, list) else [saved]
+
+
+@contextlib.contextmanager
+def recording(log: bool) -> Iterator[None]:
+    """Generations inside are recorded in the history unless ``log`` is False (the history's own switch,
+    restored afterwards; ``VOMNI_HISTORY=off`` turns it off for good)."""
+    if log:
+        yield
+        return
+    from vomni_nb._history import store as history_store
+
+    before = history_store._enabled  # the switch itself, not the environment's say (that stays as it is)
+    history_store.set_history_enabled(False)
+    try:
+        yield
+    finally:
+        history_store.set_history_enabled(before)
