@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Union
 
 from vomni_nb._core import ClientCore, Gather, Plan, Reply, call_arguments
-from vomni_nb.errors import InvalidRequestError, ResponseFormatError
+from vomni_nb.errors import APIError, InvalidRequestError, PartialBatchError, ResponseFormatError
 from vomni_nb.protocol import build as B
 from vomni_nb.protocol.media import MediaSource
 from vomni_nb.protocol.parse import parse_chat_json, parse_images_json, parse_speech
@@ -34,7 +34,7 @@ from vomni_nb.protocol.validate import (
     fold_wire_spellings,
 )
 from vomni_nb.provenance import Provenance
-from vomni_nb.results import ChatResult, ImageBatch, ImageResult, SpeechResult
+from vomni_nb.results import ChatResult, FailedImage, ImageBatch, ImageResult, SpeechResult
 
 __all__ = [
     "ImageOutput",
@@ -46,6 +46,7 @@ __all__ = [
     "send_generation",
     "provenance_for",
     "sweep_jobs",
+    "failed_image",
     "image",
     "images",
     "edit",
@@ -166,6 +167,7 @@ def images(
     seeds: Sequence[int] | None = None,
     grid: Grid | None = None,
     concurrency: int = 4,
+    strict: bool = False,
     size: str | tuple[int, int] | None = None,
     steps: int | None = None,
     guidance: float | None = None,
@@ -187,15 +189,52 @@ def images(
     sweep of them. The other arguments are image()'s, for every request. From sync code the requests
     run on a private event loop in a background thread (never ``asyncio.run`` in the caller's loop,
     so this works in a Jupyter cell); Ctrl-C cancels them all and closes their connections.
+
+    A sweep is never all-or-nothing: a request that fails leaves a ``FailedImage`` in its place and the
+    other images are returned (``batch.failures``); ``strict=True`` raises ``PartialBatchError`` instead,
+    which carries that batch (``.partial``).
     """
-    options = call_arguments(locals(), "core", "prompt", "seeds", "grid", "concurrency", "seed")
+    options = call_arguments(locals(), "core", "prompt", "seeds", "grid", "concurrency", "seed", "strict")
     jobs = sweep_jobs(seeds, grid, seed)
     if concurrency < 1:
         raise InvalidRequestError("concurrency must be at least 1.")
-    outputs = yield Gather([image(core, prompt, **{**options, **job}) for job in jobs], concurrency)
+    plans = [_kept_in_place(image(core, prompt, **{**options, **job}), core, prompt, {**options, **job})
+             for job in jobs]
+    outputs = yield Gather(plans, concurrency)
     assert isinstance(outputs, list)
-    return ImageBatch(tuple(item for output in outputs
-                            for item in (output.images if isinstance(output, ImageBatch) else (output,))))
+    batch = ImageBatch(tuple(item for output in outputs
+                             for item in (output.images if isinstance(output, ImageBatch) else (output,))))
+    if strict and batch.failures:
+        raise PartialBatchError(f"{len(batch.failures)} of {len(jobs)} requests of the sweep failed (first: "
+                                f"{batch.failures[0].message}); the images that were made are in .partial.",
+                                partial=batch, errors=[failed.error for failed in batch.failures])
+    return batch
+
+
+_WIRE_NAMES = {"steps": "num_inference_steps", "guidance": "guidance_scale", "negative": "negative_prompt"}
+
+
+def failed_image(error: Exception, prompt: str, options: Mapping[str, Any], *, server_url: str | None = None,
+                 model: str | None = None) -> FailedImage:
+    """The place of a failed request of a sweep: what was asked (params under their wire names) and why it failed."""
+    params = {_WIRE_NAMES.get(key, key): value for key, value in options.items()
+              if value is not None and key not in ("extra", "seed")}
+    if isinstance(params.get("size"), (tuple, list)):
+        params["size"] = "x".join(str(side) for side in params["size"])
+    seed = options.get("seed")
+    provenance = Provenance(kind="image", server_url=server_url, model=model or options.get("model"), prompt=prompt,
+                            params=params, seed=seed if isinstance(seed, int) else None)
+    return FailedImage(error, provenance)
+
+
+def _kept_in_place(plan: Plan[ImageOutput], core: ClientCore, prompt: str,
+                   options: Mapping[str, Any]) -> Plan[ImageOutput | FailedImage]:
+    """``plan``, whose failure (a request that was answered with an error, or not at all) becomes its
+    place in the batch; Ctrl-C and cancellation still end the whole sweep."""
+    try:
+        return (yield from plan)
+    except APIError as exc:
+        return failed_image(exc, prompt, options, server_url=core.base_url, model=core.recorded_model)
 
 
 def edit(

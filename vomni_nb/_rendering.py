@@ -13,11 +13,15 @@ import base64
 import html
 from typing import TYPE_CHECKING, Any
 
+import re
+from collections.abc import Sequence
+
 if TYPE_CHECKING:
-    from vomni_nb.results import ChatResult, ImageBatch, ImageResult, SpeechResult, VideoResult
+    from vomni_nb.results import ChatResult, FailedImage, ImageBatch, ImageResult, SpeechResult, VideoResult
 
 __all__ = ["MimeBundle", "AUDIO_MIME", "PREVIEW_SIDE", "output_record", "image_bundle", "batch_bundle",
-           "speech_bundle", "chat_bundle", "video_bundle", "short"]
+           "failed_bundle", "speech_bundle", "chat_bundle", "video_bundle", "short", "SWEPT", "swept_value", "varying",
+           "label", "file_name", "rerun_note"]
 
 MimeBundle = tuple[dict[str, Any], dict[str, Any]]
 
@@ -74,16 +78,94 @@ def _preview(image: ImageResult) -> tuple[str, bytes]:
     return "image/jpeg", buffer.getvalue()
 
 
+# What a sweep may vary: (wire name in params, the word captions and file names use).
+SWEPT = (("model", "model"), ("size", "size"), ("num_inference_steps", "steps"), ("guidance_scale", "guidance"),
+         ("seed", "seed"))
+
+
+def swept_value(image: ImageResult | FailedImage, key: str) -> Any:
+    """The value of one swept setting for an image (the model it came from, its seed, or a param)."""
+    if key == "seed":
+        return image.seed
+    if key == "model":
+        return image.model or image.params.get("model")
+    return image.params.get(key)
+
+
+def _n(image: ImageResult | FailedImage) -> int:
+    count = image.params.get("n", image.params.get("num_outputs_per_prompt", 1))
+    return count if isinstance(count, int) else 1
+
+
+def varying(images: Sequence[ImageResult | FailedImage]) -> tuple[str, ...]:
+    """The settings (wire names) whose values differ across ``images``; just the seed when none does."""
+    keys = tuple(key for key, _ in SWEPT if len({repr(swept_value(image, key)) for image in images}) > 1)
+    return keys or ("seed",)
+
+
+def _shown_value(key: str, value: Any) -> str:
+    if key == "model" and isinstance(value, str):
+        return value.rsplit("/", 1)[-1]
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def label(image: ImageResult | FailedImage, keys: Sequence[str]) -> str:
+    """A caption naming the swept values (``guidance 4 · steps 8``); ``seed 5 #1`` for image 1 of n."""
+    words = dict(SWEPT)
+    text = " · ".join(f"{words[key]} {_shown_value(key, swept_value(image, key))}" for key in keys)
+    return text + (f" #{image.index}" if _n(image) > 1 else "")
+
+
+def file_name(image: ImageResult, keys: Sequence[str]) -> str:
+    """A file name carrying the swept values: ``image-guidance4-steps8.png``, ``image-seed5-n1.png``."""
+    from vomni_nb._files import IMAGE_EXTENSIONS
+
+    words = dict(SWEPT)
+    parts = [f"{words[key]}{_shown_value(key, swept_value(image, key))}" for key in keys]
+    if _n(image) > 1:
+        parts.append(f"n{image.index}")
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", "-".join(["image", *parts]))
+    return stem + IMAGE_EXTENSIONS.get(image.format, ".img")
+
+
+def rerun_note(images: Sequence[ImageResult | FailedImage]) -> str:
+    """Said under images made n at a time: their seed is the request's, so only #0 reruns alone."""
+    if not any(_n(image) > 1 for image in images):
+        return ""
+    return ("#1, #2 … were made in the same request as #0 and share its seed: only #0 reruns alone "
+            "(that seed with n=1); the others rerun with the same seed and n.")
+
+
+def failed_bundle(failed: FailedImage) -> MimeBundle:
+    text = f"✗ {failed.message}"
+    return ({"text/plain": text, "text/html": f"<div style='color:#c62828'>{html.escape(text)}</div>"},
+            {"vomni_nb": {**failed.provenance.to_record(), "error": failed.message}})
+
+
 def batch_bundle(batch: ImageBatch) -> MimeBundle:
     # Previews, not the full files: four 1024x1024 PNGs would put ~9 MB into the saved notebook.
-    cells = "".join(
-        f'<figure style="display:inline-block;margin:4px"><img src="{_data_url(*_preview(image))}"'
-        f' style="max-width:{PREVIEW_SIDE}px"/><figcaption>seed {image.seed}</figcaption></figure>'
-        for image in batch.images
-    )
-    items = [output_record(image, size=image.size, format=image.format, index=image.index) for image in batch.images]
-    return {"text/plain": repr(batch), "text/html": f"<div>{cells}</div>"}, {"vomni_nb": {"kind": "image_batch",
-                                                                                          "items": items}}
+    from vomni_nb.results import ImageResult
+
+    keys = varying(batch.images)
+    cells = []
+    for image in batch.images:
+        caption = html.escape(label(image, keys))
+        if isinstance(image, ImageResult):
+            body = (f'<img src="{_data_url(*_preview(image))}" style="max-width:{PREVIEW_SIDE}px" '
+                    f'alt="{html.escape(image.prompt)} ({caption})" title="{caption}"/>')
+        else:
+            body = (f"<div style='width:{PREVIEW_SIDE // 2}px;color:#c62828;white-space:normal'>"
+                    f"✗ {html.escape(short(image.message, 200))}</div>")
+        cells.append(f'<figure style="display:inline-block;margin:4px;vertical-align:top">{body}'
+                     f"<figcaption>{caption}</figcaption></figure>")
+    note = rerun_note(batch.images)
+    items = [output_record(image, size=image.size, format=image.format, index=image.index) if isinstance(
+        image, ImageResult) else failed_bundle(image)[1]["vomni_nb"] for image in batch.images]
+    text = repr(batch) + (f"\n{note}" if note else "")
+    page = f"<div>{''.join(cells)}</div>" + (f"<p><small>{html.escape(note)}</small></p>" if note else "")
+    return {"text/plain": text, "text/html": page}, {"vomni_nb": {"kind": "image_batch", "items": items}}
 
 
 def speech_bundle(speech: SpeechResult) -> MimeBundle:
