@@ -15,10 +15,12 @@ from vomni_nb.errors import __all__ as _error_names
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
     from vomni_nb._history import HistoryStore, history
-    from vomni_nb.generation import image
+    from vomni_nb.generation import edit, image
+    from vomni_nb.grids import ImageGrid
+    from vomni_nb.sweeps import sweep
     from vomni_nb.async_client import AsyncOmniClient
     from vomni_nb.client import OmniClient
-    from vomni_nb.results import ChatResult, ImageBatch, ImageResult, SpeechResult, VideoResult
+    from vomni_nb.results import ChatResult, FailedImage, ImageBatch, ImageResult, SpeechResult, VideoResult
     from vomni_nb.server import Server, ServerManager, ServerStatus, default_manager
     from vomni_nb.streams import AsyncChatStream, AsyncSpeechStream, ChatStream, SpeechStream
 
@@ -47,6 +49,10 @@ __all__ = [
     "HistoryStore",
     "history",
     "image",
+    "edit",
+    "sweep",
+    "ImageGrid",
+    "FailedImage",
 ]
 
 # Public name -> the module that defines it, imported on first access.
@@ -69,6 +75,10 @@ _LAZY = {
     "HistoryStore": "vomni_nb._history",
     "history": "vomni_nb._history",
     "image": "vomni_nb.generation",
+    "edit": "vomni_nb.generation",
+    "sweep": "vomni_nb.sweeps",
+    "ImageGrid": "vomni_nb.grids",
+    "FailedImage": "vomni_nb.results",
 }
 
 

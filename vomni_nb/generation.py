@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from vomni_nb._files import PathLike
     from vomni_nb.results import ImageBatch, ImageResult
 
-__all__ = ["image", "check_image_options", "describe_image"]
+__all__ = ["image", "edit", "check_image_options", "describe_image", "one_image"]
 
 _SWEEPABLE = ("size", "steps", "guidance", "seed")
 
@@ -109,3 +109,61 @@ def image(
                                             what=describe_image(options), status=status, timeout=timeout, log=log)
     save_result(result, save)
     return result
+
+
+def edit(
+    source: Any,
+    prompt: str,
+    *,
+    model: str | None = None,
+    server: Any = None,
+    size: str | tuple[int, int] | None = "auto",
+    steps: int | None = None,
+    guidance: float | None = None,
+    seed: int | None = None,
+    n: int = 1,
+    negative: str | None = None,
+    format: ImageFormat = "png",
+    save: PathLike | None = None,
+    log: bool = True,
+    timeout: float | None = None,
+    extra: Mapping[str, Any] | None = None,
+    status: Status = None,
+) -> ImageResult | ImageBatch:
+    """Edit an image following ``prompt`` on the server whose model edits images.
+
+    ``source``: a file path, bytes, or a result (an ``ImageResult``; an ``ImageBatch`` or grid gives
+    its first image only when it holds one). ``size="auto"`` (the default) keeps the input's size;
+    the other arguments are :func:`image`'s. The input is read and every argument checked before
+    anything is sent.
+    """
+    from vomni_nb.protocol.media import load_media
+
+    check_prompt(prompt, "the instruction")
+    source = one_image(source)
+    load_media(source, "image/png")  # a missing file or an unusable object fails here, before routing
+    auto = size is None or size == "auto"
+    options = check_image_options(size=None if auto else size, steps=steps, guidance=guidance, seed=seed, n=n,
+                                  format=format)
+    if negative is not None:
+        options["negative"] = negative
+    if extra:
+        options["extra"] = dict(extra)
+    target = resolve_target("edit", model=model, server=server)
+    what = describe_image(options).replace("an image", "an edit", 1).replace("images", "edits", 1)
+    result: ImageResult | ImageBatch = call("edit", target, lambda client: client.edit(source, prompt, **options),
+                                            what=what, status=status, timeout=timeout, log=log)
+    save_result(result, save)
+    return result
+
+
+def one_image(source: Any) -> Any:
+    """A batch or grid of one image is that image; of several, an error saying how to pick one."""
+    images = getattr(source, "images", None)
+    if images is None or isinstance(source, (bytes, str)):
+        return source
+    images = tuple(images)
+    if len(images) != 1:
+        raise InvalidRequestError(f"{type(source).__name__} holds {len(images)} images: pick one, e.g. result[0] "
+                                  "(or grid.images[0]).")
+    return images[0]

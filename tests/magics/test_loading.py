@@ -48,4 +48,5 @@ def test_reload_ext_keeps_the_magics_and_the_settings() -> None:
         shell.run_line_magic("unload_ext", "vomni_nb")
         print("omni_image" in shell.magics_manager.magics["cell"])
     """)
-    assert out.splitlines() == ["['ImageMagics', 'ServerMagics', 'VomniMagics'] {'64x32'}", "False"]
+    assert out.splitlines() == ["['EditMagics', 'HistoryMagics', 'ImageMagics', 'ServerMagics', 'VomniMagics'] {'64x32'}",
+                                "False"]

@@ -3,7 +3,9 @@
 ``_common``  ``VomniMagics`` (the settings every family shares, ``%config VomniMagics.<name>``), the shared
              flags, prompt filling, short errors, and :func:`~vomni_nb.magics._common.run_generation`
 ``server``   ``%omni_server`` (``ServerMagics``)
-``image``    ``%%omni_image`` (``ImageMagics``)
+``image``    ``%%omni_image`` (``ImageMagics``): one image, or a sweep / X/Y grid
+``edit``     ``%%omni_edit SOURCE`` (``EditMagics``)
+``history``  ``%omni_history`` (``HistoryMagics``)
 
 ``%load_ext vomni_nb`` registers every class in :data:`MAGICS` (plus ``VomniMagics`` itself, so ``%config
 VomniMagics`` lists the settings); ``%unload_ext`` removes them again, so ``%reload_ext vomni_nb`` works
@@ -19,13 +21,15 @@ from __future__ import annotations
 from typing import Any
 
 from vomni_nb.magics._common import VomniMagics
+from vomni_nb.magics.edit import EditMagics
+from vomni_nb.magics.history import HistoryMagics
 from vomni_nb.magics.image import ImageMagics
 from vomni_nb.magics.server import ServerCommandError, ServerMagics
 
-__all__ = ["VomniMagics", "ServerMagics", "ImageMagics", "ServerCommandError", "MAGICS", "load_ipython_extension",
-           "unload_ipython_extension"]
+__all__ = ["VomniMagics", "ServerMagics", "ImageMagics", "EditMagics", "HistoryMagics", "ServerCommandError", "MAGICS",
+           "load_ipython_extension", "unload_ipython_extension"]
 
-MAGICS: tuple[type[VomniMagics], ...] = (ServerMagics, ImageMagics)
+MAGICS: tuple[type[VomniMagics], ...] = (ServerMagics, ImageMagics, EditMagics, HistoryMagics)
 _ALL: tuple[type[VomniMagics], ...] = (VomniMagics, *MAGICS)
 
 

@@ -249,8 +249,10 @@ def parse_line(magic: Callable[..., Any], line: str) -> Any:
     return magic.parser.parse_args(words)  # type: ignore[attr-defined]
 
 
-def number(flag: str, text: str, kind: type) -> Any:
-    """``text`` as an int or float, or a UsageError naming the flag."""
+def number(flag: str, text: str | None, kind: type) -> Any:
+    """``text`` as an int or float (None stays None), or a UsageError naming the flag."""
+    if text is None:
+        return None
     try:
         return kind(text)
     except ValueError:
@@ -356,8 +358,16 @@ def run_generation(shell: Any, call: MagicCall, *, line: WaitLine | None = None)
         with usage_errors():
             result = call.twin_function()(**call.kwargs, status=line)
     except KeyboardInterrupt as exc:
-        line.finish("✗ interrupted; the server aborted the request")
-        raise interrupted(exc, "interrupted; the server aborted the request") from None
+        partial = getattr(exc, "partial", None)  # a sweep keeps what finished
+        if partial is None:
+            line.finish("✗ interrupted; the server aborted the request")
+            raise interrupted(exc, "interrupted; the server aborted the request") from None
+        if call.out:
+            shell.user_ns[call.out] = partial
+        line.replace(partial)
+        done = sum(1 for cell in partial.cells if cell.outputs)
+        raise interrupted(exc, f"interrupted after {done} of {len(partial.cells)} requests; the server aborted the "
+                               f"rest{f' (what finished is in {call.out})' if call.out else ''}") from None
     except VomniError as exc:
         line.clear()
         raise short_error(exc) from None
