@@ -41,3 +41,23 @@ def test_bad_arguments_fail_before_any_request(image_server: Any, kwargs: dict[s
 
 def test_the_twin_is_exported_lazily() -> None:
     assert "image" in vomni_nb.__all__ and vomni_nb.image.__module__ == "vomni_nb.generation"
+
+
+def test_no_log_turns_the_history_off_for_the_call_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vomni_nb._history import store
+    from vomni_nb._twins import recording
+
+    monkeypatch.delenv("VOMNI_HISTORY", raising=False)
+    assert store.history_enabled()
+    with recording(False):
+        assert not store.history_enabled()
+    assert store.history_enabled()
+    with recording(True):
+        assert store.history_enabled()
+    store.set_history_enabled(False)  # switched off by the user: a call with log=False leaves it off
+    try:
+        with recording(False):
+            pass
+        assert not store.history_enabled()
+    finally:
+        store.set_history_enabled(True)

@@ -78,7 +78,8 @@ def test_help_prints_the_docstring_and_every_flag(magic_shell: Any) -> None:
     with capture_output() as captured:
         magic_shell.run_cell("%%omni_image?")
     text = captured.stdout
-    assert "Make an image from the prompt in the cell body" in text and "vomni_nb.image(" in text
+    assert "Make an image (or a grid of them) from the prompt in the cell body" in text and "vomni_nb.image(" in text
+    assert "vomni_nb.sweep(" in text and "--concurrency" in text
     for flag in ("--size", "--steps", "--guidance", "--seed", "--n", "--negative", "--format", "--via", "--model",
                  "--server", "--out", "--save", "--no-log"):
         assert flag in text, flag
@@ -181,3 +182,14 @@ def test_model_flag_routes_to_that_models_server(magic_shell: Any, image_server:
         magic_shell.run_cell_magic("omni_image", "--model black-forest-labs/FLUX.1-dev", "a cat")
     _run(magic_shell, f"--model {IMAGE_MODEL} --size 32x32 --out pic")
     assert magic_shell.user_ns["pic"].server_url == image_server.url
+
+
+def test_via_chat_and_several_images_from_one_request(magic_shell: Any, image_server: Any) -> None:
+    default_manager().attach(image_server.url)
+    output = last_output(_run(magic_shell, "--via chat --size 32x32 --seed 2"))
+    assert "image/png" in output.data and output.metadata["vomni_nb"]["params"]["via"] == "chat"
+    several = last_output(_run(magic_shell, "--n 3 --size 32x32 --seed 5 --out batch"))
+    assert len(magic_shell.user_ns["batch"]) == 3
+    page = several.data["text/html"]
+    assert [f">seed 5 #{index}</figcaption>" in page for index in range(3)] == [True] * 3
+    assert "only #0 reruns alone" in page

@@ -38,6 +38,8 @@ Rules:
 4. The result replaces the wait line in the same output (design §6: a static bundle with
    ``text/plain`` and ``vomni_nb`` metadata); ``--out VAR`` also stores it in the user namespace; a
    trailing ``;`` on the magic line shows nothing. The magic returns None (the output is already there).
+   Ctrl-C stays a KeyboardInterrupt, shown as one line; a twin that has something to keep (a sweep's
+   finished cells) attaches it to the interrupt as ``.partial``, which is shown and stored instead.
 5. ``%load_ext vomni_nb`` imports this module, IPython's magic machinery and nothing heavy: the client,
    PIL, sqlite3, ipywidgets and the manager load when a magic first runs (imports inside functions).
 """
