@@ -112,3 +112,12 @@ def test_urls_and_the_default_server_setting(manager: ServerManager, image_serve
     monkeypatch.delenv("VOMNI_SERVER")
     monkeypatch.setenv("VOMNI_BASE_URL", image_server.url)  # the client's own fallback, with no servers at all
     assert resolve("image", manager=manager).url == image_server.url
+
+
+def test_addresses_are_told_from_names(manager: ServerManager) -> None:
+    from vomni_nb.routing import _looks_like_url
+
+    for text in ("http://gpu-box:8091", "gpu-box:8091", "127.0.0.1:8091/v1", "[::1]:8091", "https://h.example"):
+        assert _looks_like_url(text), text
+    for text in ("img", "Tongyi-MAI/Z-Image-Turbo", "my server", "Qwen/Qwen-Image@h"):
+        assert not _looks_like_url(text), text

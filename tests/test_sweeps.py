@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -81,3 +82,30 @@ def test_strict_raises_with_the_grid(start_sim: Any) -> None:
         vomni_nb.sweep("a kite", x=("seed", list(range(1, 9))), server=flaky.url, size="32x32", strict=True)
     partial = caught.value.partial
     assert isinstance(partial, ImageGrid) and partial.images and len(partial.failures) == len(caught.value.errors)
+
+
+def test_the_live_grid_fills_in_throttled_and_counts(start_sim: Any) -> None:
+    from vomni_nb.display import WaitLine
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.shown: list[tuple[float, str]] = []
+
+        def show(self, output: Any) -> None:
+            self.shown.append((time.monotonic(), output[0]["text/plain"]))
+
+        update = show
+
+    slow = start_sim("Tongyi-MAI/Z-Image-Turbo", "--latency", "0.4")
+    recorder = Recorder()
+    line = WaitLine(delay=0.0, live=True, handle=recorder)  # type: ignore[arg-type]
+    grid = vomni_nb.sweep("a kite", x=("seed", list(range(1, 9))), server=slow.url, size="32x32", concurrency=2,
+                          status=line)
+    assert len(grid.images) == 8
+    headers = [text.splitlines()[0] for _, text in recorder.shown]
+    assert headers and all(header.startswith("◔ ") and "/8 requests · " in header for header in headers)
+    counts = [int(header.split()[1].split("/")[0]) for header in headers]
+    assert counts == sorted(counts)
+    gaps = [later - earlier for (earlier, _), (later, _) in zip(recorder.shown, recorder.shown[1:])]
+    assert all(gap >= 0.5 for gap in gaps), gaps  # throttled: previews are re-sent at most twice a second
+    assert not line.ended  # the caller (a magic) puts the result in its place

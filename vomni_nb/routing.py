@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import os
+import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -174,8 +175,12 @@ def _target(server: Any, send_model: str | None, replicas: Sequence[Any] = ()) -
                   send_model=send_model, replicas=tuple(replicas))
 
 
+_HOST_PORT = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d+(/.*)?$")
+
+
 def _looks_like_url(text: str) -> bool:
-    return "://" in text or text.startswith(("localhost", "[")) or text.replace(".", "").replace(":", "").isdigit()
+    """``http://h:1``, ``h:8091``, ``127.0.0.1:8091/v1``: an address rather than a server's name."""
+    return "://" in text or _HOST_PORT.match(text) is not None
 
 
 def _explicit(task: Task, server: Any, model: str | None, manager: ServerManager, *, spread: bool = False) -> Target:
