@@ -49,6 +49,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib
+import keyword
 import os
 import re
 import shlex
@@ -227,7 +228,7 @@ def generation_flags(func: F) -> F:
 
 def common_arguments(args: Any, settings: Settings) -> dict[str, Any]:
     """The twin's keyword arguments from the shared flags (``--out`` is the magic's own, see MagicCall)."""
-    if args.out is not None and not args.out.isidentifier():
+    if args.out is not None and (not args.out.isidentifier() or keyword.iskeyword(args.out)):
         raise UsageError(f"--out takes a variable name; {args.out!r} is not one.")
     server = args.server if args.server is not None else (settings.default_server if args.model is None else None)
     return {"model": args.model, "server": server, "save": args.save, "log": bool(args.log and settings.history)}
