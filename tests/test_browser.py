@@ -34,6 +34,10 @@ CHROMIUM_ARGS = [
 ]
 
 
+PRICES = "It costs $5 today and $10 tomorrow; is a <div> tag fine?"
+OUT = Path(__file__).resolve().parents[1] / ".ci" / "out"
+
+
 def _notebook(image_url: str, tts_url: str, omni_url: str) -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook()
     nb.cells = [
@@ -47,6 +51,9 @@ def _notebook(image_url: str, tts_url: str, omni_url: str) -> nbformat.NotebookN
             f"stream = OmniClient({omni_url!r}).chat_stream('Say something about foxes.', modalities=['text'])\n"
             "stream.finish()"
         ),
+        # Issue 7 item 10: dollars must not become LaTeX, a tag must not vanish, audio must not change the text.
+        nbformat.v4.new_code_cell(f"OmniClient({omni_url!r}).chat({PRICES!r}, seed=1)"),
+        nbformat.v4.new_code_cell(f"OmniClient({omni_url!r}).chat({PRICES!r}, seed=1, modalities=['text', 'audio'])"),
     ]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     return nb
@@ -122,11 +129,33 @@ def _check_media(page: object) -> None:
     )
 
 
+# The rendered Markdown outputs that echo PRICES: their text, whether MathJax typeset anything, their audio.
+_CHAT_OUTPUTS = f"""() => [...document.querySelectorAll('.jp-RenderedMarkdown, .jp-RenderedHTMLCommon')]
+    .filter(e => e.innerText.includes('tomorrow') && !e.closest('.jp-InputArea, .jp-Cell-inputWrapper'))
+    .map(e => ({{text: e.querySelector('p') ? e.querySelector('p').innerText : e.innerText,
+                maths: e.querySelectorAll('mjx-container, .MathJax, .katex').length,
+                audio: e.querySelector('audio') ? e.querySelector('audio').duration : null}}))"""
+
+
+def _check_chat_markdown(page: object) -> None:
+    """Both chat answers show PRICES as written (no maths, the tag kept), the same text with or without audio."""
+    page.wait_for_function(f"() => ({_CHAT_OUTPUTS})().length === 2"  # type: ignore[attr-defined]
+                           " && ({_CHAT_OUTPUTS})()[1].audio > 0.5".replace("{_CHAT_OUTPUTS}", _CHAT_OUTPUTS),
+                           timeout=60_000)
+    time.sleep(1.0)  # MathJax typesets after the output is attached: give it the time to do harm
+    plain, spoken = page.evaluate(_CHAT_OUTPUTS)  # type: ignore[attr-defined]
+    assert PRICES in plain["text"] and plain["maths"] == 0 and plain["audio"] is None, plain
+    assert spoken["text"] == plain["text"] and spoken["maths"] == 0 and spoken["audio"] > 0.5, spoken
+
+
 def test_saved_outputs_render_in_jupyterlab(browser: object, jupyterlab: str, tmp_path: Path) -> None:
-    page = browser.new_page()  # type: ignore[attr-defined]
+    page = browser.new_page(viewport={"width": 1280, "height": 1400})  # type: ignore[attr-defined]
     page.goto(jupyterlab)
     _check_media(page)
-    page.screenshot(path=str(tmp_path / "jupyterlab.png"))
+    _check_chat_markdown(page)
+    OUT.mkdir(parents=True, exist_ok=True)
+    page.locator(".jp-Cell").nth(4).scroll_into_view_if_needed()
+    page.screenshot(path=str(OUT / "chat-markdown-jupyterlab.png"))
     page.close()
 
 
@@ -154,6 +183,7 @@ def test_cells_run_live_in_jupyterlab(browser: object, jupyterlab: str, tmp_path
     page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
     try:
         _check_media(page)
+        _check_chat_markdown(page)
     except Exception as exc:
         page.screenshot(path=str(tmp_path / "live-run-failure.png"))
         text = page.inner_text("body")[-1500:]
@@ -170,4 +200,5 @@ def test_static_html_export_renders(browser: object, executed_notebook: Path) ->
     page = browser.new_page()  # type: ignore[attr-defined]
     page.goto(target.as_uri())
     _check_media(page)
+    _check_chat_markdown(page)
     page.close()

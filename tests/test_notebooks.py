@@ -18,7 +18,7 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("
 @pytest.fixture
 def isolated_kernel_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, image_server: object) -> Path:
     """Kernels inherit this environment: a private server registry and the test's image server."""
-    monkeypatch.setenv("VOMNI_URL", image_server.url)  # type: ignore[attr-defined]
+    monkeypatch.setenv("VOMNI_BASE_URL", image_server.url)  # type: ignore[attr-defined]
     monkeypatch.setenv("VOMNI_REGISTRY_DIR", str(tmp_path / "registry"))
     monkeypatch.setenv("VOMNI_SIM_STORAGE", str(tmp_path / "storage"))
     monkeypatch.setenv("VOMNI_SIM_VOICES_DIR", str(tmp_path / "voices"))
@@ -27,6 +27,12 @@ def isolated_kernel_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, image_s
 
 def test_there_are_notebooks() -> None:
     assert any(path.name == "quickstart.ipynb" for path in NOTEBOOKS)
+
+
+def test_the_quickstart_names_the_variable_the_client_reads() -> None:
+    # Issue 7 item 18: the quickstart said VOMNI_URL while OmniClient() reads VOMNI_BASE_URL.
+    source = (Path(__file__).resolve().parent.parent / "notebooks" / "quickstart.ipynb").read_text()
+    assert "VOMNI_BASE_URL" in source and "VOMNI_URL" not in source.replace("VOMNI_BASE_URL", "")
 
 
 @pytest.mark.slow

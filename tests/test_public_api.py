@@ -30,8 +30,11 @@ def test_every_error_is_under_vomni_error_and_drawn_in_the_docstring() -> None:
     for name in vomni_nb.errors.__all__:
         obj = getattr(vomni_nb.errors, name)
         if isinstance(obj, type):
-            assert issubclass(obj, vomni_nb.errors.VomniError), name
+            # Interrupted alone stands outside: a Ctrl-C must never be caught by `except Exception`.
+            root = KeyboardInterrupt if name == "Interrupted" else vomni_nb.errors.VomniError
+            assert issubclass(obj, root), name
             assert name in doc, f"{name} missing from the tree drawn in errors.py"
+    assert not issubclass(vomni_nb.errors.Interrupted, Exception)
 
 
 def test_import_is_light() -> None:

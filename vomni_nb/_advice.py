@@ -36,6 +36,13 @@ __all__ = [
     "SERVER_FAILED",
     "OVERLOADED",
     "WRONG_KIND_OF_SERVER",
+    "wrong_server",
+    "voices_need_base",
+    "base_needs_a_voice",
+    "voice_design_needs_instructions",
+    "upload_on_custom_voice",
+    "video_left_running",
+    "interrupted",
 ]
 
 # --- the client's advice ----------------------------------------------------------------------
@@ -57,6 +64,67 @@ OVERLOADED = "The server is overloaded or not ready: retry later, and check it w
 # A request the server's model cannot serve (an image from a TTS model, chat on a diffusion-only model).
 WRONG_KIND_OF_SERVER = ("This server's model cannot do this: send the request to a server whose model can "
                         "(`%omni_server list`, or OmniClient(url) of another server).")
+
+
+# The checkpoints named in advice, one per job (the smallest that does it).
+_SERVER_FOR = {
+    "image": ("images", "an image server such as Tongyi-MAI/Z-Image-Turbo"),
+    "edit": ("edits", "an image-editing server such as Qwen/Qwen-Image-Edit"),
+    "chat": ("chat", "an omni chat server such as Qwen/Qwen2.5-Omni-7B"),
+    "speech": ("speech", "a TTS server such as Qwen/Qwen3-TTS-12Hz-1.7B-CustomVoice"),
+    "video": ("video", "a video server such as Wan-AI/Wan2.2-TI2V-5B-Diffusers"),
+}
+CUSTOM_VOICE_CHECKPOINT = "Qwen/Qwen3-TTS-12Hz-1.7B-CustomVoice"
+BASE_CHECKPOINT = "Qwen/Qwen3-TTS-12Hz-1.7B-Base"
+
+
+def wrong_server(model: str, noun: str, task: str, family: str = "") -> str:
+    """A request whose server's model cannot do it: what the model is, and where the task goes instead."""
+    what, target = _SERVER_FOR.get(task, (task, "a server whose model does it"))
+    text = f"{model} is {noun}; send {what} to {target} (`%omni_server list`; Python: default_manager().list_servers())"
+    if task == "speech" and family == "omni":
+        text += ", or ask this model for a spoken answer: chat(..., modalities=['text', 'audio'])"
+    elif task == "image" and family == "image":
+        text += ", or use image() instead of chat()"
+    return text + "."
+
+
+def voices_need_base(model: str) -> str:
+    """Speaking with an uploaded voice on a checkpoint with fixed speakers."""
+    return (f"{model} is a CustomVoice checkpoint: it speaks only its built-in voices (client.voices.list()). "
+            f"Uploaded voices and ref_audio cloning need a Base checkpoint such as {BASE_CHECKPOINT} "
+            f"({server_start(BASE_CHECKPOINT)}).")
+
+
+def base_needs_a_voice(model: str) -> str:
+    """Speaking without a voice to clone on a Base (voice-cloning) checkpoint."""
+    return (f"{model} is a Base (voice-cloning) checkpoint: give voice= an uploaded voice "
+            "(client.voices.upload(...)), or ref_audio= a sample of the voice with ref_text= its transcript. "
+            f"Built-in voices need a CustomVoice checkpoint such as {CUSTOM_VOICE_CHECKPOINT}.")
+
+
+def voice_design_needs_instructions(model: str) -> str:
+    return (f"{model} is a VoiceDesign checkpoint: describe the voice in instructions=... . Built-in voices need a "
+            f"CustomVoice checkpoint ({CUSTOM_VOICE_CHECKPOINT}), uploaded voices a Base one ({BASE_CHECKPOINT}).")
+
+
+def upload_on_custom_voice(model: str, name: str) -> str:
+    """The warning when a voice is uploaded to a server that cannot speak with it."""
+    return (f"Voice {name!r} was uploaded, but {model} cannot speak with it: "
+            + voices_need_base(model).split(": ", 1)[1])
+
+
+def video_left_running(job_id: str, waited: float) -> str:
+    """A video call that stopped waiting: the job goes on, and how to pick it up (a kernel restart included)."""
+    return (f"Video job {job_id} is not done after {waited:g} s; it is still running on the server. "
+            f"Pick it up with client.wait_video({job_id!r}) (also after a kernel restart), "
+            f"fetch it once done with client.download_video({job_id!r}), or stop it with "
+            f"client.cancel_video({job_id!r}); raise timeout=... to wait longer next time.")
+
+
+def interrupted(what: str = "the server aborted the request") -> str:
+    """Ctrl-C during a request: what became of it on the server."""
+    return f"interrupted; {what}"
 
 
 # --- the server manager's advice --------------------------------------------------------------

@@ -140,12 +140,21 @@ class Stepper(Generic[T]):
 
 
 def normalize_base_url(url: str) -> str:
-    """``127.0.0.1:8091/v1/`` -> ``http://127.0.0.1:8091``: the server root every path is joined to."""
+    """``127.0.0.1:8091/v1/`` -> ``http://127.0.0.1:8091``: the server root every path is joined to.
+
+    An endpoint's whole URL (``.../v1/images/generations``, copied from a curl line) is cut back to
+    the root too: every path the client sends starts at ``/v1``, so keeping it would double it.
+    """
     url = url.strip().rstrip("/")
     if not url:
         raise InvalidRequestError("The server has no URL (not started yet?): start it, or pass base_url=....")
-    if url.endswith("/v1"):
-        url = url[: -len("/v1")]
+    url = url.split("?", 1)[0].split("#", 1)[0]
+    scheme, separator, rest = url.rpartition("://")
+    host, slash, path = rest.partition("/")
+    segments = path.split("/") if slash else []
+    if "v1" in segments:
+        path = "/".join(segments[: segments.index("v1")])
+        url = f"{scheme}{separator}{host}" + (f"/{path}" if path else "")
     if not url.startswith(("http://", "https://")):
         url = "http://" + url
     return url

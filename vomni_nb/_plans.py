@@ -17,24 +17,33 @@ import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any, Union
 
+from vomni_nb import _advice
 from vomni_nb._core import ClientCore, Gather, Plan, Reply, call_arguments
-from vomni_nb.errors import APIError, InvalidRequestError, PartialBatchError, ResponseFormatError
+from vomni_nb.errors import (
+    APIError,
+    APIStatusError,
+    Interrupted,
+    InvalidRequestError,
+    PartialBatchError,
+    ResponseFormatError,
+    WrongServerError,
+)
 from vomni_nb.protocol import build as B
+from vomni_nb.protocol import capabilities
 from vomni_nb.protocol.media import MediaSource
-from vomni_nb.protocol.parse import parse_chat_json, parse_images_json, parse_speech
-from vomni_nb.protocol.streaming import ChatStreamState, SpeechStreamState, StreamState
+from vomni_nb.protocol.parse import parse_chat_json, parse_images_json
+from vomni_nb.protocol.status import is_wrong_kind_of_server
+from vomni_nb.protocol.streaming import ChatStreamState, StreamState
 from vomni_nb.protocol.validate import (
     ImageFormat,
     ImageRoute,
     Modality,
     SpeechFormat,
-    SpeechStreamMode,
-    StreamingSpeechFormat,
     check_names,
     fold_wire_spellings,
 )
 from vomni_nb.provenance import Provenance
-from vomni_nb.results import ChatResult, FailedImage, ImageBatch, ImageResult, SpeechResult
+from vomni_nb.results import ChatResult, FailedImage, ImageBatch, ImageResult
 
 __all__ = [
     "ImageOutput",
@@ -43,6 +52,8 @@ __all__ = [
     "Sent",
     "IMAGE_OPTIONS",
     "new_seed",
+    "check_server",
+    "answer_shape",
     "send_generation",
     "provenance_for",
     "sweep_jobs",
@@ -52,8 +63,6 @@ __all__ = [
     "edit",
     "chat",
     "chat_stream",
-    "speak",
-    "speak_stream",
 ]
 
 ImageOutput = Union[ImageResult, ImageBatch]
@@ -87,11 +96,44 @@ class OpenedStream:
     started: float
 
 
-def send_generation(core: ClientCore, spec: B.RequestSpec) -> Plan[Sent]:
-    """Send a generation request. Learning the model first keeps that request out of the timings."""
+def check_server(core: ClientCore, task: str, model: str | None = None) -> None:
+    """Refuse, before sending, a task the server's model cannot do (speech from an image model).
+
+    ``model`` is the one the request names, else the server's (given, from a Server handle, or
+    learned). Only what :func:`~vomni_nb.protocol.capabilities.answers` knows never works is refused;
+    an unknown model id is left to the server.
+    """
+    model = model or core.recorded_model
+    found = capabilities.capability(model)
+    if model is None or found is None or task in found.answered:
+        return
+    sentence = _advice.wrong_server(model, found.noun, task, found.family)
+    raise WrongServerError(sentence, model=model, task=task, advice=sentence.split("; ", 1)[-1])
+
+
+def send_generation(core: ClientCore, spec: B.RequestSpec, task: str | None = None,
+                    model: str | None = None) -> Plan[Sent]:
+    """Send a generation request for ``task`` (see :func:`check_server`, done once the model is known).
+
+    Learning the model first keeps that request out of the timings. A server that answers that its
+    model cannot do this kind of request at all (vLLM-Omni's 503 "No diffusion stage") is a
+    WrongServerError, not an overload to retry.
+    """
     yield from core.ensure_recorded_model()
+    if task is not None:
+        check_server(core, task, model)
     started, created = core.clock(), datetime.datetime.now(datetime.timezone.utc)
-    reply = yield from core.call(spec)
+    try:
+        reply = yield from core.call(spec)
+    except KeyboardInterrupt as exc:
+        # The send loop closed the connection, so the server aborted the generation: say so in one line.
+        if isinstance(exc, Interrupted):
+            raise
+        raise Interrupted(_advice.interrupted(), url=core.base_url) from exc
+    except APIStatusError as exc:
+        if not is_wrong_kind_of_server(exc.status_code, exc.message):
+            raise
+        raise WrongServerError(exc.message, model=model or core.recorded_model, task=task, advice=exc.advice) from exc
     return Sent(reply, started, created)
 
 
@@ -104,6 +146,27 @@ def provenance_for(core: ClientCore, kind: str, sent: Sent, params: Mapping[str,
         kind=kind, server_url=core.base_url, model=params.get("model") or core.recorded_model, prompt=str(prompt),
         params=dict(params), seed=seed, timings=dict(timings), created=sent.created, request_id=sent.reply.request_id,
     )
+
+
+def answer_shape(core: ClientCore, model: str | None, modalities: Sequence[str] | str | None, voice: str | None,
+                 audio_format: str | None, *, streaming: bool) -> dict[str, Any]:
+    """The modalities and audio format a chat asks for, made explicit and light.
+
+    vLLM-Omni answers an omni model's chat with text *and* WAV audio when no ``modalities`` are sent
+    (about 1.5 MB per answer in a notebook). So: text unless audio is asked for (``modalities``
+    naming it, or a ``voice`` / ``audio_format``); a spoken answer comes as MP3 (about 14 times
+    lighter) unless ``audio_format`` says otherwise, except in a stream, whose chunks stay WAV so a
+    live player can play them as they come. A diffusion model's chat answers with pictures, so
+    nothing is added there.
+    """
+    if modalities is None:
+        if capabilities.family_of(model or core.recorded_model) in ("image", "video"):
+            return {}
+        modalities = ["text", "audio"] if voice is not None or audio_format is not None else ["text"]
+    wanted = modalities.split(",") if isinstance(modalities, str) else list(modalities)
+    if "audio" in wanted and audio_format is None and not streaming:
+        audio_format = "mp3"
+    return {"modalities": wanted, "audio_format": audio_format}
 
 
 def _images_output(found: list[ImageResult], n: int) -> ImageOutput:
@@ -148,7 +211,7 @@ def image(
         spec, params = B.build_chat_image_request(prompt, model=to_send, seed=seed, n=n, **options)
     else:
         raise InvalidRequestError(f"via must be 'images' or 'chat'; got {via!r}.")
-    sent = yield from send_generation(core, spec)
+    sent = yield from send_generation(core, spec, "image", to_send)
     provenance = provenance_for(core, "image", sent, params, prompt, seed)
     if via == "images":
         found = parse_images_json(sent.reply.content, provenance)
@@ -198,9 +261,16 @@ def images(
     jobs = sweep_jobs(seeds, grid, seed)
     if concurrency < 1:
         raise InvalidRequestError("concurrency must be at least 1.")
+    yield from core.ensure_recorded_model()
+    check_server(core, "image", model)  # once, not once per cell of the grid
     plans = [_kept_in_place(image(core, prompt, **{**options, **job}), core, prompt, {**options, **job})
              for job in jobs]
-    outputs = yield Gather(plans, concurrency)
+    try:
+        outputs = yield Gather(plans, concurrency)
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, Interrupted):
+            raise
+        raise Interrupted(_advice.interrupted("the server aborted the sweep's requests"), url=core.base_url) from exc
     assert isinstance(outputs, list)
     batch = ImageBatch(tuple(item for output in outputs
                              for item in (output.images if isinstance(output, ImageBatch) else (output,))))
@@ -264,7 +334,7 @@ def edit(
     sources = list(image) if isinstance(image, (list, tuple)) else [image]
     seed = new_seed() if seed is None else seed
     spec, params = B.build_edit_request(prompt, sources, model=core.model_to_send(model), seed=seed, n=n, **options)
-    sent = yield from send_generation(core, spec)
+    sent = yield from send_generation(core, spec, "edit", model)
     provenance = provenance_for(core, "edit", sent, params, prompt, seed)
     return _images_output(parse_images_json(sent.reply.content, provenance), n)
 
@@ -289,12 +359,16 @@ def chat(
     """One chat answer to ``prompt`` (text, or a whole message list).
 
     ``system`` a system message; ``images`` / ``audio`` media to attach (bytes, paths or results);
-    ``modalities`` what to answer with (``["text"]``, ``["text", "audio"]``; default: all the model
-    produces); ``voice`` and ``audio_format`` for spoken answers; ``extra`` adds wire fields.
+    ``modalities`` what to answer with: by default text only (the server's own default adds WAV
+    audio, ~1.5 MB per answer); ``["text", "audio"]`` (or giving ``voice`` / ``audio_format``) adds
+    a spoken answer, embedded as MP3 unless ``audio_format`` names another format (wav, pcm, flac,
+    opus). A diffusion image model answers with pictures whatever the default. ``extra`` adds wire fields.
     """
     arguments = call_arguments(locals(), "core")
+    yield from core.ensure_recorded_model()
+    arguments.update(answer_shape(core, model, modalities, voice, audio_format, streaming=False))
     spec, params = B.build_chat_request(**{**arguments, "model": core.model_to_send(model)})
-    sent = yield from send_generation(core, spec)
+    sent = yield from send_generation(core, spec, "chat", model)
     provenance = provenance_for(core, "chat", sent, params, params["prompt"], params.get("seed"))
     return parse_chat_json(sent.reply.content, provenance)
 
@@ -317,65 +391,16 @@ def chat_stream(
     extra: Mapping[str, Any] | None = None,
 ) -> Plan[OpenedStream]:
     """A streamed chat answer: iterate it for TextDelta / AudioDelta / ImageDelta events; ``finish()``
-    gives the ChatResult. The arguments are chat()'s. Retries happen only before the stream begins."""
+    gives the ChatResult. The arguments are chat()'s (text only unless audio is asked for), but a
+    spoken answer streams as WAV chunks a live player can play. Retries happen only before the stream begins."""
     arguments = call_arguments(locals(), "core")
+    yield from core.ensure_recorded_model()
+    arguments.update(answer_shape(core, model, modalities, voice, audio_format, streaming=True))
     spec, params = B.build_chat_request(**{**arguments, "model": core.model_to_send(model)}, stream=True)
-    sent = yield from send_generation(core, spec)
+    sent = yield from send_generation(core, spec, "chat", model)
     provenance = provenance_for(core, "chat", sent, params, params["prompt"], params.get("seed"), {})
     return OpenedStream(sent.reply, ChatStreamState(provenance, sent.reply.headers.get("content-type", "")),
                         sent.started)
-
-
-def speak(
-    core: ClientCore,
-    /,
-    text: str,
-    *,
-    voice: str | None = None,
-    response_format: SpeechFormat = "wav",
-    speed: float | None = None,
-    instructions: str | None = None,
-    language: str | None = None,
-    sample_rate: int | None = None,
-    seed: int | None = None,
-    model: str | None = None,
-    extra: Mapping[str, Any] | None = None,
-) -> Plan[SpeechResult]:
-    """Text to speech: a SpeechResult holding the whole file.
-
-    ``voice`` a built-in or uploaded voice; ``speed`` 0.25-4; ``instructions`` a speaking style;
-    ``language``; ``sample_rate`` in Hz (default: the model's); ``extra`` adds wire fields.
-    """
-    arguments = call_arguments(locals(), "core")
-    spec, params = B.build_speech_request(**{**arguments, "model": core.model_to_send(model)})
-    sent = yield from send_generation(core, spec)
-    provenance = provenance_for(core, "speech", sent, params, text, params.get("seed"))
-    return parse_speech(sent.reply.content, sent.reply.headers, provenance, params["response_format"])
-
-
-def speak_stream(
-    core: ClientCore,
-    /,
-    text: str,
-    *,
-    mode: SpeechStreamMode = "audio",
-    voice: str | None = None,
-    response_format: StreamingSpeechFormat = "wav",
-    speed: float | None = None,
-    instructions: str | None = None,
-    language: str | None = None,
-    sample_rate: int | None = None,
-    seed: int | None = None,
-    model: str | None = None,
-    extra: Mapping[str, Any] | None = None,
-) -> Plan[OpenedStream]:
-    """Streamed speech (wav or pcm): ``mode="audio"`` raw bytes, ``mode="sse"`` events. Iterate it for
-    AudioDelta events; ``finish()`` gives the SpeechResult. The other arguments are speak()'s."""
-    arguments = call_arguments(locals(), "core", "mode")
-    spec, params = B.build_speech_request(**{**arguments, "model": core.model_to_send(model)}, stream_mode=mode)
-    sent = yield from send_generation(core, spec)
-    provenance = provenance_for(core, "speech", sent, params, text, params.get("seed"), {})
-    return OpenedStream(sent.reply, SpeechStreamState(provenance, params["response_format"], mode), sent.started)
 
 
 def sweep_jobs(seeds: Sequence[int] | None, grid: Grid | None, seed: int | None = None) -> list[dict[str, Any]]:

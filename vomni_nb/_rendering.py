@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import base64
 import html
-from typing import TYPE_CHECKING, Any
-
 import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from vomni_nb.results import ChatResult, FailedImage, ImageBatch, ImageResult, SpeechResult, VideoResult
 
 __all__ = ["MimeBundle", "AUDIO_MIME", "PREVIEW_SIDE", "output_record", "image_bundle", "batch_bundle",
-           "failed_bundle", "speech_bundle", "chat_bundle", "video_bundle", "short", "SWEPT", "swept_value", "varying",
-           "label", "file_name", "rerun_note"]
+           "failed_bundle", "speech_bundle", "speech_caption", "chat_bundle", "markdown_safe", "video_bundle", "short",
+           "SWEPT", "swept_value", "varying", "label", "file_name", "rerun_note"]
 
 MimeBundle = tuple[dict[str, Any], dict[str, Any]]
 
@@ -60,9 +59,9 @@ def image_bundle(image: ImageResult) -> MimeBundle:
     return data, metadata
 
 
-def _preview(image: ImageResult) -> tuple[str, bytes]:
+def _preview(image: ImageResult, side: int = PREVIEW_SIDE) -> tuple[str, bytes]:
     """(mime, bytes) of a small JPEG for a grid cell; the image itself when it is already small."""
-    if max(image.width, image.height) <= PREVIEW_SIDE:
+    if max(image.width, image.height) <= side:
         return image.mime_type, image.data
     import io
 
@@ -70,7 +69,7 @@ def _preview(image: ImageResult) -> tuple[str, bytes]:
 
     try:
         with Image.open(io.BytesIO(image.data)) as picture:
-            picture.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
+            picture.thumbnail((side, side))
             buffer = io.BytesIO()
             picture.convert("RGB").save(buffer, "JPEG", quality=85)
     except (OSError, ValueError):
@@ -168,23 +167,77 @@ def batch_bundle(batch: ImageBatch) -> MimeBundle:
     return {"text/plain": text, "text/html": page}, {"vomni_nb": {"kind": "image_batch", "items": items}}
 
 
+def speech_caption(speech: SpeechResult) -> str:
+    """``vivian · wav · 2.35 s``: what a player plays, under it (unknown parts left out)."""
+    parts = [speech.voice or "", speech.format]
+    if speech.duration_s is not None:
+        parts.append(f"{speech.duration_s:.2f} s")
+    return " · ".join(part for part in parts if part)
+
+
+def _caption(text: str) -> str:
+    return f'<figcaption style="font-size:smaller;opacity:0.7">{html.escape(text)}</figcaption>'
+
+
 def speech_bundle(speech: SpeechResult) -> MimeBundle:
-    player = f'<audio controls src="{_data_url(*speech.playable())}"></audio>'
+    player = (f'<figure style="margin:0"><audio controls src="{_data_url(*speech.playable())}"></audio>'
+              f"{_caption(speech_caption(speech))}</figure>")
     record = output_record(speech, format=speech.format, sample_rate=speech.sample_rate, duration_s=speech.duration_s,
                            usage=dict(speech.usage))
     return {"text/plain": repr(speech), "text/html": player}, {"vomni_nb": record}
 
 
+# Inline code (a run of backticks, then the same run) and fenced blocks are left as written.
+_CODE_SPAN = re.compile(r"(`+)(?:.+?)\1")
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+
+
+def _escape_prose(text: str) -> str:
+    # A lone "$" starts TeX in JupyterLab (its markdown pre-pass, then MathJax on the page), so "$5 ... $10"
+    # became italic maths. An entity alone is not enough (MathJax reads the page's text); an element around
+    # it is, since MathJax never pairs delimiters across elements. "<" would start raw HTML the renderer eats.
+    return text.replace("<", "&lt;").replace("$", "<span>&#36;</span>")
+
+
+def markdown_safe(text: str) -> str:
+    """``text`` as Markdown that shows what was written: ``$`` never starts maths, ``<`` never starts HTML.
+
+    Markdown itself (emphasis, lists, headings, code) is kept, since chat models write it on purpose;
+    code spans and fenced code blocks are left exactly as they are.
+    """
+    out: list[str] = []
+    fence: str | None = None
+    for line in text.splitlines(keepends=True):
+        opening = _FENCE.match(line)
+        if fence is not None:
+            if opening and opening.group(1)[0] == fence[0] and len(opening.group(1)) >= len(fence):
+                fence = None
+            out.append(line)
+            continue
+        if opening:
+            fence = opening.group(1)
+            out.append(line)
+            continue
+        last = 0
+        for span in _CODE_SPAN.finditer(line):
+            out.append(_escape_prose(line[last:span.start()]))
+            out.append(span.group(0))
+            last = span.end()
+        out.append(_escape_prose(line[last:]))
+    return "".join(out)
+
+
 def chat_bundle(chat: ChatResult) -> MimeBundle:
-    data: dict[str, Any] = {"text/plain": chat.text or repr(chat), "text/markdown": chat.text}
-    if chat.audio is not None or chat.images:
-        pieces = [f"<div>{html.escape(chat.text)}</div>"] if chat.text else []
-        if chat.audio is not None:
-            mime = AUDIO_MIME.get(chat.audio_format or "wav", "audio/wav")
-            pieces.append(f'<audio controls src="{_data_url(mime, chat.audio)}"></audio>')
-        pieces += [f'<img src="{_data_url(i.mime_type, i.data)}" style="max-width:512px"/>' for i in chat.images]
-        data["text/html"] = "".join(pieces)
-    record = output_record(chat, id=chat.id, finish_reason=chat.finish_reason, usage=dict(chat.usage))
+    # One rendering whatever the answer holds: Markdown, with the audio player and pictures after the text
+    # (an HTML form beside it would win in JupyterLab and show the same text differently).
+    pieces = [markdown_safe(chat.text)] if chat.text else []
+    if chat.audio is not None:
+        mime = AUDIO_MIME.get(chat.audio_format or "wav", "audio/wav")
+        pieces.append(f'<audio controls src="{_data_url(mime, chat.audio)}"></audio>')
+    pieces += [f'<img src="{_data_url(*_preview(image, 512))}" style="max-width:512px"/>' for image in chat.images]
+    data: dict[str, Any] = {"text/plain": chat.text or repr(chat), "text/markdown": "\n\n".join(pieces)}
+    record = output_record(chat, id=chat.id, finish_reason=chat.finish_reason, usage=dict(chat.usage),
+                           audio_format=chat.audio_format)
     return data, {"vomni_nb": record}
 
 

@@ -6,11 +6,14 @@ Written once for both clients (see :mod:`vomni_nb._plans` for how a plan becomes
 from __future__ import annotations
 
 import urllib.parse
+import warnings
 from typing import Any
 
+from vomni_nb import _advice
 from vomni_nb._core import ClientCore, Plan
 from vomni_nb.errors import ResponseFormatError
 from vomni_nb.protocol import build as B
+from vomni_nb.protocol.capabilities import tts_variant
 from vomni_nb.protocol.media import MediaSource
 from vomni_nb.protocol.parse import load_json, parse_models
 
@@ -64,14 +67,23 @@ def list_voices(core: ClientCore, /) -> Plan[dict[str, Any]]:
 
 def upload_voice(core: ClientCore, /, name: str, audio: MediaSource, *, consent: str, ref_text: str | None = None,
                  speaker_description: str | None = None) -> Plan[dict[str, Any]]:
-    """Upload a voice sample under ``name``; ``consent`` says how the speaker agreed to its use."""
+    """Upload a voice sample under ``name``; ``consent`` says how the speaker agreed to its use.
+
+    Uploaded voices are spoken by Base checkpoints (such as Qwen/Qwen3-TTS-12Hz-1.7B-Base). The server
+    stores a voice whatever it runs, so an upload to a CustomVoice or VoiceDesign server succeeds but
+    warns (UserWarning) that this server cannot speak with it.
+    """
     spec = B.build_voice_upload(name, audio, consent=consent, ref_text=ref_text,
                                 speaker_description=speaker_description)
+    yield from core.ensure_recorded_model()
     reply = yield from core.call(spec)
     body = load_json(reply.content, "voice upload answer")
     voice = body.get("voice") if isinstance(body, dict) else None
     if not isinstance(voice, dict):
         raise ResponseFormatError(f"The voice upload answer has no 'voice': {str(body)[:80]}")
+    model = core.recorded_model
+    if tts_variant(model) in ("CustomVoice", "VoiceDesign"):
+        warnings.warn(_advice.upload_on_custom_voice(str(model), name), UserWarning, stacklevel=2)
     return voice
 
 

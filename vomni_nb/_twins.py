@@ -17,7 +17,8 @@ Rules:
    health checks included); a magic turns it into a ``UsageError``.
 2. Requests run on a private event loop in a background thread, through ``AsyncOmniClient``
    (:func:`run_waiting`); the calling thread waits, updates the live status line, and on Ctrl-C
-   cancels the work (the connection closes, so the server aborts) and re-raises.
+   cancels the work (the connection closes, so the server aborts) and raises
+   :class:`~vomni_nb.errors.Interrupted` (a KeyboardInterrupt; ``.partial`` holds what finished).
 3. A twin never displays its result: it returns it. Its wait line (``status``): ``None`` shows one in a
    Jupyter kernel and empties it at the end; ``False`` shows none; a :class:`~vomni_nb.display.WaitLine`
    from the caller (a magic) is left for the caller to end, with the result in its place.
@@ -38,7 +39,8 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, Union
 
-from vomni_nb.errors import APIStatusError
+from vomni_nb import _advice
+from vomni_nb.errors import APIStatusError, Interrupted, WrongServerError
 from vomni_nb.routing import Target, Task, is_wrong_server_answer, resolve, tasks_for, wrong_server
 
 if TYPE_CHECKING:
@@ -144,10 +146,16 @@ def call(task: Task, target: Target, request: Callable[[AsyncOmniClient], Awaita
     try:
         with recording(log):
             return run_waiting(work, tick=tick)
+    except WrongServerError as exc:  # the client knew the model, or the server said so: name who could
+        raise wrong_server(task, target, exc) from exc
     except APIStatusError as exc:
         if tasks_for(target.model) is None and is_wrong_server_answer(exc):
             raise wrong_server(task, target, exc) from exc
         raise
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, Interrupted):
+            raise
+        raise Interrupted(_advice.interrupted(), url=target.url) from exc
     finally:
         if owned and line is not None:
             line.clear()

@@ -14,7 +14,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 import httpx
 
-from vomni_nb import _plans, _service_plans, _video_plans
+from vomni_nb import _plans, _service_plans, _speech_plans, _video_plans
 from vomni_nb._base_client import BaseClient, BaseVoices, capability_method, checked
 from vomni_nb._core import ClientCore, Failure, Gather, Outcome, Plan, Reply, Sleep, Step, Stepper
 from vomni_nb._transport import Exchange
@@ -63,9 +63,12 @@ class AsyncOmniClient(BaseClient[httpx.AsyncBaseTransport, Callable[[float], Awa
     edit = awaitable(_plans.edit)
     chat = awaitable(_plans.chat)
     chat_stream = awaitable_stream(_plans.chat_stream, AsyncChatStream)
-    speak = awaitable(_plans.speak)
-    speak_stream = awaitable_stream(_plans.speak_stream, AsyncSpeechStream)
+    speak = awaitable(_speech_plans.speak)
+    speak_stream = awaitable_stream(_speech_plans.speak_stream, AsyncSpeechStream)
+    speak_batch = awaitable(_speech_plans.speak_batch)
     video = awaitable(_video_plans.video)
+    wait_video = awaitable(_video_plans.wait_video)
+    download_video = awaitable(_video_plans.download_video)
     cancel_video = awaitable(_video_plans.cancel_video)
     video_jobs = awaitable(_video_plans.video_jobs)
     models = awaitable(_service_plans.models)

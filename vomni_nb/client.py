@@ -16,7 +16,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 import httpx
 
-from vomni_nb import _plans, _service_plans, _video_plans
+from vomni_nb import _plans, _service_plans, _speech_plans, _video_plans
 from vomni_nb._base_client import BaseClient, BaseVoices, capability_method, checked
 from vomni_nb._core import ClientCore, Failure, Gather, Outcome, Plan, Reply, Sleep, Step, Stepper
 from vomni_nb._transport import Exchange, run_on_private_loop
@@ -70,9 +70,12 @@ class OmniClient(BaseClient[httpx.BaseTransport, Callable[[float], None]]):
     edit = blocking(_plans.edit)
     chat = blocking(_plans.chat)
     chat_stream = blocking_stream(_plans.chat_stream, ChatStream)
-    speak = blocking(_plans.speak)
-    speak_stream = blocking_stream(_plans.speak_stream, SpeechStream)
+    speak = blocking(_speech_plans.speak)
+    speak_stream = blocking_stream(_speech_plans.speak_stream, SpeechStream)
+    speak_batch = blocking(_speech_plans.speak_batch)
     video = blocking(_video_plans.video)
+    wait_video = blocking(_video_plans.wait_video)
+    download_video = blocking(_video_plans.download_video)
     cancel_video = blocking(_video_plans.cancel_video)
     video_jobs = blocking(_video_plans.video_jobs)
     models = blocking(_service_plans.models)

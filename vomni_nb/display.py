@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from vomni_nb.errors import ServerManagerError
     from vomni_nb.server.handle import Server
 
-__all__ = ["LiveLine", "StartStatusLine", "WaitLine", "in_kernel", "bundle", "status_table", "show", "show_stream"]
+__all__ = ["LiveLine", "StartStatusLine", "WaitLine", "in_kernel", "bundle", "status_table", "show", "show_stream",
+           "ashow_stream"]
 
 Bundle = dict[str, str]
 Sink = Callable[[Bundle, bool], None]  # (bundle, first) -> shows or updates the one output
@@ -108,7 +109,13 @@ def show_stream(stream: _TextStream, *, interval: float = 0.08, live: LiveLine |
 
     The output is updated at most every ``interval`` seconds (a fast stream would otherwise flood the
     front end with messages), and always once more at the end, so the saved notebook holds the whole text.
+    An async stream (``AsyncChatStream``) goes to :func:`ashow_stream` instead.
     """
+    if hasattr(stream, "__aiter__") and not hasattr(stream, "__iter__"):
+        from vomni_nb.errors import InvalidRequestError
+
+        # Refused before anything is displayed: no empty output is left behind.
+        raise InvalidRequestError("This is an async stream: show it with `await ashow_stream(stream)`.")
     live = live or LiveLine(interval)
     try:
         for _ in stream:
@@ -118,6 +125,22 @@ def show_stream(stream: _TextStream, *, interval: float = 0.08, live: LiveLine |
         # Whatever ended the stream (Ctrl-C included), the output keeps what arrived.
         live.finish(stream.text, _prose_html(stream.text))
     return stream.finish()
+
+
+async def ashow_stream(stream: Any, *, interval: float = 0.08, live: LiveLine | None = None) -> Any:
+    """:func:`show_stream` for an async stream (``await ashow_stream(await client.chat_stream(...))``)."""
+    if not hasattr(stream, "__aiter__"):
+        from vomni_nb.errors import InvalidRequestError
+
+        raise InvalidRequestError("This is not an async stream: show it with `show_stream(stream)`.")
+    live = live or LiveLine(interval)
+    try:
+        async for _ in stream:
+            text = stream.text
+            live.update(text + " ▌", _prose_html(text + " ▌"))
+    finally:
+        live.finish(stream.text, _prose_html(stream.text))
+    return await stream.finish()
 
 
 _STYLE = "font-family:monospace;padding:2px 0"

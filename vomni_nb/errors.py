@@ -4,7 +4,7 @@
 
     VomniError                          everything below; catch this to catch all of ours
     ├── InvalidRequestError (+ValueError) bad input, caught before any request is sent
-    │   └── WrongServerError            a request for a server whose model cannot do it (.servers: those that can)
+    │   └── WrongServerError            the server's model cannot do this task (.model, .task, .servers that can)
     ├── APIError                        a request was sent and did not give a usable result
     │   ├── APIStatusError              the server answered with an error status (.status_code, .body)
     │   │   ├── BadRequestError          400
@@ -20,10 +20,12 @@
     │   │       └── InsufficientStorageError 507
     │   ├── APIConnectionError          no answer: refused, reset, DNS (+ConnectionError)
     │   │   └── APITimeoutError         no answer in time (+TimeoutError)
+    │   │       └── JobTimeoutError     a video job not done in time, left running (.job_id)
     │   ├── StreamError                 an in-band error after a stream started (.partial)
     │   ├── ResponseFormatError         a body we cannot read (HTML from a proxy, truncated JSON, bad base64)
-    │   ├── PartialBatchError           some images of a sweep failed, asked for with strict=True (.partial, .errors)
-    │   └── JobFailedError              a video job ended with status "failed" (.job)
+    │   ├── JobFailedError              a video job ended with status "failed" (.job)
+    │   ├── BatchItemError              one item of a batch failed; it stands in the item's place (.index)
+    │   └── PartialBatchError           some images of a sweep failed, asked for with strict=True (.partial, .errors)
     ├── ServerManagerError              the kernel-side server manager
     │   ├── ServerStartError            a launch failed (.cause, .advice, .log_tail)
     │   │   ├── ServerExited            the process exited before it was ready (.returncode)
@@ -32,9 +34,17 @@
     │   └── NoGPUError                  a real launch without a GPU (use --sim)
     └── HistoryError                    the history store: a file we did not write, a full disk (.path)
 
+    KeyboardInterrupt (Python's)
+    └── Interrupted                     Ctrl-C during a request: the server aborted it (.partial)
+
+``Interrupted`` stays outside ``VomniError`` on purpose: it must never be caught by ``except
+Exception``, and ``except KeyboardInterrupt`` still catches it.
+
 Status errors are made in one place, :func:`status_error`, which picks the class for a status.
-Every message says what to do next. API keys never appear in a message: build messages
-only through :func:`redact` when they may contain request data.
+Every message says what to do next, and ``advice`` holds that last part alone when it is known. API
+keys never appear in a message: build messages only through :func:`redact` when they may contain
+request data. In IPython these errors render short (:mod:`vomni_nb._tracebacks`): the cause, the
+advice, and the line of the cell that raised; ``%xmode Verbose`` shows the whole traceback.
 """
 
 from __future__ import annotations
@@ -72,6 +82,9 @@ __all__ = [
     "PortInUseError",
     "NoGPUError",
     "HistoryError",
+    "JobTimeoutError",
+    "BatchItemError",
+    "Interrupted",
     "redact",
     "status_error",
 ]
@@ -89,7 +102,22 @@ def redact(text: str, *secrets: str | None) -> str:
     return _KEY_ARG.sub(r"\1***", text)
 
 
-class VomniError(Exception):
+class _ShortTraceback:
+    """IPython shows these errors as a few lines (cause, advice, the cell line), not the whole stack."""
+
+    advice: str = ""  # the message's last part, what to do next (empty when not known apart)
+
+    @property
+    def _render_traceback_(self) -> Any:
+        # IPython calls this when it exists; under `%xmode Verbose` it "does not exist", so the full one shows.
+        from vomni_nb import _tracebacks
+
+        if _tracebacks.full_wanted():
+            raise AttributeError("_render_traceback_")
+        return lambda: _tracebacks.render(self)  # type: ignore[arg-type]
+
+
+class VomniError(_ShortTraceback, Exception):
     """Base of every error vomni_nb raises on purpose."""
 
 
@@ -98,11 +126,20 @@ class InvalidRequestError(VomniError, ValueError):
 
 
 class WrongServerError(InvalidRequestError):
-    """The server's model cannot do this kind of request (an image from a TTS model); ``servers`` names the
-    servers of this kernel that can (empty: none runs, and the message says what to start)."""
+    """The server's model cannot do this (speech from an image model): the request went nowhere useful.
 
-    def __init__(self, message: str, *, servers: Any = ()) -> None:
+    Raised before sending when the client knows the model (``model``, ``task``: what was asked), or
+    made from the server's own refusal when it does not (``__cause__`` is then that status error).
+    ``servers`` names the servers of this kernel that can (the magics' routing fills it in; empty: none
+    runs, or the client alone could not know).
+    """
+
+    def __init__(self, message: str, *, model: str | None = None, task: str | None = None, advice: str = "",
+                 servers: Any = ()) -> None:
         super().__init__(message)
+        self.model = model
+        self.task = task
+        self.advice = advice
         self.servers = list(servers)
 
 
@@ -220,6 +257,15 @@ class APITimeoutError(APIConnectionError, TimeoutError):
     """No answer before the timeout."""
 
 
+class JobTimeoutError(APITimeoutError):
+    """A video job not done before ``timeout=``: it is left running, ``client.wait_video(job_id)`` resumes."""
+
+    def __init__(self, message: str, *, url: str | None = None, job_id: str = "", job: Any = None) -> None:
+        super().__init__(message, url=url)
+        self.job_id = job_id
+        self.job = job
+
+
 class StreamError(APIError):
     """An error event arrived after a stream had started; ``partial`` holds what came before."""
 
@@ -261,6 +307,22 @@ class JobFailedError(APIError):
     def __init__(self, message: str, *, url: str | None = None, job: Any = None) -> None:
         super().__init__(message, url=url)
         self.job = job
+
+
+class BatchItemError(APIError):
+    """One item of a batch request failed; the batch's other items did not. It stands in the item's place
+    in the returned list. ``index`` is its place, ``input`` what it was to say, ``reason`` the server's words."""
+
+    def __init__(self, message: str, *, url: str | None = None, index: int = 0, input: str = "", reason: str = "",
+                 advice: str = "") -> None:
+        super().__init__(message, url=url)
+        self.index = index
+        self.input = input
+        self.reason = reason
+        self.advice = advice
+
+    def __repr__(self) -> str:
+        return f"BatchItemError(index={self.index}, {self.reason!r})"
 
 
 class ServerManagerError(VomniError):
@@ -315,6 +377,17 @@ class HistoryError(VomniError):
     def __init__(self, message: str, *, path: str | None = None) -> None:
         super().__init__(message)
         self.path = path
+
+
+class Interrupted(_ShortTraceback, KeyboardInterrupt):
+    """Ctrl-C during a request. The connection was closed, so the server aborted the generation (a video
+    job is cancelled); ``partial`` holds what had arrived (a stream's text or audio), ``url`` the server."""
+
+    def __init__(self, message: str, *, url: str | None = None, partial: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.url = url
+        self.partial = partial
 
 
 # One table from status to class, read from the classes' own pinned codes.

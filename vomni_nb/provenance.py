@@ -44,7 +44,7 @@ _ARGUMENTS: dict[str, tuple[Mapping[str, str], frozenset[str]]] = {
     "edit": (WIRE_SPELLINGS, frozenset({"prompt", "model", "size", "n", "seed", "output_format"})),
     "video": (WIRE_SPELLINGS, frozenset({"prompt", "model", "size", "seconds", "fps", "num_frames", "seed"})),
     "speech": ({"input": "text"}, frozenset({"model", "voice", "response_format", "speed", "instructions", "language",
-                                             "sample_rate", "seed"})),
+                                             "sample_rate", "seed", "ref_audio", "ref_text"})),
     "chat": ({}, frozenset({"prompt", "model", "system", "modalities", "voice", "max_tokens", "temperature", "seed"})),
 }
 

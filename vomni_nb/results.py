@@ -13,14 +13,15 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from vomni_nb import _files, _rendering
 from vomni_nb._files import PathLike
 from vomni_nb._rendering import MimeBundle, short
+from vomni_nb.errors import InvalidRequestError
 from vomni_nb.provenance import Provenance
 
-__all__ = ["ImageResult", "FailedImage", "ImageBatch", "SpeechResult", "ChatResult", "VideoResult"]
+__all__ = ["ImageResult", "FailedImage", "ImageBatch", "SpeechResult", "ChatResult", "VideoResult", "SUFFIXES"]
 
 
 def _duration_s(frames: int | None, sample_rate: int | None) -> float | None:
@@ -28,6 +29,23 @@ def _duration_s(frames: int | None, sample_rate: int | None) -> float | None:
     if frames is None or not sample_rate:
         return None
     return frames / sample_rate
+
+
+# The file suffixes each format may be saved under (the first is the one a default name gets).
+SUFFIXES = {"png": (".png",), "jpeg": (".jpg", ".jpeg"), "webp": (".webp",), "wav": (".wav",), "mp3": (".mp3",),
+            "flac": (".flac",), "opus": (".opus", ".ogg"), "pcm": (".pcm", ".raw"), "mp4": (".mp4",), "md": (".md",)}
+
+
+def _checked_target(path_or_dir: PathLike, fmt: str, what: str) -> PathLike:
+    """``path_or_dir``, unless it names a file whose suffix says another format (WebP bytes in ``x.png``)."""
+    path = Path(path_or_dir).expanduser()
+    allowed = SUFFIXES.get(fmt, ())
+    if path.suffix and allowed and not path.is_dir() and path.suffix.lower() not in allowed:
+        right = path.with_suffix(allowed[0]).name
+        convert = f", or convert it first: .to_pil().save({path.name!r})" if what == "image" else ""
+        raise InvalidRequestError(f"This {what} is {fmt.upper()}, so {path.name!r} would hold {fmt.upper()} bytes under "
+                                  f"a {path.suffix} name. Save it as {right!r}{convert}.")
+    return path_or_dir
 
 
 def _provenance_of(kind: str) -> Any:
@@ -106,7 +124,7 @@ class ImageResult(_FromProvenance):
         ``vomni_nb`` chunk with the provenance record, so any saved file can be rerun.
         """
         name, data = _files.image_file(self)
-        return _files.save_new(data, path_or_dir, name)
+        return _files.save_new(data, _checked_target(path_or_dir, self.format, "image"), name)
 
     def to_pil(self) -> Any:
         """The image as a ``PIL.Image.Image``."""
@@ -160,7 +178,17 @@ class ImageBatch:
     def __iter__(self) -> Iterator[ImageResult | FailedImage]:
         return iter(self.images)
 
-    def __getitem__(self, index: int) -> ImageResult | FailedImage:
+    @overload
+    def __getitem__(self, index: int) -> ImageResult | FailedImage: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> ImageBatch: ...
+
+    def __getitem__(self, index: int | slice) -> ImageResult | FailedImage | ImageBatch:
+        """One image (or the failure in its place), or (a slice) an ImageBatch of some: ``batch[:2]`` displays
+        and saves like the batch."""
+        if isinstance(index, slice):
+            return ImageBatch(self.images[index], timings=self.timings)
         return self.images[index]
 
     @property
@@ -241,7 +269,7 @@ class SpeechResult(_FromProvenance):
     def save(self, path_or_dir: PathLike = ".") -> Path:
         """Write the audio file (never overwriting); returns the path."""
         name, data = _files.speech_file(self)
-        return _files.save_new(data, path_or_dir, name)
+        return _files.save_new(data, _checked_target(path_or_dir, self.format, "speech"), name)
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -282,10 +310,35 @@ class ChatResult(_FromProvenance):
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> MimeBundle:
         return _rendering.chat_bundle(self)
 
-    def save(self, path_or_dir: PathLike = ".") -> Path:
-        """Write the text as Markdown (never overwriting); returns the path."""
-        name, data = _files.chat_file(self)
-        return _files.save_new(data, path_or_dir, name)
+    def save(self, path_or_dir: PathLike = ".") -> list[Path]:
+        """Write every part of the answer (never overwriting): the text as Markdown, the audio, each image.
+
+        ``path_or_dir`` is a directory (files named ``chat-<hash>.md``, ``.mp3``, ``-0.png`` ...) or a
+        file name whose stem names them all (``"answer.md"`` -> ``answer.md``, ``answer.mp3``). An
+        answer without text writes no Markdown file. Returns the paths written.
+        """
+        target = Path(path_or_dir).expanduser()
+        is_file = bool(target.suffix) and not target.is_dir()
+        if is_file and target.suffix.lower() != ".md":
+            raise InvalidRequestError(f"A chat answer saves as Markdown plus its audio and images: give a directory "
+                                      f"or a .md name (not {target.name!r}).")
+        folder, stem = (target.parent, target.stem) if is_file else (target, "chat-" + self._digest())
+        written: list[Path] = []
+        if self.text:
+            written.append(_files.save_new(self.text.encode("utf-8"), folder / f"{stem}.md", f"{stem}.md"))
+        if self.audio is not None:
+            fmt = self.audio_format or "wav"
+            suffix = SUFFIXES.get(fmt, (f".{fmt}",))[0]
+            written.append(_files.save_new(self.audio, folder / f"{stem}{suffix}", f"{stem}{suffix}"))
+        for index, image in enumerate(self.images):
+            name, data = _files.image_file(image)
+            suffix = Path(name).suffix
+            written.append(_files.save_new(data, folder / f"{stem}-{index}{suffix}", f"{stem}-{index}{suffix}"))
+        return written
+
+    def _digest(self) -> str:
+        """A short hash of the whole answer (text, audio, images), so parts of one answer share a name."""
+        return _files.digest(self.text.encode("utf-8") + (self.audio or b"") + b"".join(i.data for i in self.images))
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -311,8 +364,11 @@ class VideoResult(_FromProvenance):
 
     def __repr__(self) -> str:
         size = f"{self.width}x{self.height}" if self.width and self.height else "?"
+        duration = f"{self.duration_s:.2f}s" if self.duration_s is not None else "?s"
+        fps = f" @ {self.fps:g} fps" if self.fps else ""
+        frames = f", {self.num_frames} frames" if self.num_frames else ""
         return (
-            f"VideoResult({self.id}, {size}, {self.duration_s}s @ {self.fps} fps, {len(self.data)} bytes, "
+            f"VideoResult({self.id}, {size}, {duration}{fps}{frames}, {len(self.data)} bytes, "
             f"seed={self.seed}, prompt={short(self.prompt)!r})"
         )
 
@@ -322,4 +378,4 @@ class VideoResult(_FromProvenance):
     def save(self, path_or_dir: PathLike = ".") -> Path:
         """Write the MP4 file (never overwriting); returns the path."""
         name, data = _files.video_file(self)
-        return _files.save_new(data, path_or_dir, name)
+        return _files.save_new(data, _checked_target(path_or_dir, "mp4", "video"), name)

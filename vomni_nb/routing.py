@@ -1,23 +1,24 @@
-"""Which server a generation goes to: a capability table from model id to tasks, and the routing rules.
+"""Which server a generation goes to: the routing rules, over the client's capability table.
 
-The table is the client's own (the simulator keeps its family table in ``sim/families.py``, and the
-client never imports the simulator: it is our independent oracle). It covers the same ids and
-documented patterns; any other id (an attached server with a ``--served-model-name``, a model we do
-not know yet) is *unknown*: it may do anything, so it is used only where nothing better is known.
+What a model is for comes from :mod:`vomni_nb.protocol.capabilities` (the client's own table: the
+simulator keeps its family table in ``sim/families.py``, and the client never imports the simulator).
+Any other id (an attached server with a ``--served-model-name``, a model we do not know yet) is
+*unknown*: it may do anything, so it is used only where nothing better is known.
 
 Routing rules (``resolve(task, model=..., server=...)``), checked in this order:
 
-1. ``server`` given (a ``Server`` handle, a manager name, model id, port, or a URL): that server. A URL
-   the manager does not know is used as it is. When its model is known and cannot do ``task``, the
-   request is refused before anything is sent (:class:`~vomni_nb.errors.WrongServerError`, naming the
-   servers that could). ``model`` is then sent in the request.
+1. ``server`` given (a ``Server`` handle, a manager name, model id, port, or a URL): that server alone.
+   A URL the manager does not know is used as it is. When its model is known and its server never
+   answers ``task`` (``capabilities.answers``), the request is refused before anything is sent
+   (:class:`~vomni_nb.errors.WrongServerError`, naming the servers that could). ``model`` is then sent.
 2. ``model`` given: every server of the manager that serves it (several are replicas: a sweep spreads
    over them); none is an error that says what to run (``%omni_server start MODEL --sim``).
 3. Neither: the ``default_server`` setting when set (``%config VomniMagics.default_server``, else
    ``$VOMNI_SERVER``), as in rule 1.
-4. Else the manager's servers whose model does ``task``: those for which it is the model's main task
-   first (an edit model is not picked for text-to-image while an image model runs); one model among
-   them, or the default server (``%omni_server use``), wins; several models is an error naming them.
+4. Else the manager's servers whose model is for ``task`` (``capabilities.tasks_for``), the most
+   specialised first (an edit model, which also makes images, is not picked for text-to-image while
+   an image model runs); one model among them, or the default server (``%omni_server use``), wins;
+   several models is an error naming them.
 5. Else a server of unknown model, when it is the default or the only server; else ``$VOMNI_BASE_URL``
    when the manager has no servers at all.
 6. Else an error saying exactly what to start. A magic or a twin never starts a server by itself.
@@ -31,14 +32,15 @@ server, naming those that could, never as "overloaded".
 from __future__ import annotations
 
 import dataclasses
-import fnmatch
 import os
 import re
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from vomni_nb import _advice
 from vomni_nb.errors import APIStatusError, ServerManagerError, WrongServerError
+from vomni_nb.protocol import capabilities
+from vomni_nb.protocol.capabilities import TASKS, Task
 
 if TYPE_CHECKING:
     from vomni_nb.server import Server, ServerManager
@@ -46,41 +48,8 @@ if TYPE_CHECKING:
 __all__ = ["Task", "TASKS", "SUGGESTED_MODELS", "tasks_for", "main_task", "Target", "resolve", "replicas",
            "capable_servers", "wrong_server", "is_wrong_server_answer", "SERVER_ENV", "BASE_URL_ENV"]
 
-Task = Literal["image", "edit", "speech", "chat", "video"]
-TASKS: tuple[Task, ...] = ("image", "edit", "speech", "chat", "video")
 SERVER_ENV = "VOMNI_SERVER"  # a server name or URL the generating magics and twins use by default
 BASE_URL_ENV = "VOMNI_BASE_URL"  # the client's own fallback URL
-
-# What each kind of model does; the first task is its main one.
-_IMAGE: tuple[Task, ...] = ("image",)
-_IMAGE_AND_EDIT: tuple[Task, ...] = ("image", "edit")
-_EDIT: tuple[Task, ...] = ("edit",)
-_CHAT: tuple[Task, ...] = ("chat",)
-_SPEECH: tuple[Task, ...] = ("speech",)
-_VIDEO: tuple[Task, ...] = ("video",)
-
-KNOWN: dict[str, tuple[Task, ...]] = {
-    "Tongyi-MAI/Z-Image-Turbo": _IMAGE,
-    "Qwen/Qwen-Image": _IMAGE_AND_EDIT,
-    "Qwen/Qwen-Image-2512": _IMAGE_AND_EDIT,
-    "Qwen/Qwen-Image-Edit": _EDIT,
-    "Qwen/Qwen-Image-Edit-2509": _EDIT,
-    "Qwen/Qwen-Image-Edit-2511": _EDIT,
-    "black-forest-labs/FLUX.1-dev": _IMAGE,
-    "stabilityai/stable-diffusion-3.5-medium": _IMAGE,
-    "Qwen/Qwen2.5-Omni-7B": _CHAT,
-    "Qwen/Qwen2.5-Omni-3B": _CHAT,
-    "Qwen/Qwen3-Omni-30B-A3B-Instruct": _CHAT,
-    "Qwen/Qwen3-TTS-12Hz-1.7B-CustomVoice": _SPEECH,
-    "Qwen/Qwen3-TTS-12Hz-1.7B-VoiceDesign": _SPEECH,
-    "Qwen/Qwen3-TTS-12Hz-1.7B-Base": _SPEECH,
-    "Qwen/Qwen3-TTS-12Hz-0.6B-CustomVoice": _SPEECH,
-    "Qwen/Qwen3-TTS-12Hz-0.6B-Base": _SPEECH,
-    "Wan-AI/Wan2.2-T2V-A14B-Diffusers": _VIDEO,
-    "Wan-AI/Wan2.2-I2V-A14B-Diffusers": _VIDEO,
-    "Wan-AI/Wan2.2-TI2V-5B-Diffusers": _VIDEO,
-}
-PATTERNS: tuple[tuple[str, tuple[Task, ...]], ...] = (("Qwen/Qwen3-TTS-*", _SPEECH), ("Wan-AI/Wan2.*", _VIDEO))
 
 # What to start when nothing can do a task (each runs on vomni-sim with --sim).
 SUGGESTED_MODELS: dict[Task, str] = {
@@ -92,30 +61,24 @@ SUGGESTED_MODELS: dict[Task, str] = {
 }
 _NOUNS: dict[Task, str] = {"image": "make images", "edit": "edit images", "speech": "speak (text to speech)",
                            "chat": "chat", "video": "make videos"}
-_KINDS: dict[Task, str] = {"image": "an image model", "edit": "an image-editing model", "speech": "a TTS model",
-                           "chat": "an omni (chat) model", "video": "a video model"}
 
 
-def tasks_for(model: str | None) -> tuple[Task, ...] | None:
-    """The tasks ``model`` can do (its main one first), or None when the model is unknown."""
-    if not model:
-        return None
-    if model in KNOWN:
-        return KNOWN[model]
-    for pattern, tasks in PATTERNS:
-        if fnmatch.fnmatchcase(model, pattern):
-            return tasks
-    return None
+def tasks_for(model: str | None) -> frozenset[str] | None:
+    """The tasks ``model`` is for (route these to it), or None when the model is unknown."""
+    return capabilities.tasks_for(model)
 
 
-def main_task(model: str | None) -> Task | None:
+def main_task(model: str | None) -> str | None:
+    """The one task ``model`` is most for: its only one, or (an edit model) the rarer one, ``edit``."""
     tasks = tasks_for(model)
-    return tasks[0] if tasks else None
+    if not tasks:
+        return None
+    return "edit" if "edit" in tasks else sorted(tasks)[0]
 
 
 def _kind_of(model: str | None) -> str:
-    task = main_task(model)
-    return _KINDS[task] if task else "a model of unknown kind"
+    found = capabilities.capability(model)
+    return found.noun if found is not None else "a model of unknown kind"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,9 +112,10 @@ def _describe(server: Server) -> str:
 
 
 def capable_servers(task: Task, servers: Iterable[Server]) -> list[Server]:
-    """The servers whose model does ``task``, those whose main task it is first."""
+    """The servers whose model is for ``task``, the most specialised first (an image model before an
+    edit model, which also makes images)."""
     able = [server for server in servers if task in (tasks_for(server.model) or ())]
-    return sorted(able, key=lambda server: main_task(server.model) != task)
+    return sorted(able, key=lambda server: len(tasks_for(server.model) or ()))
 
 
 def _who_can(task: Task, servers: Sequence[Server]) -> str:
@@ -162,10 +126,22 @@ def _who_can(task: Task, servers: Sequence[Server]) -> str:
     return _advice.start_for_task(SUGGESTED_MODELS[task])
 
 
+def _wrong(cause: str, task: Task, model: str | None, servers: Sequence[Server]) -> WrongServerError:
+    advice = _who_can(task, servers)
+    return WrongServerError(f"{cause}. {advice}", model=model, task=task, advice=advice,
+                            servers=[s.name for s in capable_servers(task, servers)])
+
+
 def _refuse(task: Task, name: str, model: str | None, servers: Sequence[Server]) -> WrongServerError:
     who = f"{model} is" if name == model else f"{name} serves {model},"
-    return WrongServerError(f"{who} {_kind_of(model)}: it cannot {_NOUNS[task]}. {_who_can(task, servers)}",
-                            servers=[s.name for s in capable_servers(task, servers)])
+    return _wrong(f"{who} {_kind_of(model)}: it cannot {_NOUNS[task]}", task, model, servers)
+
+
+def _manager_error(cause: str, advice: str) -> ServerManagerError:
+    """A ServerManagerError whose advice IPython shows on a line of its own."""
+    error = ServerManagerError(f"{cause}. {advice}")
+    error.advice = advice
+    return error
 
 
 def _target(server: Any, send_model: str | None, replicas: Sequence[Any] = ()) -> Target:
@@ -194,8 +170,7 @@ def _explicit(task: Task, server: Any, model: str | None, manager: ServerManager
             if not _looks_like_url(text):
                 raise
             return _target(text, model)
-    known = tasks_for(model or server.model)
-    if known is not None and task not in known:
+    if capabilities.answers(model or server.model, task) is False:
         raise _refuse(task, server.name, model or server.model, manager.servers)
     same = [s for s in manager.servers if s.model == server.model and s is not server] if spread else []
     return _target(server, model, [server, *same] if same else ())
@@ -211,11 +186,11 @@ def resolve(task: Task, *, model: str | None = None, server: Any = None, default
     if model is not None:
         serving = [s for s in servers if s.model == model or s.name == model]
         if not serving:
-            known = tasks_for(model)
-            if known is not None and task not in known:
+            if capabilities.answers(model, task) is False:
                 raise _refuse(task, model, model, servers)
             running = ", ".join(_describe(s) for s in servers) or "none"
-            raise ServerManagerError(f"no server serves {model!r}; running: {running}. {_advice.serve_model(model)}.")
+            raise _manager_error(f"no server serves {model!r}; running: {running}",
+                                 _advice.serve_model(model)[:1].upper() + _advice.serve_model(model)[1:] + ".")
         return _explicit(task, serving[0], None, found, spread=True)
     default_server = default_server or os.environ.get(SERVER_ENV) or None
     if default_server:
@@ -228,13 +203,13 @@ def _by_task(task: Task, manager: ServerManager) -> Target:
     able = capable_servers(task, servers)
     default = manager.default_name
     if able:
-        best = [s for s in able if main_task(s.model) == task] or able
+        fewest = len(tasks_for(able[0].model) or ())
+        best = [s for s in able if len(tasks_for(s.model) or ()) == fewest]
         models = list(dict.fromkeys(s.model for s in best))
         chosen = next((s for s in best if s.name == default), None)
         if chosen is None and len(models) > 1:
-            raise ServerManagerError(
-                f"several servers can {_NOUNS[task]}: {', '.join(_describe(s) for s in best)}; pass --model MODEL or "
-                f"--server NAME (model=/server= in Python), or {_advice.PICK_ONE}.")
+            raise _manager_error(f"several servers can {_NOUNS[task]}: {', '.join(_describe(s) for s in best)}",
+                                 f"Pass --model MODEL or --server NAME (model=/server= in Python), or {_advice.PICK_ONE}.")
         chosen = chosen or best[0]
         return _explicit(task, chosen, None, manager, spread=True)
     unknown = [s for s in servers if tasks_for(s.model) is None]
@@ -245,7 +220,7 @@ def _by_task(task: Task, manager: ServerManager) -> Target:
     if not servers and os.environ.get(BASE_URL_ENV):
         return _target(os.environ[BASE_URL_ENV], None)
     running = "; running: " + ", ".join(_describe(s) for s in servers) if servers else ""
-    raise ServerManagerError(f"no server can {_NOUNS[task]}{running}. {_advice.start_for_task(SUGGESTED_MODELS[task])}")
+    raise _manager_error(f"no server can {_NOUNS[task]}{running}", _advice.start_for_task(SUGGESTED_MODELS[task]))
 
 
 def replicas(target: Target, *, timeout: float = 2.0) -> list[Any]:
@@ -273,6 +248,8 @@ _WRONG_KIND_PHRASES = ("no diffusion stage", "does not support chat completions"
 
 def is_wrong_server_answer(error: BaseException) -> bool:
     """Whether a server's error says its model cannot do this kind of request at all."""
+    if isinstance(error, WrongServerError):
+        return True
     if not isinstance(error, APIStatusError) or error.status_code not in (400, 404, 503):
         return False
     text = str(error).lower()
@@ -281,10 +258,16 @@ def is_wrong_server_answer(error: BaseException) -> bool:
     return any(phrase in text for phrase in _WRONG_KIND_PHRASES)
 
 
-def wrong_server(task: Task, target: Target, error: APIStatusError,
+def wrong_server(task: Task, target: Target, error: Exception,
                  manager: ServerManager | None = None) -> WrongServerError:
-    """``error`` (the server refused the kind of request) as the wrong server, naming those that could."""
+    """``error`` (the server, or the client knowing its model, refused the kind of request) as the wrong
+    server, naming the servers of this kernel that could."""
     servers = _manager(manager).servers
-    said = str(error).split(": ", 1)[-1].split(". ")[0]
-    return WrongServerError(f"{target.name} cannot {_NOUNS[task]}: it answered {error.status_code} \"{said}\". "
-                            f"{_who_can(task, servers)}", servers=[s.name for s in capable_servers(task, servers)])
+    answer = error if isinstance(error, APIStatusError) else error.__cause__
+    if isinstance(answer, APIStatusError):  # the server said so
+        said = str(answer).split(": ", 1)[-1].split(". ")[0]
+        cause = f"{target.name} cannot {_NOUNS[task]}: it answered {answer.status_code} \"{said}\""
+    else:  # the client knew the model and refused before sending
+        said = str(getattr(error, "message", "") or error).split("; send ")[0].split(". ")[0]
+        cause = f"{target.name} cannot {_NOUNS[task]}: {said}"
+    return _wrong(cause, task, target.model, servers)

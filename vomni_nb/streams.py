@@ -19,7 +19,7 @@ import httpx
 
 from vomni_nb import _advice
 from vomni_nb._core import Reply
-from vomni_nb.errors import APITimeoutError, StreamError
+from vomni_nb.errors import APITimeoutError, Interrupted, StreamError
 from vomni_nb.protocol.streaming import AudioDelta, ImageDelta, StreamEvent, StreamState, TextDelta
 from vomni_nb.results import ChatResult, SpeechResult
 
@@ -97,6 +97,10 @@ class _StreamBase(Generic[R]):
     def _reading_error(self, exc: BaseException) -> BaseException:
         if isinstance(exc, httpx.TimeoutException):
             exc = APITimeoutError(f"The stream from {self._url} stalled (read timeout); raise timeout=....", url=self._url)
+        elif isinstance(exc, KeyboardInterrupt) and not isinstance(exc, Interrupted):
+            # Ctrl-C: closing the response (on the way out) makes the server abort; what arrived is kept.
+            exc = Interrupted(_advice.interrupted() + "; what arrived is in .partial (and on the stream)",
+                              url=self._url, partial=self._state.partial)
         elif isinstance(exc, httpx.TransportError):
             exc = StreamError(
                 f"The connection broke in the middle of the stream ({type(exc).__name__}); what arrived is in "

@@ -16,7 +16,8 @@ Rules:
    (``strict=True`` raises :class:`~vomni_nb.errors.PartialBatchError` with the grid at the end).
 5. While it runs, one live output shows the grid filling in, with a count and the elapsed time
    (throttled: previews are re-sent at most every ``LIVE_INTERVAL_S``). Ctrl-C cancels every request
-   (the servers abort them) and re-raises with the finished part as ``error.partial``.
+   (the servers abort them) and raises :class:`~vomni_nb.errors.Interrupted` with the finished part
+   as ``.partial``.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from vomni_nb import _advice
 from vomni_nb._twins import Status, client_for, recording, run_waiting, wait_line
-from vomni_nb.errors import APIError, InvalidRequestError, PartialBatchError
+from vomni_nb.errors import APIError, Interrupted, InvalidRequestError, PartialBatchError, WrongServerError
 from vomni_nb.generation import check_image_options
 from vomni_nb.grids import Axis, GridCell, ImageGrid, live_bundle
 from vomni_nb.protocol.validate import ImageFormat, ImageRoute, check_prompt
@@ -149,10 +151,11 @@ async def _run(prompt: str, jobs: Sequence[_Job], targets: Sequence[Target], ser
             try:
                 made = await client.image(prompt, **job.options)
                 outputs = tuple(made.images) if hasattr(made, "images") else (made,)
-            except APIError as exc:
+            except (APIError, WrongServerError) as exc:
                 error: Exception = exc
-                if tasks_for(target.model) is None and is_wrong_server_answer(exc):
-                    error = wrong_server("image", target, exc)  # type: ignore[arg-type]
+                if isinstance(exc, WrongServerError) or (tasks_for(target.model) is None
+                                                         and is_wrong_server_answer(exc)):
+                    error = wrong_server("image", target, exc)
                 outputs = (failed_image(error, prompt, job.options, server_url=client.base_url, model=client.model),)
             cells[index] = dataclasses.replace(cells[index], outputs=outputs, server=name)
 
@@ -253,11 +256,12 @@ def _wait(prompt: str, axes: Sequence[Axis], jobs: Sequence[_Job], targets: Sequ
         with recording(log):
             run_waiting(lambda: _run(prompt, jobs, targets, servers, concurrency, timeout, cells), tick=tick)
     except KeyboardInterrupt as exc:
-        exc.partial = _snapshot(prompt, axes, cells, names, time.monotonic() - started,  # type: ignore[attr-defined]
-                                interrupted=True)
+        partial = _snapshot(prompt, axes, cells, names, time.monotonic() - started, interrupted=True)
         if owned and line is not None:
             line.clear()
-        raise
+        done = sum(1 for cell in cells if cell.outputs)
+        raise Interrupted(_advice.interrupted(f"the server aborted the rest after {done} of {len(cells)} requests"),
+                          url=targets[0].url, partial=partial) from exc
     grid = _snapshot(prompt, axes, cells, names, time.monotonic() - started)
     if save is not None:
         grid = dataclasses.replace(grid, saved=tuple(str(path) for path in grid.save(save)))

@@ -45,7 +45,7 @@ def test_async_images_and_sweep(image_server) -> None:  # type: ignore[no-untype
 def test_async_streams_speech_voices(omni_server, tts_server) -> None:  # type: ignore[no-untyped-def]
     async def main() -> None:
         async with AsyncOmniClient(omni_server.url) as client:
-            stream = await client.chat_stream("Tell me a story", seed=3)
+            stream = await client.chat_stream("Tell me a story", seed=3, modalities=["text", "audio"])
             kinds = {type(event) async for event in stream}
             assert kinds == {TextDelta, AudioDelta}
             result = await stream.finish()

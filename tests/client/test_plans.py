@@ -12,8 +12,19 @@ from typing import Any
 
 import pytest
 
-from vomni_nb import _plans, _service_plans, _video_plans
-from vomni_nb.errors import APIConnectionError, APITimeoutError, BadRequestError, OverloadedError, ServerError
+from vomni_nb import _plans, _service_plans, _speech_plans, _video_plans
+from vomni_nb.errors import (
+    APIConnectionError,
+    APITimeoutError,
+    BadRequestError,
+    Interrupted,
+    InvalidRequestError,
+    JobFailedError,
+    JobTimeoutError,
+    OverloadedError,
+    ServerError,
+    WrongServerError,
+)
 from vomni_nb.protocol.build import RequestSpec
 from vomni_nb.protocol.retry import RetryPolicy
 from vomni_nb.results import VideoResult
@@ -57,14 +68,38 @@ def test_video_create_poll_download() -> None:
     assert video.provenance.kind == "video" and video.seed == 4 and video.timings == {"total_s": 1.0}
 
 
-def test_video_timeout_deletes_the_job() -> None:
+def test_video_timeout_leaves_the_job_running_and_says_how_to_resume() -> None:
+    # Issue 7 item 13: a timeout used to cancel the GPU job; now the job goes on and can be picked up.
     core = plan_core()
     driver = PlanDriver(VideoServer("in_progress"), clock=core.clock)  # type: ignore[arg-type]
-    with pytest.raises(APITimeoutError, match="not done after 2.5 s; it was cancelled"):
-        driver.run(_video_plans.video(core, "a boat", poll_interval=1.0, timeout=2.5))
-    assert driver.slept == [1.0, 1.0, 1.0]
-    assert driver.requests[0] == "POST /v1/videos" and driver.requests[-1] == "DELETE /v1/videos/video_gen_1"
-    assert driver.requests.count("GET /v1/videos/video_gen_1") == 3
+    seen: list[str] = []
+    with pytest.raises(JobTimeoutError, match=r"not done after 2.5 s; it is still running") as caught:
+        driver.run(_video_plans.video(core, "a boat", poll_interval=1.0, timeout=2.5,
+                                      on_progress=lambda job: seen.append(job["status"])))
+    assert isinstance(caught.value, APITimeoutError) and caught.value.job_id == "video_gen_1"
+    assert "client.wait_video('video_gen_1')" in str(caught.value) and "download_video" in str(caught.value)
+    assert driver.slept == [1.0, 1.0, 1.0] and "DELETE /v1/videos/video_gen_1" not in driver.requests
+    assert seen[-1] == "left_running"  # the status line ends saying so
+    # Later (another call, another kernel): wait_video follows the same job to its end and downloads it.
+    driver = PlanDriver(VideoServer("in_progress", "completed"), clock=core.clock)  # type: ignore[arg-type]
+    video = driver.run(_video_plans.wait_video(core, "video_gen_1", poll_interval=0.5, on_progress=None))
+    assert driver.requests == ["GET /v1/videos/video_gen_1", "GET /v1/videos/video_gen_1",
+                               "GET /v1/videos/video_gen_1/content"]
+    assert video.data == MP4 and video.provenance.kind == "video" and video.model == "test/model" and video.seed is None
+
+
+def test_wait_video_interrupted_leaves_the_job_and_download_video_refuses_an_unfinished_one() -> None:
+    core = plan_core()
+    driver = PlanDriver(VideoServer("in_progress"), clock=core.clock, interrupt_at_sleep=1)  # type: ignore[arg-type]
+    with pytest.raises(Interrupted, match="still running: client.wait_video"):
+        driver.run(_video_plans.wait_video(core, "video_gen_1", on_progress=None))
+    assert "DELETE /v1/videos/video_gen_1" not in driver.requests
+    driver = PlanDriver(VideoServer("queued"), clock=core.clock)  # type: ignore[arg-type]
+    with pytest.raises(JobTimeoutError, match="still queued: wait for it with client.wait_video"):
+        driver.run(_video_plans.download_video(core, "video_gen_1"))
+    assert driver.requests == ["GET /v1/videos/video_gen_1"]
+    driver = PlanDriver(VideoServer("completed"), clock=core.clock)  # type: ignore[arg-type]
+    assert driver.run(_video_plans.download_video(core, "video_gen_1")).data == MP4
 
 
 @pytest.mark.parametrize("interrupt", [KeyboardInterrupt, asyncio.CancelledError])
@@ -162,3 +197,76 @@ def test_a_sweep_gathers_one_image_plan_per_cell() -> None:
     assert driver.requests == ["POST /v1/images/generations"] * 4
     with pytest.raises(Exception, match="concurrency must be at least 1"):
         PlanDriver(lambda spec: reply(200, _image_body())).run(_plans.images(core, "a fox", concurrency=0))
+
+
+@pytest.mark.parametrize(("model", "plan", "says"), [
+    ("Tongyi-MAI/Z-Image-Turbo", lambda core: _speech_plans.speak(core, "hi"),
+     "Tongyi-MAI/Z-Image-Turbo is an image model; send speech to a TTS server"),
+    ("Qwen/Qwen3-TTS-12Hz-1.7B-CustomVoice", lambda core: _video_plans.video(core, "a boat", on_progress=None),
+     "is a TTS model; send video to a video server"),
+    ("Tongyi-MAI/Z-Image-Turbo", lambda core: _video_plans.video(core, "a boat", on_progress=None),
+     "is an image model; send video to a video server"),
+    ("Qwen/Qwen3-Omni-30B-A3B-Instruct", lambda core: _plans.image(core, "a fox"),
+     "is an omni chat model; send images to an image server"),
+    ("Qwen/Qwen3-Omni-30B-A3B-Instruct", lambda core: _speech_plans.speak(core, "hi"),
+     r"or ask this model for a spoken answer: chat\(\.\.\., modalities=\['text', 'audio'\]\)"),
+    ("Wan-AI/Wan2.2-TI2V-5B-Diffusers", lambda core: _plans.chat(core, "hi"), "is a video model; send chat"),
+    ("Qwen/Qwen3-TTS-12Hz-1.7B-CustomVoice", lambda core: _plans.images(core, "a fox", seeds=[1, 2, 3]),
+     "is a TTS model; send images"),
+])
+def test_the_wrong_server_for_the_task_is_refused_before_sending(model: str, plan: Any, says: str) -> None:
+    # Issue 7 item 8: wrong advice ("retry later", "try fewer frames", "TTS model did not produce audio").
+    core = plan_core(model=model)
+    driver = PlanDriver(lambda spec: reply(500, {}))
+    with pytest.raises(WrongServerError, match=says) as caught:
+        driver.run(plan(core))
+    assert driver.sent == [] and driver.slept == [] and "%omni_server list" in str(caught.value)
+    assert caught.value.model == model and isinstance(caught.value, InvalidRequestError)
+
+
+def test_what_a_server_does_answer_is_sent() -> None:
+    # Chat on a diffusion model answers with pictures, an edit on Z-Image is image-to-image on 0.30.0: both
+    # sent; an unknown id is left to the server.
+    for model, plan in (("Tongyi-MAI/Z-Image-Turbo", lambda core: _plans.chat(core, "a fox")),
+                        ("Tongyi-MAI/Z-Image-Turbo", lambda core: _plans.edit(core, tiny_png(), "blue")),
+                        ("my-served-name", lambda core: _speech_plans.speak(core, "hi"))):
+        driver = PlanDriver(lambda spec: reply(400, {"error": {"message": "no", "code": 400}}))
+        with pytest.raises(BadRequestError):
+            driver.run(plan(plan_core(model=model)))
+        assert len(driver.sent) == 1
+
+
+def test_chat_asks_for_text_unless_audio_is_asked_for_then_mp3() -> None:
+    # Issue 7 item 9: the server's default (text + WAV audio) put ~1.5 MB per answer into the notebook.
+    sent: list[RequestSpec] = []
+    answer = {"choices": [{"message": {"content": "hi"}, "finish_reason": "stop"}]}
+
+    def server(spec: RequestSpec) -> Any:
+        sent.append(spec)
+        return reply(200, answer)
+
+    omni = plan_core(model="Qwen/Qwen3-Omni-30B-A3B-Instruct")
+    for arguments, modalities, audio in (({}, ["text"], None),
+                                         ({"modalities": ["text", "audio"]}, ["text", "audio"], {"format": "mp3"}),
+                                         ({"voice": "Ethan"}, ["text", "audio"], {"format": "mp3"}),
+                                         ({"audio_format": "wav"}, ["text", "audio"], {"format": "wav"}),
+                                         ({"modalities": "audio"}, ["audio"], {"format": "mp3"})):
+        result = PlanDriver(server).run(_plans.chat(omni, "hi", **arguments))
+        assert sent[-1].json["modalities"] == modalities and sent[-1].json.get("audio") == audio, arguments
+        assert result.recipe["modalities"] == modalities  # the recipe asks for the same shape again
+    PlanDriver(server).run(_plans.chat_stream(omni, "hi", modalities=["text", "audio"]))
+    assert "audio" not in sent[-1].json  # a stream's audio stays WAV chunks a live player can play
+    PlanDriver(server).run(_plans.chat(plan_core(model="Tongyi-MAI/Z-Image-Turbo"), "a fox"))
+    assert "modalities" not in sent[-1].json  # a diffusion model's chat answers with pictures
+
+
+def test_a_failed_job_says_the_memory_advice_once() -> None:
+    # Issue 7 item 18: the 507 advice was said twice (the server's words, then ours).
+    core = plan_core()
+    reason = "CUDA out of memory: try a smaller resolution, fewer images, or a quantized model"
+    server = VideoServer("failed")
+    failed = _job("failed", error={"code": 507, "message": reason})
+    driver = PlanDriver(lambda spec: reply(507, failed) if spec.method == "GET" else server(spec))
+    with pytest.raises(JobFailedError) as caught:
+        driver.run(_video_plans.video(core, "a boat", poll_interval=0.1, on_progress=None))
+    assert str(caught.value).count("quantized") == 1 and "fewer frames" not in str(caught.value)

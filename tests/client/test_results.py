@@ -7,9 +7,11 @@ import dataclasses
 import io
 import sys
 
+import pytest
 from PIL import Image
 
 from vomni_nb._files import png_with_text, save_new
+from vomni_nb.errors import InvalidRequestError
 from vomni_nb.protocol.wav import parse_wav, pcm_to_wav
 from vomni_nb.provenance import Provenance
 from vomni_nb.results import ChatResult, ImageBatch, ImageResult, SpeechResult, VideoResult
@@ -104,7 +106,9 @@ def test_speech_bundle(tmp_path) -> None:  # type: ignore[no-untyped-def]
                           provenance=Provenance(kind="speech", prompt="hi", params={"voice": "v"}, model="tts",
                                                 server_url="http://sim"))
     data, metadata = speech._repr_mimebundle_()
-    assert data["text/html"].startswith("<audio controls src=\"data:audio/wav;base64,")
+    assert data["text/html"].startswith('<figure style="margin:0"><audio controls src="data:audio/wav;base64,')
+    # Issue 7 item 18: the player says what it plays (voice, format, duration).
+    assert "<figcaption" in data["text/html"] and "v · wav · 0.01 s</figcaption>" in data["text/html"]
     assert "autoplay" not in data["text/html"] and "loop" not in data["text/html"]
     assert metadata["vomni_nb"]["duration_s"] == 0.0125 and "0.01s" in repr(speech)
     assert speech.save(tmp_path).suffix == ".wav"
@@ -124,14 +128,70 @@ def test_chat_and_video_bundles(tmp_path) -> None:  # type: ignore[no-untyped-de
     assert data["text/markdown"] == "**hello**" and data["text/plain"] == "**hello**" and "text/html" not in data
     assert metadata["vomni_nb"]["usage"] == {"total_tokens": 3} and str(chat) == "**hello**"
     with_audio = ChatResult(text="hi", audio=pcm_to_wav(b"\0\0", 24000), audio_format="wav")
-    assert "<audio controls" in with_audio._repr_mimebundle_()[0]["text/html"]
-    assert chat.save(tmp_path).read_text() == "**hello**"
+    assert "<audio controls" in with_audio._repr_mimebundle_()[0]["text/markdown"]
+    (saved,) = chat.save(tmp_path)
+    assert saved.read_text() == "**hello**"
     video = VideoResult(data=b"\0\0\0\x18ftypmp42", id="video_gen_1", width=64, height=64, fps=8.0, duration_s=1.0,
                         provenance=Provenance(kind="video", prompt="boat", seed=3))
     vdata, vmeta = video._repr_mimebundle_()
     assert vdata["text/html"].startswith('<video controls src="data:video/mp4;base64,')
     assert vmeta["vomni_nb"]["id"] == "video_gen_1" and "64x64" in repr(video)
     assert video.save(tmp_path).name == "video_gen_1.mp4"
+
+
+def test_chat_markdown_shows_dollars_and_tags_as_written_and_one_rendering_with_audio() -> None:
+    # Issue 7 item 10: "$5 ... $10" became LaTeX in JupyterLab, "<div>" vanished, and an answer with audio
+    # rendered through another (HTML) form. The browser check is tests/test_browser.py.
+    from vomni_nb._rendering import markdown_safe
+
+    text = "It costs $5 today and $10 tomorrow; use the <div> tag.\n\n```python\nprice = '$5' if a < b else 0\n```\nand `$x<y` stays."
+    safe = markdown_safe(text)
+    assert "$" not in safe.split("```")[0] and "<span>&#36;</span>5" in safe and "&lt;div>" in safe
+    assert "price = '$5' if a < b else 0" in safe and "`$x<y`" in safe  # code is left exactly as written
+    assert markdown_safe("**bold** and *it* - list") == "**bold** and *it* - list"  # markdown itself is kept
+    plain = ChatResult(text=text)
+    spoken = dataclasses.replace(plain, audio=pcm_to_wav(b"\0\0", 24000), audio_format="wav")
+    plain_data, spoken_data = plain._repr_mimebundle_()[0], spoken._repr_mimebundle_()[0]
+    assert set(plain_data) == set(spoken_data) == {"text/plain", "text/markdown"}
+    assert spoken_data["text/markdown"].startswith(plain_data["text/markdown"] + "\n\n<audio controls")
+
+
+def test_chat_save_writes_every_part_and_no_empty_markdown(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # Issue 7 item 11: save() dropped audio and images, and an audio-only answer wrote a 0-byte .md.
+    audio = pcm_to_wav(b"\1\0" * 50, 24000)
+    spoken = ChatResult(text="", audio=audio, audio_format="wav")
+    (only,) = spoken.save(tmp_path / "a")
+    assert only.suffix == ".wav" and only.read_bytes() == audio and not list((tmp_path / "a").glob("*.md"))
+    full = ChatResult(text="hello", audio=b"ID3" + b"\0" * 20, audio_format="mp3", images=(_image(seed=1),))
+    paths = full.save(tmp_path / "b")
+    assert [p.suffix for p in paths] == [".md", ".mp3", ".png"] and len({p.stem.split("-")[1] for p in paths}) == 1
+    assert paths[0].read_text() == "hello" and paths[1].read_bytes() == full.audio
+    named = full.save(tmp_path / "answer.md")
+    assert [p.name for p in named] == ["answer.md", "answer.mp3", "answer-0.png"]
+    with pytest.raises(InvalidRequestError, match="a .md name"):
+        full.save(tmp_path / "answer.txt")
+
+
+def test_saving_under_another_format_s_suffix_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # Issue 7 item 18: webp.save("x.png") wrote WebP bytes into a .png file.
+    webp = _image("WEBP")
+    with pytest.raises(InvalidRequestError, match=r"This image is WEBP.*Save it as 'x.webp'.*to_pil\(\).save\('x.png'\)"):
+        webp.save(tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists() and webp.save(tmp_path / "x.webp").name == "x.webp"
+    assert _image("JPEG").save(tmp_path / "y.jpeg").name == "y.jpeg"
+    mp3 = SpeechResult(audio=b"\xff\xfb" * 50, format="mp3", sample_rate=None)
+    with pytest.raises(InvalidRequestError, match="Save it as 'z.mp3'"):
+        mp3.save(tmp_path / "z.wav")
+
+
+def test_a_batch_slice_is_a_batch_and_video_repr_is_rounded() -> None:
+    # Issue 7 item 18: sweep[:2] returned a tuple; a video printed 1.1250000000000002s.
+    batch = ImageBatch((_image(seed=1), _image(seed=2), _image(seed=3)), timings={"total_s": 1.0})
+    head = batch[:2]
+    assert isinstance(head, ImageBatch) and [i.seed for i in head] == [1, 2] and head.timings == {"total_s": 1.0}
+    assert "<img" in head._repr_mimebundle_()[0]["text/html"] and isinstance(batch[-1], ImageResult)
+    video = VideoResult(data=b"", id="v", width=64, height=48, fps=8.0, num_frames=9, duration_s=1.1250000000000002)
+    assert "64x48, 1.13s @ 8 fps, 9 frames" in repr(video)
 
 
 def test_client_modules_import_no_ipython_or_pillow() -> None:

@@ -23,6 +23,7 @@ from vomni_nb.errors import (
     RateLimitError,
     ServerError,
     StreamError,
+    WrongServerError,
 )
 from vomni_nb.protocol.retry import RetryPolicy, backoff_delay, parse_retry_after, retry_delay
 
@@ -140,11 +141,20 @@ def test_400_is_never_retried() -> None:
     assert script.calls == 1 and waits == []
 
 
-def test_an_image_request_to_a_model_without_diffusion_is_not_retried(tts_server) -> None:  # type: ignore[no-untyped-def]
+def test_an_image_request_to_a_model_without_diffusion_is_not_retried(tts_server, start_sim) -> None:  # type: ignore[no-untyped-def]
+    # A model the client knows is refused before sending (issue 7 item 8): nothing retried, nothing sent.
     waits: list[float] = []
-    with OmniClient(tts_server.url, sleep=waits.append) as client, pytest.raises(OverloadedError) as caught:
+    with OmniClient(tts_server.url, sleep=waits.append) as client, pytest.raises(WrongServerError) as caught:
         client.image("fox", size="64x64")
     assert waits == [] and "%omni_server list" in str(caught.value) and "retry later" not in str(caught.value)
+    # Under a name the client does not know, the server's 503 "No diffusion stage" says it: still not an
+    # OverloadedError to retry later, but a WrongServerError made from it.
+    renamed = start_sim(TTS_MODEL, "--served-model-name", "my-voice")
+    with OmniClient(renamed.url, sleep=waits.append) as client, pytest.raises(WrongServerError) as caught:
+        client.image("fox", size="64x64")
+    assert waits == [] and isinstance(caught.value.__cause__, OverloadedError)
+    assert "No diffusion stage" in str(caught.value) and "retry later" not in str(caught.value)
+    assert renamed.log().count("POST /v1/images/generations") == 1
 
 
 def test_connection_refused_is_retried_but_a_broken_read_is_not() -> None:

@@ -15,6 +15,7 @@ from vomni_nb.errors import (
     InvalidRequestError,
     JobFailedError,
     NotFoundError,
+    WrongServerError,
 )
 from vomni_nb.protocol.wav import parse_wav
 from vomni_nb.results import ChatResult, ImageBatch, ImageResult, SpeechResult
@@ -103,7 +104,8 @@ def test_chat_text_and_audio(omni_server) -> None:  # type: ignore[no-untyped-de
     with OmniClient(omni_server.url) as client:
         text = client.chat("Say hello", modalities=["text"], seed=1)
         assert isinstance(text, ChatResult) and text.text and text.audio is None and text.model == OMNI_MODEL
-        both = client.chat("Say hello", seed=1, system="be brief", max_tokens=50)
+        both = client.chat("Say hello", seed=1, system="be brief", max_tokens=50, modalities=["text", "audio"],
+                           audio_format="wav")
         assert both.text and both.audio is not None and both.sample_rate == 24000
         assert parse_wav(both.audio).frames == both.audio_frames
         pcm = client.chat("Say hello", modalities=["audio"], audio_format="pcm")
@@ -114,7 +116,7 @@ def test_chat_text_and_audio(omni_server) -> None:  # type: ignore[no-untyped-de
 
 def test_chat_stream(omni_server) -> None:  # type: ignore[no-untyped-def]
     with OmniClient(omni_server.url) as client:
-        stream = client.chat_stream("Tell me a story", seed=2)
+        stream = client.chat_stream("Tell me a story", seed=2, modalities=["text", "audio"])
         kinds = [type(event) for event in stream]
         assert TextDelta in kinds and AudioDelta in kinds
         result = stream.finish()
@@ -142,15 +144,17 @@ def test_speech_all_modes(tts_server) -> None:  # type: ignore[no-untyped-def]
         assert sse.finish().audio == raw.audio and sse.finish().usage["total_tokens"] > 0
         with pytest.raises(InvalidRequestError, match="wav or pcm"):
             client.speak_stream("Hello", response_format="flac")
-        with pytest.raises(BadRequestError, match="does not support Chat"):
-            client.chat("hi")  # a TTS server answers chat with an error body under HTTP 200
+        with pytest.raises(WrongServerError, match="is a TTS model; send chat to an omni chat server"):
+            client.chat("hi")  # refused before sending: the client knows this model has no chat
 
 
 def test_voices(start_sim, tmp_path) -> None:  # type: ignore[no-untyped-def]
     sim = start_sim(TTS_MODEL)
     with OmniClient(sim.url) as client:
         sample = client.speak("This is my voice sample.", voice="vivian")
-        voice = client.voices.upload("my_voice", sample, consent="I recorded this myself", ref_text="This is my voice")
+        with pytest.warns(UserWarning, match="cannot speak with it.*need a Base checkpoint"):
+            voice = client.voices.upload("my_voice", sample, consent="I recorded this myself",
+                                         ref_text="This is my voice")
         assert voice["name"] == "my_voice" and voice["consent"] == "I recorded this myself"
         listing = client.voices.list()
         assert "my_voice" in [v["name"] for v in listing["uploaded_voices"]]
@@ -381,3 +385,67 @@ def test_speech_midstream_failures_keep_partial_audio(start_sim) -> None:  # typ
     for error in (broken.value, reported.value):
         assert isinstance(error.partial, bytes) and parse_wav(error.partial).frames > 0
     assert sim.log().count("POST /v1/audio/speech") == 2  # neither was retried
+
+
+def test_the_wrong_server_says_where_the_task_goes(image_server, tts_server, omni_server, video_server) -> None:  # type: ignore[no-untyped-def]
+    # Issue 7 item 8, as the issue tried it: speech from an image model, video from a TTS or an image model.
+    cases = [(image_server, lambda c: c.speak("hello"), f"{IMAGE_MODEL} is an image model; send speech to a TTS server"),
+             (tts_server, lambda c: c.video("a boat"), f"{TTS_MODEL} is a TTS model; send video to a video server"),
+             (image_server, lambda c: c.video("a boat"), "is an image model; send video to a video server"),
+             (omni_server, lambda c: c.image("a fox"), f"{OMNI_MODEL} is an omni chat model; send images"),
+             (video_server, lambda c: c.chat("hi"), f"{VIDEO_MODEL} is a video model; send chat")]
+    for server, call, says in cases:
+        before = server.log().count("POST /v1/")
+        waits: list[float] = []
+        with OmniClient(server.url, sleep=waits.append) as client, pytest.raises(WrongServerError, match=says) as caught:
+            call(client)
+        assert "retry later" not in str(caught.value) and "fewer frames" not in str(caught.value)
+        assert waits == [] and server.log().count("POST /v1/") == before  # nothing sent, nothing retried
+
+
+def test_a_chat_answer_is_light_in_the_notebook(omni_server) -> None:  # type: ignore[no-untyped-def]
+    # Issue 7 item 9: the default answer carried ~1.5 MB of WAV; now text, and a spoken answer is MP3.
+    import json
+
+    def weight(result: ChatResult) -> int:
+        data, metadata = result._repr_mimebundle_()
+        return len(json.dumps(data)) + len(json.dumps(metadata))
+
+    prompt = "Explain in a few sentences why the sky is blue, as to a ten-year-old."
+    with OmniClient(omni_server.url) as client:
+        text = client.chat(prompt, seed=1)
+        spoken = client.chat(prompt, seed=1, modalities=["text", "audio"])
+        wav = client.chat(prompt, seed=1, modalities=["text", "audio"], audio_format="wav")
+    assert text.audio is None and text.params["modalities"] == ["text"] and weight(text) < 5_000
+    assert spoken.audio_format == "mp3" and spoken.audio and spoken.audio_duration_s == wav.audio_duration_s
+    assert weight(spoken) * 8 < weight(wav) and spoken.text == text.text
+
+
+def test_a_video_timeout_leaves_the_job_for_another_client_to_pick_up(start_sim) -> None:  # type: ignore[no-untyped-def]
+    # Issue 7 item 13: the job survives the timeout; a new client (as after a kernel restart) resumes it.
+    from vomni_nb.errors import JobTimeoutError
+
+    slow = start_sim(VIDEO_MODEL, "--latency", "1.5")
+    with OmniClient(slow.url) as client, pytest.raises(JobTimeoutError) as caught:
+        client.video("a boat", size="64x64", seconds=1, fps=8, seed=4, timeout=0.2, poll_interval=0.05)
+    job_id = caught.value.job_id
+    assert f"client.wait_video({job_id!r})" in str(caught.value) and f"DELETE /v1/videos/{job_id}" not in slow.log()
+    with OmniClient(slow.url) as fresh:
+        with pytest.raises(JobTimeoutError, match="still"):
+            fresh.download_video(job_id)
+        seen: list[str] = []
+        video = fresh.wait_video(job_id, poll_interval=0.05, on_progress=lambda job: seen.append(job["status"]))
+        assert video.id == job_id and video.prompt == "a boat" and video.model == VIDEO_MODEL and seen[-1] == "completed"
+        assert fresh.download_video(job_id).data == video.data
+    # Issue 7 item 18: the geometry comes from the MP4 itself, the duration rounded in the repr.
+    assert (video.width, video.height, video.num_frames) == (64, 64, 9) and "1.12s @ 8 fps, 9 frames" in repr(video)
+
+
+def test_a_base_url_with_an_endpoint_path_is_cut_back_to_the_server(image_server, tts_server) -> None:  # type: ignore[no-untyped-def]
+    # Issue 7 item 18: a URL copied from a curl line gave a doubled-path 404.
+    with OmniClient(image_server.url + "/v1/images/generations") as client:
+        assert client.base_url == image_server.url and client.image("a fox", size="64x64").width == 64
+    with OmniClient(f"{tts_server.url}/v1/audio/speech", model="my-name") as client, \
+            pytest.raises(NotFoundError) as caught:  # any error now reads one way: "<status> <reason> from <url>: ..."
+        client.speak("hi")
+    assert str(caught.value).startswith(f"404 Not Found from {tts_server.url}/v1/audio/speech: ")

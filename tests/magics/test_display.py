@@ -96,6 +96,31 @@ def test_show_stream_updates_one_output_and_keeps_the_whole_text(omni_server) ->
     assert all(text.endswith("▌") for text in texts[:-1])
 
 
+def test_an_async_stream_is_shown_by_ashow_stream_and_show_stream_leaves_no_empty_output(omni_server) -> None:  # type: ignore[no-untyped-def]
+    # Issue 7 item 18: show_stream on an AsyncChatStream raised TypeError and left an empty output behind.
+    import asyncio
+
+    import pytest
+
+    from vomni_nb import AsyncOmniClient
+    from vomni_nb.display import ashow_stream, show_stream
+    from vomni_nb.errors import InvalidRequestError
+
+    shown, sink = _recorder()
+
+    async def main() -> object:
+        async with AsyncOmniClient(omni_server.url) as client:
+            stream = await client.chat_stream("Tell me about rivers.")
+            with pytest.raises(InvalidRequestError, match=r"await ashow_stream\(stream\)"):
+                show_stream(stream, live=LiveLine(0.0, sink=sink))  # type: ignore[arg-type]
+            assert shown == []  # refused before anything was displayed
+            return await ashow_stream(stream, live=LiveLine(0.0, sink=sink))  # type: ignore[arg-type]
+
+    result = asyncio.run(main())
+    texts = [data["text/plain"] for data, _ in shown]
+    assert texts[-1] == result.text and len(texts) > 2 and [first for _, first in shown].count(True) == 1  # type: ignore[attr-defined]
+
+
 class RecordingHandle:
     def __init__(self) -> None:
         self.calls: list[tuple[str, object]] = []

@@ -82,7 +82,8 @@ def test_validation_errors_are_400_with_a_dotted_param(image_server) -> None:
 
 
 def test_api_key_guards_only_v1_paths(start_sim) -> None:
-    sim = start_sim(IMAGE_MODEL, "--api-key", "other", api_key="sekrit")
+    # vLLM's default CORS policy (any origin); vomni-sim's own default refuses origins (tests/security).
+    sim = start_sim(IMAGE_MODEL, "--api-key", "other", "--allowed-origins", '["*"]', api_key="sekrit")
     unauthorized = httpx.get(sim.url + "/v1/models")
     assert (unauthorized.status_code, unauthorized.json()) == (401, {"error": "Unauthorized"})
     wrong = httpx.get(sim.url + "/v1/models", headers={"Authorization": "Bearer nope"})

@@ -323,6 +323,8 @@ def cause_and_advice(error: BaseException) -> tuple[str, str]:
     else its message split after the first sentence (our messages say what happened, then what to do)."""
     cause, advice = getattr(error, "cause", "") or "", getattr(error, "advice", "") or ""
     message = " ".join(str(error).split())
+    if advice and not cause and message.endswith(advice):
+        return message[: -len(advice)].rstrip(), advice
     if cause or advice:
         return (cause or message), advice
     parts = _SENTENCE.split(message, maxsplit=1)
@@ -333,22 +335,36 @@ def _render(error: BaseException) -> list[str]:
     cause, advice = cause_and_advice(error)
     lines = [f"\x1b[31m{type(error).__name__}\x1b[0m: {cause}"]
     if advice:
-        lines.append(f"Advice: {advice}")
+        lines.append(f"→ {advice}")
     return lines
 
 
 def short_error(error: BaseException) -> BaseException:
-    """``error`` rendered by IPython as cause + advice (``_render_traceback_``), still the same exception
-    (so ``except OverloadedError`` and "Run All" behave as without the magic)."""
-    error._render_traceback_ = lambda: _render(error)  # type: ignore[attr-defined]
+    """``error``, rendered by IPython as its cause and advice rather than a traceback through our internals.
+
+    Our errors (``VomniError``, ``Interrupted``) already render so (:mod:`vomni_nb._tracebacks`); anything
+    else raised on purpose by a magic gets the same two lines. Still the same exception, so ``except`` and
+    "Run All" behave as without the magic."""
+    if not hasattr(type(error), "_render_traceback_"):
+        error._render_traceback_ = lambda: _render(error)  # type: ignore[attr-defined]
     return error
 
 
 def interrupted(error: BaseException, what: str) -> BaseException:
-    """A Ctrl-C shown as one line saying what became of the requests (not a traceback)."""
-    error._render_traceback_ = lambda: [  # type: ignore[attr-defined]
-        f"\x1b[31mKeyboardInterrupt\x1b[0m: {what}"]
-    return error
+    """A Ctrl-C as :class:`~vomni_nb.errors.Interrupted` (shown as one line), saying what became of the requests."""
+    from vomni_nb.errors import Interrupted
+
+    if isinstance(error, Interrupted):
+        return error
+    found = Interrupted(what, partial=getattr(error, "partial", None))
+    found.__cause__ = error
+    return found
+
+
+def _advice_interrupted() -> str:
+    from vomni_nb import _advice
+
+    return _advice.interrupted()
 
 
 def run_generation(shell: Any, call: MagicCall, *, line: WaitLine | None = None) -> Any:
@@ -364,13 +380,11 @@ def run_generation(shell: Any, call: MagicCall, *, line: WaitLine | None = None)
         partial = getattr(exc, "partial", None)  # a sweep keeps what finished
         if partial is None:
             line.finish("✗ interrupted; the server aborted the request")
-            raise interrupted(exc, "interrupted; the server aborted the request") from None
-        if call.out:
-            shell.user_ns[call.out] = partial
-        line.replace(partial)
-        done = sum(1 for cell in partial.cells if cell.outputs)
-        raise interrupted(exc, f"interrupted after {done} of {len(partial.cells)} requests; the server aborted the "
-                               f"rest{f' (what finished is in {call.out})' if call.out else ''}") from None
+        else:
+            if call.out:
+                shell.user_ns[call.out] = partial
+            line.replace(partial)
+        raise interrupted(exc, _advice_interrupted()) from None
     except VomniError as exc:
         line.clear()
         raise short_error(exc) from None

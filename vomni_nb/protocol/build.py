@@ -39,6 +39,7 @@ __all__ = [
     "build_speech_request",
     "build_video_request",
     "build_voice_upload",
+    "reference_audio",
 ]
 
 FileField = tuple[str, tuple[str, bytes, str]]
@@ -288,10 +289,16 @@ def build_speech_request(
     language: str | None = None,
     sample_rate: int | None = None,
     seed: int | None = None,
+    ref_audio: MediaSource | None = None,
+    ref_text: str | None = None,
     stream_mode: str | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> tuple[RequestSpec, dict[str, Any]]:
-    """``POST /v1/audio/speech``; ``stream_mode`` None (whole file), ``"audio"`` (raw bytes) or ``"sse"``."""
+    """``POST /v1/audio/speech``; ``stream_mode`` None (whole file), ``"audio"`` (raw bytes) or ``"sse"``.
+
+    ``ref_audio`` (a voice to clone: bytes, a path, a result, or an http/https/file/data URL) is sent
+    as a URL; the recorded parameters keep a URL given as one, not inline audio (see :func:`reference_audio`).
+    """
     check_prompt(text, "text")
     if stream_mode not in (None, "audio", "sse"):
         raise InvalidRequestError(f"stream mode must be 'audio' or 'sse'; got {stream_mode!r}.")
@@ -310,15 +317,32 @@ def build_speech_request(
             "language": language,
             "sample_rate": sample_rate,
             "seed": check_seed(seed) if seed is not None else None,
+            "ref_text": ref_text,
         }
     )
-    body: dict[str, Any] = {"input": text, **params}
+    clone = reference_audio(ref_audio) if ref_audio is not None else None
+    body: dict[str, Any] = {"input": text, **params, **({"ref_audio": clone} if clone else {})}
+    if clone and not clone.startswith("data:"):
+        params["ref_audio"] = clone  # a URL can be sent again; inline audio stays out of the record
     if stream_mode is not None:
         body["stream_format"] = stream_mode
         body["stream"] = stream_mode == "sse"
     body.update(extra or {})
     recorded = {"input": text, **params, **(extra or {})}
     return RequestSpec("POST", "/v1/audio/speech", json=body, stream=stream_mode is not None), recorded
+
+
+_AUDIO_URL_SCHEMES = ("http://", "https://", "file://", "data:")
+
+
+def reference_audio(source: MediaSource) -> str:
+    """A voice sample as the speech route takes it: a URL as given, anything else as a ``data:`` URL."""
+    if isinstance(source, str) and source.startswith(_AUDIO_URL_SCHEMES):
+        return source
+    item = load_media(source, "audio/wav")
+    if not item.mime_type.startswith("audio/"):
+        raise InvalidRequestError(f"ref_audio must be audio (a WAV, MP3, FLAC ... file); got {item.mime_type}.")
+    return encode_data_url(item.data, item.mime_type)
 
 
 def build_video_request(

@@ -15,10 +15,10 @@ import zipfile
 from collections.abc import Mapping
 from typing import Any
 
-from vomni_nb import _advice
-from vomni_nb.errors import ResponseFormatError, status_error
+from vomni_nb.errors import ResponseFormatError
 from vomni_nb.protocol.dataurl import decode_base64, decode_data_url
-from vomni_nb.protocol.status import advice_for
+from vomni_nb.protocol.mp4 import mp4_info
+from vomni_nb.protocol.status import error_from_response
 from vomni_nb.protocol.wav import parse_wav
 from vomni_nb.provenance import Provenance
 from vomni_nb.results import ChatResult, ImageResult, SpeechResult, VideoResult
@@ -72,17 +72,13 @@ def field(obj: Any, *path: str | int, what: str = "response") -> Any:
     return current
 
 
-def _embedded_error(body: Any) -> None:
-    """A 200 answer whose body is an error object (e.g. chat on a TTS-only server) raises."""
+def _embedded_error(body: Any, url: str | None = None) -> None:
+    """A 200 answer whose body is an error object (e.g. chat on a TTS-only server) raises, worded like any
+    other error answer (``400 Bad Request from URL: ...``)."""
     if isinstance(body, Mapping) and isinstance(body.get("error"), Mapping) and "choices" not in body:
         error = body["error"]
-        code = error.get("code") if isinstance(error.get("code"), int) else 400
-        message = str(error.get("message"))
-        advice = _advice.WRONG_KIND_OF_SERVER if "does not support" in message.lower() else advice_for(code)
-        raise status_error(
-            f"{code} from the server: {message.rstrip('.')}. {advice}", status_code=code, body=body,
-            error_type=error.get("type"),
-        )
+        code = error.get("code") if isinstance(error.get("code"), int) and 400 <= error["code"] < 600 else 400
+        raise error_from_response(code, json.dumps(body).encode(), {}, url=url, path=url or "the server")
 
 
 def image_info(data: bytes) -> tuple[str, int, int]:
@@ -111,7 +107,7 @@ def _image(data: bytes, provenance: Provenance, index: int, metrics: Mapping[str
 def parse_images_json(content: bytes, provenance: Provenance) -> list[ImageResult]:
     """``ImageGenerationResponse``: ``data[i].b64_json`` plus ``metrics``."""
     body = load_json(content, "image response")
-    _embedded_error(body)
+    _embedded_error(body, provenance.server_url)
     items = field(body, "data", what="image response")
     if not isinstance(items, list) or not items:
         raise ResponseFormatError("The image response has no images in 'data'.")
@@ -157,7 +153,7 @@ def _content_text(content: Any) -> str:
 def parse_chat_json(content: bytes, provenance: Provenance) -> ChatResult:
     """A ``chat.completion``: string or list content, merged text+audio choice, ``audio_metadata``."""
     body = load_json(content, "chat response")
-    _embedded_error(body)
+    _embedded_error(body, provenance.server_url)
     choice = field(body, "choices", 0, what="chat response")
     message = field(choice, "message", what="chat choice")
     if not isinstance(message, Mapping):
@@ -207,7 +203,7 @@ def parse_speech(content: bytes, headers: Mapping[str, str], provenance: Provena
     if not content:
         raise ResponseFormatError("The server sent an empty speech body.")
     if content[:1] == b"{":
-        _embedded_error(load_json(content, "speech response"))
+        _embedded_error(load_json(content, "speech response"), provenance.server_url)
     sample_rate = channels = frames = None
     if response_format == "wav":
         info = parse_wav(content)
@@ -236,21 +232,24 @@ def parse_video_job(content: bytes) -> dict[str, Any]:
 
 
 def video_result(data: bytes, job: Mapping[str, Any], provenance: Provenance) -> VideoResult:
+    """A downloaded video: its size, frames and duration read from the MP4 itself, the job's record where
+    the file says nothing (the job echoes what was asked, the file holds what was made)."""
     width = height = None
     size = job.get("size") or provenance.params.get("size")
     if isinstance(size, str) and "x" in size:
         left, _, right = size.partition("x")
         if left.isdigit() and right.isdigit():
             width, height = int(left), int(right)
+    info = mp4_info(data)
     metrics: Mapping[str, Any] = job["metrics"] if isinstance(job.get("metrics"), Mapping) else {}
     return VideoResult(
         data=data,
         id=str(job.get("id")),
-        width=width,
-        height=height,
-        fps=job.get("fps"),
-        num_frames=job.get("num_frames"),
-        duration_s=job.get("duration_s"),
+        width=info.width or width,
+        height=info.height or height,
+        fps=job.get("fps") or info.fps,
+        num_frames=info.num_frames or job.get("num_frames"),
+        duration_s=info.duration_s if info.duration_s is not None else job.get("duration_s"),
         provenance=answered_by(provenance, job.get("model")),
         metrics=dict(metrics),
         job=dict(job),

@@ -17,12 +17,28 @@ from vomni_nb.errors import APIConnectionError, APIStatusError, APITimeoutError,
 from vomni_nb.protocol.retry import parse_retry_after
 
 __all__ = ["error_from_response", "connection_error", "timeout_error", "advice_for", "is_wrong_kind_of_server",
-           "redact_data"]
+           "already_advised", "redact_data"]
+
+
+# What vLLM-Omni 0.30.0 answers when a server's model has no handler for the route (503 for images and
+# videos, an error body for chat on a TTS model): the task goes to another server, retrying never helps.
+_WRONG_KIND = ("no diffusion stage", "video generation handler not initialized",
+               "does not support chat completions api")
 
 
 def is_wrong_kind_of_server(status_code: int, message: str) -> bool:
-    """vLLM-Omni answers an image request to a model without a diffusion stage with 503: retrying never helps."""
-    return status_code == 503 and "no diffusion stage" in message.lower()
+    """Whether an error answer says the server's model cannot do this kind of request at all."""
+    return status_code in (400, 503) and any(phrase in message.lower() for phrase in _WRONG_KIND)
+
+
+# A server message that already gives one of our remedies needs no second copy of it.
+_REMEDY_WORDS = ("resolution", "quantiz", "fewer", "smaller", "retry", "shorter")
+
+
+def already_advised(message: str, advice: str) -> bool:
+    """Whether ``message`` already suggests the remedies ``advice`` gives (two or more in common)."""
+    said, ours = message.lower(), advice.lower()
+    return sum(1 for word in _REMEDY_WORDS if word in said and word in ours) >= 2
 
 
 def redact_data(value: Any, secrets: Sequence[str | None]) -> Any:
@@ -133,8 +149,10 @@ def error_from_response(
         advice = "Leave model unset or pass the model the server runs."
     elif is_wrong_kind_of_server(status_code, message):
         advice = _advice.WRONG_KIND_OF_SERVER
-    full = f"{status_code} {_reason(status_code)} from {url or path}: {message.rstrip('.')}. {advice}"
-    return status_error(
+    if already_advised(message, advice):
+        advice = ""
+    full = f"{status_code} {_reason(status_code)} from {url or path}: {message.rstrip('.')}." + (f" {advice}" if advice else "")
+    error = status_error(
         redact(full, *secrets),
         status_code=status_code,
         url=url,
@@ -144,6 +162,8 @@ def error_from_response(
         request_id=request_id,
         retry_after=parse_retry_after(headers.get("retry-after")),
     )
+    error.advice = redact(advice, *secrets)
+    return error
 
 
 def connection_error(base_url: str, detail: str = "connection refused") -> APIConnectionError:

@@ -6,9 +6,11 @@ The generation routes live in routers, one module per endpoint family: chat.py, 
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,11 +21,12 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from vomni_nb.sim import chat, faults, images, speech, speech_batch, videos
+from vomni_nb.sim import chat, faults, images, speech, speech_batch, storage, videos
 from vomni_nb.sim.app_deps import random_hex
 from vomni_nb.sim.config import SimConfig
 from vomni_nb.sim.families import Family
 from vomni_nb.sim.httperrors import error_response, http_exception_response
+from vomni_nb.sim.httpguard import RequestGuard
 from vomni_nb.sim.startup import VLLM_VERSION
 from vomni_nb.sim.state import state_of
 
@@ -139,8 +142,22 @@ async def _on_http_exception(request: Request, exc: Exception) -> Response:
     return response
 
 
+async def _on_lone_surrogate(request: Request, exc: Exception) -> Response:
+    # JSON may escape half a UTF-16 pair ("\\ud800"); echoed into a reply, a PNG chunk or an error
+    # message it cannot be encoded. That is the client's bad text, so a 400 in the serving shape.
+    return error_response(
+        "The request holds a lone UTF-16 surrogate (such as \\ud800), which is not valid Unicode text; "
+        "remove it and retry.", 400, err_type="BadRequestError",
+    )
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> Response:
-    return error_response(f"{type(exc).__name__}: {exc}", 500, err_type="InternalServerError")
+    # Exception text can hold paths and internals: it stays in the log (uvicorn prints the traceback,
+    # rate-limited), and the client gets only the exception's type.
+    return error_response(
+        f"vomni-sim hit an unexpected {type(exc).__name__}; the server log has the details.", 500,
+        err_type="InternalServerError",
+    )
 
 
 def _model_card(config: SimConfig, created: int) -> dict[str, Any]:
@@ -198,22 +215,40 @@ def _metrics_text(app: FastAPI, config: SimConfig) -> str:
 def create_app(config: SimConfig) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        config.storage_dir.mkdir(parents=True, exist_ok=True)
+        # Every asyncio.to_thread (rendering, decoding, synthesis) shares these few threads, so N requests
+        # at once cost at most --max-concurrent-work renders of memory; the rest wait their turn.
+        workers = ThreadPoolExecutor(config.limits.max_concurrent_work, thread_name_prefix="vomni-sim-work")
+        asyncio.get_running_loop().set_default_executor(workers)
+        made_storage = config.storage_dir is None
+        if config.storage_dir is None:
+            config.storage_dir, _ = storage.prepare(None)
+        sweeper = asyncio.create_task(videos.expire_periodically(app))
         yield
+        sweeper.cancel()
+        if made_storage:
+            storage.remove_tree(config.storage_dir)
 
     app = FastAPI(title="vomni-sim (simulated vLLM-Omni)", version=VLLM_VERSION, lifespan=lifespan)
     app.state.sim = config
     state_of(app)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(HTTPException, _on_http_exception)
+    app.add_exception_handler(UnicodeEncodeError, _on_lone_surrogate)
     app.add_exception_handler(Exception, _on_unexpected)
     # vLLM's order (init_entrypoints_middleware): CORS first, then auth, so auth is the outer one and
     # a 401 carries no CORS headers; preflights still pass because auth never checks OPTIONS.
-    app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"])
+    # vLLM allows every origin by default; vomni-sim only those --allowed-origins names.
+    if config.allowed_origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=list(config.allowed_origins), allow_methods=list(config.allowed_methods),
+            allow_headers=list(config.allowed_headers), allow_credentials=config.allow_credentials,
+        )
     app.add_middleware(AuthMiddleware, keys=config.api_keys)
     app.add_middleware(EngineDeathMiddleware, fastapi_app=app)
     if config.enable_request_id_headers:
         app.add_middleware(RequestIdHeaderMiddleware)
+    # Outermost: refuse foreign origins and oversized bodies before any other layer reads a byte.
+    app.add_middleware(RequestGuard, limits=config.limits, allowed_origins=config.allowed_origins)
 
     @app.get("/health")
     async def health(request: Request) -> Response:

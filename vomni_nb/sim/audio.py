@@ -15,6 +15,7 @@ import re
 import shutil
 import struct
 import subprocess
+import threading
 import wave
 from typing import Literal
 
@@ -24,6 +25,7 @@ from vomni_nb.sim.media import seed_from
 
 __all__ = [
     "Speech",
+    "SpeechTooLong",
     "synthesize",
     "encode_audio",
     "wav_bytes",
@@ -45,6 +47,7 @@ AUDIO_CONTENT_TYPES = {
     "opus": "audio/ogg",
 }
 ESPEAK_TIMEOUT_S = 30.0
+ESPEAK_MAX_RATE = 22050  # espeak-ng writes 16-bit mono at this rate
 ESPEAK_BASE_WPM = 175
 
 
@@ -123,15 +126,38 @@ def espeak_available() -> bool:
     return _espeak_path() is not None
 
 
+class SpeechTooLong(ValueError):
+    """The speech would last longer than the caller allows; nothing that long was allocated."""
+
+    def __init__(self, seconds: float | None, limit: float) -> None:
+        length = f"{seconds:.0f} s" if seconds is not None else f"more than {limit:.0f} s"
+        super().__init__(
+            f"The speech would last {length}; vomni-sim makes at most {limit:.0f} s per request "
+            "(--max-speech-seconds). Shorten the input or raise the speed."
+        )
+        self.seconds = seconds
+        self.limit = limit
+
+
+RESAMPLE_BLOCK = 1 << 20  # output samples interpolated at a time, so resampling needs no full-length temporaries
+
+
 def _resample(samples: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
     if source_rate == target_rate or samples.size == 0:
         return samples
     count = max(1, round(samples.size * target_rate / source_rate))
-    positions = np.linspace(0, samples.size - 1, count)
-    return np.interp(positions, np.arange(samples.size), samples)
+    out = np.empty(count, dtype=np.float32)
+    step = (samples.size - 1) / (count - 1) if count > 1 else 0.0
+    for start in range(0, count, RESAMPLE_BLOCK):
+        positions = np.arange(start, min(count, start + RESAMPLE_BLOCK), dtype=np.float64) * step
+        low = np.minimum(positions.astype(np.int64), samples.size - 1)
+        high = np.minimum(low + 1, samples.size - 1)
+        frac = positions - low
+        out[start : start + positions.size] = samples[low] * (1 - frac) + samples[high] * frac
+    return out
 
 
-def _parse_espeak_wav(data: bytes) -> tuple[np.ndarray, int]:
+def _parse_espeak_wav(data: bytes, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
     """espeak-ng --stdout writes a streaming header (bogus sizes), so read the fields by hand."""
     if len(data) < 44 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
         raise ValueError("espeak-ng did not write a WAV file")
@@ -140,22 +166,51 @@ def _parse_espeak_wav(data: bytes) -> tuple[np.ndarray, int]:
     while offset + 8 <= len(data):
         chunk_id, size = data[offset : offset + 4], struct.unpack_from("<I", data, offset + 4)[0]
         if chunk_id == b"data":
-            body = data[offset + 8 :]
+            body = memoryview(data)[offset + 8 :]
             body = body[: len(body) - len(body) % 2]
-            return np.frombuffer(body, dtype="<i2").astype(np.float64), int(sample_rate)
+            seconds = len(body) / 2 / max(1, sample_rate)
+            if max_seconds is not None and seconds > max_seconds:
+                raise SpeechTooLong(seconds, max_seconds)
+            return np.frombuffer(body, dtype="<i2").astype(np.float32), int(sample_rate)
         offset += 8 + size
     raise ValueError("espeak-ng WAV has no data chunk")
 
 
-def _speak_espeak(text: str, style: VoiceStyle, speed: float, sample_rate: int) -> np.ndarray | None:
+def _run_espeak(cmd: list[str], max_seconds: float | None) -> bytes:
+    """espeak-ng's WAV output, read as it comes; more than ``max_seconds`` of it stops the program."""
+    limit = None if max_seconds is None else 1024 + int(max_seconds * ESPEAK_MAX_RATE * 2)
+    chunks: list[bytes] = []
+    total = 0
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as process:
+        watchdog = threading.Timer(ESPEAK_TIMEOUT_S, process.kill)
+        watchdog.start()
+        try:
+            assert process.stdout is not None
+            while chunk := process.stdout.read(1 << 16):
+                total += len(chunk)
+                if limit is not None and max_seconds is not None and total > limit:
+                    process.kill()
+                    raise SpeechTooLong(None, max_seconds)
+                chunks.append(chunk)
+            if process.wait() != 0:
+                raise subprocess.CalledProcessError(process.returncode, cmd)
+        finally:
+            watchdog.cancel()
+    return b"".join(chunks)
+
+
+def _speak_espeak(
+    text: str, style: VoiceStyle, speed: float, sample_rate: int, max_seconds: float | None = None
+) -> np.ndarray | None:
     path = _espeak_path()
     if path is None:
         return None
     wpm = max(80, min(500, round(ESPEAK_BASE_WPM * speed)))
     cmd = [path, "--stdout", "-v", style.espeak_voice, "-s", str(wpm), "-p", str(style.pitch), "--", text]
     try:
-        done = subprocess.run(cmd, capture_output=True, timeout=ESPEAK_TIMEOUT_S, check=True)
-        samples, rate = _parse_espeak_wav(done.stdout)
+        samples, rate = _parse_espeak_wav(_run_espeak(cmd, max_seconds), max_seconds)
+    except SpeechTooLong:
+        raise
     except (OSError, subprocess.SubprocessError, ValueError):
         return None
     if samples.size == 0:
@@ -172,20 +227,26 @@ def _syllables(text: str) -> list[str]:
     return chunks or [text.strip() or " "]
 
 
-def _speak_tones(text: str, style: VoiceStyle, speed: float, sample_rate: int, seed: int) -> np.ndarray:
+def _speak_tones(
+    text: str, style: VoiceStyle, speed: float, sample_rate: int, seed: int, max_seconds: float | None = None
+) -> np.ndarray:
+    """One tone per syllable; the length is known before anything is allocated, so it is checked first."""
     rng = np.random.default_rng(seed_from("tones", text, style, seed))
     base_hz = 140.0 + style.pitch * 2.5
-    syllable_s = 0.16 / speed
-    gap_s = 0.04 / speed
-    pieces: list[np.ndarray] = []
-    for chunk in _syllables(text):
-        n = int(sample_rate * syllable_s)
-        t = np.arange(n) / sample_rate
+    n = int(sample_rate * 0.16 / speed)
+    gap = int(sample_rate * 0.04 / speed)
+    chunks = _syllables(text)
+    seconds = len(chunks) * (n + gap) / sample_rate
+    if max_seconds is not None and seconds > max_seconds:
+        raise SpeechTooLong(seconds, max_seconds)
+    out = np.zeros(len(chunks) * (n + gap), dtype=np.float32)
+    t = np.arange(n) / sample_rate
+    envelope = np.sin(np.pi * np.arange(n) / n) ** 2
+    for index, chunk in enumerate(chunks):
         freq = base_hz * (1.0 + 0.25 * ((seed_from(chunk) % 9) - 4) / 4)
-        envelope = np.sin(np.pi * np.arange(n) / n) ** 2
-        pieces.append(np.sin(2 * np.pi * freq * t) * envelope * 9000 * rng.uniform(0.8, 1.0))
-        pieces.append(np.zeros(int(sample_rate * gap_s)))
-    return np.concatenate(pieces)
+        start = index * (n + gap)
+        out[start : start + n] = np.sin(2 * np.pi * freq * t) * envelope * 9000 * rng.uniform(0.8, 1.0)
+    return out
 
 
 def synthesize(
@@ -197,16 +258,23 @@ def synthesize(
     seed: int = 0,
     language: str | None = None,
     pitch_hint: int | None = None,
+    max_seconds: float | None = None,
 ) -> Speech:
-    """Speak ``text``: espeak-ng when it is installed and works, else one tone per syllable."""
+    """Speak ``text``: espeak-ng when it is installed and works, else one tone per syllable.
+
+    ``max_seconds``: SpeechTooLong instead of anything longer (checked before the samples exist).
+    """
     style = voice_style(voice, language=language, pitch_hint=pitch_hint)
-    samples = _speak_espeak(text, style, speed, sample_rate)
+    samples = _speak_espeak(text, style, speed, sample_rate, max_seconds)
     engine: Engine = "espeak-ng"
     if samples is None:
-        samples = _speak_tones(text, style, speed, sample_rate, seed)
+        samples = _speak_tones(text, style, speed, sample_rate, seed, max_seconds)
         engine = "tones"
-    pcm = np.clip(np.round(samples), -32768, 32767).astype("<i2").tobytes()
-    return Speech(pcm=pcm, sample_rate=sample_rate, engine=engine)
+    if max_seconds is not None and samples.size / sample_rate > max_seconds:
+        raise SpeechTooLong(samples.size / sample_rate, max_seconds)
+    samples = np.round(samples)
+    np.clip(samples, -32768, 32767, out=samples)
+    return Speech(pcm=samples.astype("<i2").tobytes(), sample_rate=sample_rate, engine=engine)
 
 
 def wav_bytes(pcm: bytes, sample_rate: int, channels: int = 1) -> bytes:

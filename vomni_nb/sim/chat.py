@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import uuid
 from typing import Any
@@ -19,7 +20,13 @@ from pydantic import BaseModel, ConfigDict
 from vomni_nb.sim import faults, vlog
 from vomni_nb.sim.app_deps import peak_memory_mb, random_hex, require_json
 from vomni_nb.sim.chat_audio import audio_reply, resolve_audio_format
-from vomni_nb.sim.chat_diffusion import DiffusionChat, DiffusionChatFailed, diffusion_prompt, normalize_diffusion_args
+from vomni_nb.sim.chat_diffusion import (
+    DiffusionChat,
+    DiffusionChatFailed,
+    check_diffusion_args,
+    diffusion_prompt,
+    normalize_diffusion_args,
+)
 from vomni_nb.sim.chat_sse import OmniStream
 from vomni_nb.sim.chat_text import compose_reply, count_tokens, split_tokens
 from vomni_nb.sim.config import SimConfig
@@ -84,7 +91,9 @@ def validate_speaker(speaker: object, supported: set[str]) -> str | None:
     return normalized
 
 
-def _unsupported(modalities: list[str], allowed: tuple[str, ...]) -> Response | None:
+def _unsupported(modalities: list[Any], allowed: tuple[str, ...]) -> Response | None:
+    if not all(isinstance(m, str) for m in modalities):
+        return serving_error_response('modalities must be a list of strings, e.g. ["text", "image"]')
     bad = set(modalities) - set(allowed)
     if not bad:
         return None
@@ -116,6 +125,7 @@ async def _diffusion_chat(body: ChatCompletionRequest, raw_request: Request, con
     explicit = {key: getattr(body, key) for key in body.model_fields_set}
     try:
         args = normalize_diffusion_args({**extras, **explicit}, nested)
+        check_diffusion_args(args, config.limits)
     except ValueError as exc:
         return serving_error_response(str(exc))
     modalities = args.get("modalities")
@@ -123,17 +133,23 @@ async def _diffusion_chat(body: ChatCompletionRequest, raw_request: Request, con
         refused = _unsupported(modalities, DIFFUSION_MODALITIES)
         if refused is not None:
             return refused
-    handler = DiffusionChat(config.served_model_name, config.family, config.max_generated_image_size)
+    handler = DiffusionChat(config.served_model_name, config.family, config.max_generated_image_size, config.limits)
     if modalities == ["text"] and config.family is Family.IMAGE:
-        text = compose_reply(body.messages, body.seed, config.served_model_name)
+        try:
+            text = await asyncio.to_thread(compose_reply, body.messages, body.seed, config.served_model_name,
+                                           config.limits)
+        except ValueError as exc:
+            return serving_error_response(str(exc))
         return JSONResponse(handler.body(text, diffusion_prompt(body.messages)))
     started = time.monotonic()
     request_id = f"chatcmpl-{random_hex(16)}"
+    cancel = threading.Event()  # a worker thread cannot be cancelled; it checks this between images
     try:
         urls, prompt = await faults.run_cancellable(
-            raw_request, request_id, asyncio.to_thread(handler.render, body.messages, args)
+            raw_request, request_id, asyncio.to_thread(handler.render, body.messages, args, cancel)
         )
     except faults.ClientGone:
+        cancel.set()
         return Response(status_code=499)
     except ValueError as exc:
         return serving_error_response(str(exc))
@@ -158,6 +174,12 @@ async def _omni_chat(body: ChatCompletionRequest, raw_request: Request, config: 
     if body.model is not None and body.model != config.served_model_name:
         return serving_error_response(f"The model `{body.model}` does not exist.", 404, param="model")
     extras = body.model_extra or {}
+    count = body.n if body.n is not None else 1
+    if count > config.limits.max_outputs_per_request:
+        return serving_error_response(
+            f"n must be at most {config.limits.max_outputs_per_request} on vomni-sim (--max-outputs-per-request), "
+            f"got {count}.", param="n",
+        )
     modalities = extras.get("modalities") or list(("text", "audio"))
     refused = _unsupported(modalities, OMNI_MODALITIES)
     if refused is not None:
@@ -173,7 +195,11 @@ async def _omni_chat(body: ChatCompletionRequest, raw_request: Request, config: 
     except ValueError as exc:
         return serving_error_response(str(exc))
     request_id = _request_id(raw_request, body)
-    reply = compose_reply(body.messages, body.seed, config.served_model_name)
+    try:  # attached images are decoded (header first, off the event loop) to describe them
+        reply = await asyncio.to_thread(compose_reply, body.messages, body.seed, config.served_model_name,
+                                        config.limits)
+    except ValueError as exc:
+        return serving_error_response(str(exc))
     tokens = split_tokens(reply)
     limit = _limit(body)
     finish = "stop"

@@ -24,7 +24,7 @@ CHUNK_SECONDS = 0.5  # Qwen3-Omni streams many short windows
 def resolve_audio_format(audio_params: object) -> str | Response:
     """``audio.format`` (default wav; pcm16 = pcm) or the 400 for anything else."""
     fmt = audio_params.get("format", "wav") if isinstance(audio_params, dict) else "wav"
-    if fmt not in CHAT_AUDIO_FORMATS:
+    if not isinstance(fmt, str) or fmt not in CHAT_AUDIO_FORMATS:
         return serving_error_response(
             f"Invalid audio format '{fmt}'. Supported formats: {sorted(CHAT_AUDIO_FORMATS)}"
         )

@@ -12,19 +12,23 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
+import math
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from vomni_nb.sim import media
+from vomni_nb.sim import inputs, media, vlog
 from vomni_nb.sim.app_deps import random_hex
 from vomni_nb.sim.families import Family
+from vomni_nb.sim.limits import LimitExceeded, Limits
 
-__all__ = ["normalize_diffusion_args", "diffusion_prompt", "reference_images", "DiffusionChat", "DiffusionChatFailed",
-           "NO_IMAGES"]
+__all__ = [
+    "normalize_diffusion_args", "check_diffusion_args", "diffusion_prompt", "reference_images", "DiffusionChat",
+    "DiffusionChatFailed", "NO_IMAGES",
+]
 
 COMMON_ROOT_FIELDS = frozenset({
     "height", "width", "num_outputs_per_prompt", "seed", "quality", "num_inference_steps", "guidance_scale",
@@ -98,7 +102,7 @@ def diffusion_prompt(messages: list[dict[str, Any]]) -> str:
     return " ".join(t for t in texts if t)
 
 
-def reference_images(messages: list[dict[str, Any]]) -> list[Image.Image]:
+def reference_images(messages: list[dict[str, Any]], limits: Limits) -> list[Image.Image]:
     """Images from user ``data:image/...;base64,`` parts (http URLs are ignored, as on the real path)."""
     found: list[Image.Image] = []
     for message in messages:
@@ -106,16 +110,67 @@ def reference_images(messages: list[dict[str, Any]]) -> list[Image.Image]:
         if message.get("role") != "user" or not isinstance(content, list):
             continue
         for part in content:
-            url = str(((part or {}).get("image_url") or {}).get("url", "")) if isinstance(part, dict) else ""
+            image_url = part.get("image_url") if isinstance(part, dict) else None
+            url = str(image_url.get("url", "")) if isinstance(image_url, dict) else ""
             if not url.startswith("data:image/") or ";base64," not in url:
                 continue
             try:
-                image = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
-                image.load()
-            except (binascii.Error, UnidentifiedImageError, OSError, ValueError) as exc:
+                data = base64.b64decode(url.split(",", 1)[1])
+            except (binascii.Error, ValueError) as exc:
                 raise ValueError(f"Failed to load image from data URL: {exc}") from exc
-            found.append(image)
+            try:
+                found.append(inputs.open_image(data, limits))
+            except LimitExceeded:
+                raise
+            except ValueError as exc:
+                raise ValueError(f"Failed to load image from data URL: {exc}") from exc
     return found
+
+
+def _integer(args: Mapping[str, Any], key: str, low: int, high: int | None = None, flag: str = "") -> int | None:
+    value = args.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{key} must be an integer, got {str(value)[:80]!r}.")
+    if value < low:
+        raise ValueError(f"{key} must be at least {low}, got {str(value)[:80]}.")
+    if high is not None and value > high:
+        raise LimitExceeded(f"{key} must be at most {high} on vomni-sim ({flag}), got {str(value)[:80]}.")
+    return value
+
+
+def _number(args: Mapping[str, Any], key: str) -> float | None:
+    value = args.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{key} must be a number, got {str(value)[:80]!r}.")
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise ValueError(f"{key} must be a finite number, got {str(value)[:80]}.")
+    return number
+
+
+def check_diffusion_args(args: Mapping[str, Any], limits: Limits) -> None:
+    """Types and ranges of the diffusion keys, so a bad value is a 400 and not an exception in the renderer."""
+    _integer(args, "width", 1, limits.max_side, "--max-side")
+    _integer(args, "height", 1, limits.max_side, "--max-side")
+    _integer(args, "num_outputs_per_prompt", 1, limits.max_outputs_per_request, "--max-outputs-per-request")
+    _integer(args, "num_inference_steps", 1)
+    _integer(args, "num_frames", 1)
+    _integer(args, "resolution", 1)
+    seed = args.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise ValueError(f"seed must be an integer, got {str(seed)[:80]!r}.")
+    for key in ("guidance_scale", "true_cfg_scale", "guidance_scale_2"):
+        _number(args, key)
+    for key in ("negative_prompt", "size"):
+        if args.get(key) is not None and not isinstance(args[key], str):
+            raise ValueError(f"{key} must be a string, got {str(args[key])[:80]!r}.")
 
 
 def _size(args: Mapping[str, Any]) -> tuple[int, int]:
@@ -123,7 +178,7 @@ def _size(args: Mapping[str, Any]) -> tuple[int, int]:
     if isinstance(width, int) and isinstance(height, int):
         return width, height
     size = args.get("size")
-    if isinstance(size, str) and "x" in size.lower():
+    if isinstance(size, str) and "x" in size.lower() and len(size) <= 40:
         try:
             w, h = size.lower().split("x")
             return int(w), int(h)
@@ -135,26 +190,45 @@ def _size(args: Mapping[str, Any]) -> tuple[int, int]:
 class DiffusionChat:
     """Builds the whole chat.completion body for one diffusion chat request."""
 
-    def __init__(self, model: str, family: Family, max_pixels: int) -> None:
+    def __init__(self, model: str, family: Family, max_pixels: int, limits: Limits | None = None) -> None:
         self.model = model
         self.family = family
         self.max_pixels = max_pixels
+        self.limits = limits or Limits()
 
-    def render(self, messages: list[dict[str, Any]], args: Mapping[str, Any]) -> tuple[list[str], str]:
-        """(PNG data URLs, prompt). Runs in a worker thread."""
+    def render(
+        self, messages: list[dict[str, Any]], args: Mapping[str, Any], cancel: threading.Event | None = None
+    ) -> tuple[list[str], str]:
+        """(PNG data URLs, prompt). Runs in a worker thread; ``cancel`` stops it between images."""
         prompt = diffusion_prompt(messages)
         if self.family is Family.VIDEO:
             raise DiffusionChatFailed(VIDEO_OUTPUT_FAILURE)  # 0.30.0 chat never returns video (reference §10)
         width, height = _size(args)
+        if width < 1 or height < 1:
+            raise ValueError(f"Invalid size: {width}x{height}. Width and height must be positive integers.")
+        if width > self.limits.max_side or height > self.limits.max_side:
+            raise LimitExceeded(
+                f"Requested image size {width}x{height} is larger than vomni-sim renders: at most "
+                f"{self.limits.max_side} pixels on a side (--max-side)."
+            )
         if width * height > self.max_pixels:
             raise ValueError(
                 f"Requested image size {width}x{height} exceeds the maximum allowed size of {self.max_pixels} pixels."
             )
         seed = int(args.get("seed") or 0)
         count = int(args.get("num_outputs_per_prompt") or 1)
-        sources = reference_images(messages)
+        if count * width * height > self.limits.max_output_pixels:
+            raise LimitExceeded(
+                f"{count} images of {width}x{height} are {count * width * height} pixels; vomni-sim makes at most "
+                f"{self.limits.max_output_pixels} per request (--max-output-pixels)."
+            )
+        sources = reference_images(messages, self.limits)
         urls = []
         for index in range(count):
+            if cancel is not None and cancel.is_set():  # the client left: nobody will read the rest
+                vlog.info(f"Image chat stopped after {index} of {count} images: the client disconnected.",
+                          where="chat_diffusion.py:1")
+                return [], prompt
             if sources:
                 image = media.edit_image(sources[0], prompt, seed=seed, width=width, height=height, index=index)
             else:

@@ -11,10 +11,14 @@ import binascii
 import io
 import random
 import re
+import struct
 import wave
 from typing import Any
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
+
+from vomni_nb.sim import inputs
+from vomni_nb.sim.limits import LimitExceeded, Limits
 
 __all__ = ["compose_reply", "describe_part", "split_tokens", "count_tokens", "user_text", "all_text"]
 
@@ -26,6 +30,7 @@ _FILLER = (
     "Audio, images and usage numbers follow vLLM-Omni's wire format exactly.",
     "Nothing here was computed by a neural network.",
 )
+_TOKEN = re.compile(r"\w+|[^\w\s]")
 _COLOUR_NAMES = {
     "red": (200, 40, 40), "green": (40, 160, 60), "blue": (40, 70, 200), "yellow": (220, 200, 40),
     "orange": (230, 130, 30), "purple": (130, 50, 160), "white": (240, 240, 240), "black": (15, 15, 15),
@@ -54,8 +59,8 @@ def all_text(messages: list[dict[str, Any]]) -> str:
 
 
 def count_tokens(text: str) -> int:
-    """A stand-in tokenizer: words and punctuation marks."""
-    return len(re.findall(r"\w+|[^\w\s]", text))
+    """A stand-in tokenizer: words and punctuation marks (counted without building a list of them)."""
+    return sum(1 for _ in _TOKEN.finditer(text))
 
 
 def split_tokens(text: str) -> list[str]:
@@ -76,13 +81,17 @@ def _data_url_bytes(url: str) -> bytes | None:
         return None
 
 
-def describe_image(data: bytes) -> str:
+def describe_image(data: bytes, limits: Limits) -> str:
+    """Size and mean colour; an image too large to decode is refused from its header (LimitExceeded)."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            width, height = image.size
-            mean = image.convert("RGB").resize((1, 1), Image.Resampling.BOX).getpixel((0, 0))
-    except (UnidentifiedImageError, OSError):
+        image = inputs.open_image(data, limits)
+    except LimitExceeded:
+        raise
+    except ValueError:
         return f"an attachment of {len(data)} bytes that is not a readable image"
+    with image:
+        width, height = image.size
+        mean = image.convert("RGB").resize((1, 1), Image.Resampling.BOX).getpixel((0, 0))
     r, g, b = (int(v) for v in mean)  # type: ignore[union-attr]
     return f"a {width}x{height} image whose mean colour is #{r:02x}{g:02x}{b:02x} (mostly {_nearest_colour((r, g, b))})"
 
@@ -90,28 +99,37 @@ def describe_image(data: bytes) -> str:
 def describe_audio(data: bytes) -> str:
     try:
         with wave.open(io.BytesIO(data)) as wav:
-            seconds = wav.getnframes() / float(wav.getframerate())
-            return f"{seconds:.2f} s of audio ({wav.getframerate()} Hz, {wav.getnchannels()} channel(s))"
-    except (wave.Error, EOFError):
-        return f"an audio clip of {len(data)} bytes (not WAV, so its length was not measured)"
+            if wav.getframerate() > 0:  # a header may say 0 Hz
+                seconds = wav.getnframes() / float(wav.getframerate())
+                return f"{seconds:.2f} s of audio ({wav.getframerate()} Hz, {wav.getnchannels()} channel(s))"
+    except (wave.Error, EOFError, struct.error, ValueError, OverflowError):
+        pass
+    return f"an audio clip of {len(data)} bytes (not WAV, so its length was not measured)"
 
 
-def describe_part(part: dict[str, Any]) -> str | None:
+def _field(part: dict[str, Any], key: str, inner: str) -> str:
+    """``part[key][inner]`` as a string, whatever shape a client sent."""
+    value = part.get(key)
+    return str(value.get(inner, "")) if isinstance(value, dict) else ""
+
+
+def describe_part(part: dict[str, Any], limits: Limits | None = None) -> str | None:
     """One line about a non-text content part, or None for text parts."""
     kind = part.get("type")
     if kind == "image_url":
-        url = str((part.get("image_url") or {}).get("url", ""))
+        url = _field(part, "image_url", "url")
         data = _data_url_bytes(url)
-        return describe_image(data) if data is not None else f"an image at {url[:60]} (the simulator does not fetch URLs)"
+        if data is None:
+            return f"an image at {url[:60]} (the simulator does not fetch URLs)"
+        return describe_image(data, limits or Limits())
     if kind == "input_audio":
-        audio = part.get("input_audio") or {}
         try:
-            data = base64.b64decode(str(audio.get("data", "")))
+            data = base64.b64decode(_field(part, "input_audio", "data"))
         except (binascii.Error, ValueError):
             return "an input_audio part whose data is not valid base64"
         return describe_audio(data)
     if kind == "audio_url":
-        url = str((part.get("audio_url") or {}).get("url", ""))
+        url = _field(part, "audio_url", "url")
         data = _data_url_bytes(url)
         return describe_audio(data) if data is not None else f"audio at {url[:60]} (not fetched)"
     if kind == "video_url":
@@ -119,24 +137,37 @@ def describe_part(part: dict[str, Any]) -> str | None:
     return None
 
 
-def describe_inputs(messages: list[dict[str, Any]]) -> list[str]:
+MAX_DESCRIBED = 8  # attachments decoded and described; the rest are only counted
+
+
+def describe_inputs(messages: list[dict[str, Any]], limits: Limits | None = None) -> list[str]:
     found: list[str] = []
+    skipped = 0
     for message in messages:
         content = message.get("content")
-        if isinstance(content, list):
-            found.extend(d for d in (describe_part(p) for p in content if isinstance(p, dict)) if d)
+        for part in content if isinstance(content, list) else ():
+            if not isinstance(part, dict) or part.get("type") in (None, "text"):
+                continue
+            if len(found) >= MAX_DESCRIBED:
+                skipped += 1
+                continue
+            described = describe_part(part, limits)
+            if described:
+                found.append(described)
+    if skipped:
+        found.append(f"{skipped} more attachment(s)")
     return found
 
 
-def compose_reply(messages: list[dict[str, Any]], seed: int | None, model: str) -> str:
+def compose_reply(messages: list[dict[str, Any]], seed: int | None, model: str, limits: Limits | None = None) -> str:
     """``[vomni-sim] ...``: what was asked, what came with it, and a few seeded filler sentences."""
     asked = user_text(messages)
     shown = asked if len(asked) <= 160 else asked[:157] + "..."
     parts = [f"[vomni-sim] Simulated reply from {model}."]
     parts.append(f'You asked: "{shown}".' if shown else "Your message had no text.")
-    inputs = describe_inputs(messages)
-    if inputs:
-        parts.append("You sent " + "; ".join(inputs) + ".")
-    rng = random.Random(f"{seed}|{all_text(messages)}|{len(inputs)}")
+    attached = describe_inputs(messages, limits)
+    if attached:
+        parts.append("You sent " + "; ".join(attached) + ".")
+    rng = random.Random(f"{seed}|{all_text(messages)}|{len(attached)}")
     parts.extend(rng.sample(_FILLER, k=3))
     return " ".join(parts)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import json
+import logging
 import os
 import signal
 import socket
@@ -18,9 +20,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from vomni_nb.sim import startup, vlog
+from vomni_nb.sim import lograte, netguard, startup, storage, vlog
 from vomni_nb.sim.config import DEFAULT_MAX_IMAGE_PIXELS, Faults, SimConfig
 from vomni_nb.sim.families import Family, close_ids, match_model
+from vomni_nb.sim.limits import add_limit_flags, limits_from_args
 
 __all__ = ["main", "build_parser", "config_from_args"]
 
@@ -75,7 +78,29 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--dead-engine-window", type=_non_negative, default=1.0,
                      help="seconds the process stays up after the engine died (health 503, requests 500)")
     sim.add_argument("--fault-seed", type=int, default=0)
+    add_cors_flags(parser)
+    add_limit_flags(parser)
     return parser
+
+
+def _json_list(text: str) -> tuple[str, ...]:
+    """vLLM reads --allowed-origins/-methods/-headers with json.loads: '["http://localhost:8888"]'."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"must be a JSON list such as '[\"http://localhost:8888\"]': {exc}") from exc
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise argparse.ArgumentTypeError("must be a JSON list of strings")
+    return tuple(value)
+
+
+def add_cors_flags(parser: argparse.ArgumentParser) -> None:
+    """vLLM's CORS flags, same names and JSON format; only the default differs (no origin instead of all)."""
+    parser.add_argument("--allowed-origins", type=_json_list, default=(),
+                        help="JSON list; vLLM's default is [\"*\"], vomni-sim's is [] (no web page may call it)")
+    parser.add_argument("--allowed-methods", type=_json_list, default=("*",))
+    parser.add_argument("--allowed-headers", type=_json_list, default=("*",))
+    parser.add_argument("--allow-credentials", action="store_true")
 
 
 def config_from_args(args: argparse.Namespace, family: Family) -> SimConfig:
@@ -92,7 +117,8 @@ def config_from_args(args: argparse.Namespace, family: Family) -> SimConfig:
         port=args.port,
         api_keys=keys,
         max_generated_image_size=args.max_generated_image_size,
-        storage_dir=Path(os.environ.get("VOMNI_SIM_STORAGE", "/tmp/storage")),
+        # Unset (or empty): a private directory made at start-up; see storage.py for why not /tmp/storage.
+        storage_dir=Path(os.environ["VOMNI_SIM_STORAGE"]) if os.environ.get("VOMNI_SIM_STORAGE") else None,
         faults=Faults(
             latency=args.latency,
             tokens_per_second=args.tokens_per_second,
@@ -106,6 +132,11 @@ def config_from_args(args: argparse.Namespace, family: Family) -> SimConfig:
             fault_seed=args.fault_seed,
         ),
         enable_request_id_headers=args.enable_request_id_headers,
+        allowed_origins=args.allowed_origins,
+        allowed_methods=args.allowed_methods,
+        allowed_headers=args.allowed_headers,
+        allow_credentials=args.allow_credentials,
+        limits=limits_from_args(args),
         **optional,  # type: ignore[arg-type]
     )
 
@@ -183,6 +214,13 @@ def _run(args: argparse.Namespace) -> int:
         fail, family, close = "missing-model", Family.IMAGE, tuple(close_ids(args.model))
     startup.Phases(model=args.model, family=family, delay=args.startup_delay, fail=fail, close_ids=close).run()
     config = config_from_args(args, family)
+    try:  # directories given by the user must be private and ours; say so now rather than on first use
+        if config.storage_dir is not None:
+            storage.ensure_private_dir(config.storage_dir)
+        storage.ensure_private_dir(Path(config.voices_dir).expanduser())
+    except OSError as exc:
+        vlog.error(f"vomni-sim cannot use its storage: {exc}", where="vomni_sim.py:1")
+        return 1
     return _serve(config, sock, access_log=not args.disable_uvicorn_access_log)
 
 
@@ -201,13 +239,20 @@ def _serve(config: SimConfig, sock: socket.socket, *, access_log: bool) -> int:
     vlog.info("Available routes are:", where="launcher.py:46")
     for line in startup.route_lines(app.routes):
         vlog.info(line, where="launcher.py:54")
+    connections = netguard.raise_fd_limit(config.limits.max_connections)
     uv_config = uvicorn.Config(
         app,
         log_level="info",
         access_log=access_log,
         timeout_graceful_shutdown=3,
         lifespan="on",
+        http=netguard.guarded_protocol(netguard.ConnectionGuard(config.limits, connections)),
     )
+    # From here on a flood of identical lines is counted instead of written (start-up lines are above).
+    limiter = lograte.RepeatLimiter(config.limits.log_repeat_limit)
+    for name in ("uvicorn.error", "uvicorn.access", "asyncio"):
+        logging.getLogger(name).addFilter(lograte.RepeatFilter(limiter))
+    vlog.limit_repeats(limiter)
     server = uvicorn.Server(uv_config)
     asyncio.run(server.serve(sockets=[sock]))
     sys.stdout.flush()

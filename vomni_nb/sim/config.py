@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 
 from vomni_nb.sim.families import Family
+from vomni_nb.sim.limits import Limits
 
 DEFAULT_MAX_IMAGE_PIXELS = 7680 * 4320
 
@@ -35,7 +36,14 @@ class SimConfig:
     port: int = 8091
     api_keys: tuple[str, ...] = ()
     max_generated_image_size: int = DEFAULT_MAX_IMAGE_PIXELS
-    storage_dir: Path = Path("/tmp/storage")
+    # None: a private directory made at start-up (mode 0700) and removed at exit; VOMNI_SIM_STORAGE overrides.
+    storage_dir: Path | None = None
     voices_dir: Path = Path.home() / ".cache" / "vomni-sim" / "speakers"
     faults: Faults = dataclasses.field(default_factory=Faults)
     enable_request_id_headers: bool = False  # echo X-Request-Id on responses, as vLLM's flag does
+    # vLLM's CORS flags. vLLM allows every origin; vomni-sim allows none unless --allowed-origins says so.
+    allowed_origins: tuple[str, ...] = ()
+    allowed_methods: tuple[str, ...] = ("*",)
+    allowed_headers: tuple[str, ...] = ("*",)
+    allow_credentials: bool = False
+    limits: Limits = dataclasses.field(default_factory=Limits)

@@ -20,7 +20,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from pydantic import BaseModel, Field, field_validator
 from starlette.datastructures import UploadFile as StarletteUpload
 
@@ -28,7 +28,9 @@ from vomni_nb.sim import faults, media
 from vomni_nb.sim.app_deps import peak_memory_mb, require_json
 from vomni_nb.sim.config import SimConfig
 from vomni_nb.sim.families import Family, supports_edits
+from vomni_nb.sim.limits import Limits
 from vomni_nb.sim.httperrors import serving_error_response
+from vomni_nb.sim.inputs import open_image
 
 __all__ = ["router", "ImageGenerationRequest", "parse_size", "choose_output_format", "DEFAULT_SIZE"]
 
@@ -143,13 +145,30 @@ def choose_output_format(output_format: str | None, background: str | None) -> s
     return "jpeg"
 
 
-def _check_max_size(config: SimConfig, width: int | None, height: int | None) -> None:
+def _check_max_size(config: SimConfig, width: int | None, height: int | None, count: int = 1) -> None:
     limit = config.max_generated_image_size
     if width is not None and height is not None and width * height > limit:
         raise HTTPException(
             400,
             f"Requested image size {width}x{height} exceeds the maximum allowed size of {limit} pixels. "
             "You can reduce the requested size or increase the server's --max-generated-image-size limit.",
+        )
+    _check_sim_limits(config.limits, width, height, count)
+
+
+def _check_sim_limits(limits: Limits, width: int | None, height: int | None, count: int) -> None:
+    """vomni-sim's own caps beyond the area: each side (``33177600x1`` fits the area) and all images together."""
+    if width is None or height is None:
+        return
+    if width > limits.max_side or height > limits.max_side:
+        raise HTTPException(
+            400, f"Requested image size {width}x{height} is larger than vomni-sim renders: at most {limits.max_side} "
+                 "pixels on a side (--max-side).",
+        )
+    if count * width * height > limits.max_output_pixels:
+        raise HTTPException(
+            400, f"{count} images of {width}x{height} are {count * width * height} pixels; vomni-sim makes at most "
+                 f"{limits.max_output_pixels} per request (--max-output-pixels).",
         )
 
 
@@ -226,7 +245,7 @@ async def generate_images(body: ImageGenerationRequest, raw_request: Request) ->
         width, height = parse_size(body.size) if body.size else DEFAULT_SIZE
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from exc
-    _check_max_size(config, width, height)
+    _check_max_size(config, width, height, body.n)
     seed = body.seed if body.seed is not None else random.randint(0, MAX_UINT32_SEED)
     fmt = choose_output_format(body.output_format or "png", None)
     recipes = [
@@ -276,13 +295,9 @@ def _decode_data_url(url: str) -> bytes:
         raise ValueError("Invalid base64 data URL for input image.") from exc
 
 
-def _open_image(data: bytes) -> Image.Image:
-    try:
-        image = Image.open(io.BytesIO(data))
-        image.load()
-    except (UnidentifiedImageError, OSError) as exc:
-        raise ValueError(f"Failed to decode input image: {exc}") from exc
-    return image
+def _open_images(payloads: list[bytes], limits: Limits) -> list[Image.Image]:
+    """Decoded in a worker thread, each refused from its header when it claims too many pixels."""
+    return [open_image(data, limits) for data in payloads]
 
 
 def _max_input_images(model: str) -> int:
@@ -360,10 +375,8 @@ async def edit_images(
             if limit == 1 else f"Received {len(inputs)} input images. At most {limit} images are supported by this model.",
         )
     try:
-        sources = [
-            _open_image(await item.read() if isinstance(item, StarletteUpload) else _decode_data_url(item))
-            for item in inputs
-        ]
+        payloads = [await item.read() if isinstance(item, StarletteUpload) else _decode_data_url(item) for item in inputs]
+        sources = await asyncio.to_thread(_open_images, payloads, config.limits)
         _check_layers(layers)
         if resolution is not None and resolution not in SUPPORTED_LAYERED_RESOLUTIONS:
             raise HTTPException(
@@ -381,7 +394,13 @@ async def edit_images(
             width, height = parse_size(size)
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from exc
-    _check_max_size(config, width, height)
+    if n > config.limits.max_outputs_per_request:
+        raise HTTPException(
+            400, f"n must be at most {config.limits.max_outputs_per_request} on vomni-sim "
+                 f"(--max-outputs-per-request), got {n}.",
+        )
+    count = max(1, n)
+    _check_max_size(config, width, height, count)
     refusal = _cannot_edit(config)
     if refusal is not None:
         return refusal
@@ -389,7 +408,6 @@ async def edit_images(
     if fault is not None:
         return fault
     used_seed = seed if seed is not None else random.randint(0, MAX_UINT32_SEED)
-    count = max(1, n)
     recipes = [
         {
             "prompt": prompt, "negative_prompt": negative_prompt, "steps": num_inference_steps,

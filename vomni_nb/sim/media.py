@@ -48,13 +48,22 @@ def _palette(rng: np.random.Generator, negative_prompt: str | None) -> np.ndarra
     return np.array(colours, dtype=np.float32) * 255.0
 
 
-def _smooth_noise(rng: np.random.Generator, width: int, height: int, cells: int) -> np.ndarray:
-    """A value-noise field in [0, 1]: a small random grid upsampled with bicubic interpolation."""
+def _noise_field(rng: np.random.Generator, width: int, height: int, cells: int) -> Image.Image:
+    """A value-noise field (8-bit): a small random grid upsampled with bicubic interpolation."""
     grid_w = max(2, cells)
     grid_h = max(2, round(cells * height / max(width, 1)))
     grid = (rng.random((grid_h, grid_w)) * 255).astype(np.uint8)
-    field = Image.fromarray(grid, "L").resize((width, height), Image.Resampling.BICUBIC)
-    return np.asarray(field, dtype=np.float32) / 255.0
+    return Image.fromarray(grid, "L").resize((width, height), Image.Resampling.BICUBIC)
+
+
+def _field_rows(field: Image.Image, top: int, bottom: int) -> np.ndarray:
+    """Rows ``top:bottom`` of a noise field as floats in [0, 1]."""
+    return np.asarray(field.crop((0, top, field.width, bottom)), dtype=np.float32) / 255.0
+
+
+def _smooth_noise(rng: np.random.Generator, width: int, height: int, cells: int) -> np.ndarray:
+    """A value-noise field in [0, 1]."""
+    return _field_rows(_noise_field(rng, width, height, cells), 0, height)
 
 
 def _fractal(rng: np.random.Generator, width: int, height: int, octaves: int = 4) -> np.ndarray:
@@ -98,21 +107,27 @@ def _caption(image: Image.Image, lines: list[str]) -> Image.Image:
     font_size = max(8, min(28, width // 40))
     font = _font(font_size)
     chars = max(8, int(width / (font_size * 0.55)))
+    max_lines = max(1, int(height * 0.45 / (font_size + 3)))
     wrapped: list[str] = []
     for line in lines:
-        wrapped.extend(textwrap.wrap(line, chars) or [""])
-    max_lines = max(1, int(height * 0.45 / (font_size + 3)))
+        # Only what fits is wrapped: a 16 MB prompt must not become a million wrapped lines first.
+        wrapped.extend(textwrap.wrap(line[: chars * (max_lines + 1)], chars) or [""])
     if len(wrapped) > max_lines:
         wrapped = wrapped[: max_lines - 1] + [wrapped[max_lines - 1][: chars - 1] + "…"]
     panel_h = min(height, len(wrapped) * (font_size + 3) + 8)
-    overlay = Image.new("RGBA", image.size, (0, 0, 0, 0))
+    # Only the panel is composited (the rest of the overlay is transparent and would change nothing),
+    # so a large picture is not copied four times over.
+    panel_box = (0, height - panel_h, width, height)
+    overlay = Image.new("RGBA", (width, panel_h), (0, 0, 0, 0))
     draw = ImageDraw.Draw(overlay)
-    draw.rectangle((0, height - panel_h, width, height), fill=(0, 0, 0, 150))
-    y = height - panel_h + 4
+    draw.rectangle((0, 0, width, panel_h), fill=(0, 0, 0, 150))
+    y = 4
     for line in wrapped:
         draw.text((5, y), line, font=font, fill=(255, 255, 255, 255))
         y += font_size + 3
-    return Image.alpha_composite(image.convert("RGBA"), overlay).convert("RGB")
+    image = image.convert("RGB") if image.mode != "RGB" else image
+    image.paste(Image.alpha_composite(image.crop(panel_box).convert("RGBA"), overlay).convert("RGB"), panel_box[:2])
+    return image
 
 
 def _grain(rng: np.random.Generator, pixels: np.ndarray) -> np.ndarray:
@@ -153,10 +168,17 @@ def render_image(
         image = ImageEnhance.Sharpness(image).enhance(min(3.0, 0.5 + steps / 20.0))
     if guidance is not None:
         image = ImageEnhance.Contrast(image).enhance(min(2.0, 0.7 + guidance / 10.0))
-    detail = (_smooth_noise(rng, width, height, max(4, width // 80)) - 0.5) * 36.0
-    detail += (_smooth_noise(rng, width, height, max(4, width // 20)) - 0.5) * 10.0
-    full = np.asarray(image, dtype=np.float32) + detail[..., None]
-    grained = np.clip(_grain(rng, full), 0, 255).astype(np.uint8)
+    coarse = _noise_field(rng, width, height, max(4, width // 80))
+    fine = _noise_field(rng, width, height, max(4, width // 20))
+    grained = np.empty((height, width, 3), dtype=np.uint8)
+    # Detail and grain are made a band of rows at a time, so no full-size float array ever exists:
+    # a 33-megapixel picture peaks near 13 bytes a pixel instead of 48 (and the bytes are the same).
+    for top, bottom in _bands((width, height)):
+        detail = (_field_rows(coarse, top, bottom) - 0.5) * 36.0
+        detail += (_field_rows(fine, top, bottom) - 0.5) * 10.0
+        band = np.asarray(image.crop((0, top, width, bottom)), dtype=np.float32) + detail[..., None]
+        grained[top:bottom] = np.clip(_grain(rng, band), 0, 255)
+    del image, coarse, fine
     lines = [prompt, f"seed {seed} · {width}x{height}" + (f" · #{index}" if index else "") + " · vomni-sim"]
     return _caption(Image.fromarray(grained, "RGB"), lines)
 
@@ -173,19 +195,36 @@ def edit_image(
     """The source, restyled by (prompt, seed): recoloured, posterised, tinted, with the instruction on it."""
     target = (width or source.width, height or source.height)
     rng = np.random.default_rng(seed_from("edit", prompt, seed, target, index))
-    base = ImageOps.exif_transpose(source).convert("RGB").resize(target, Image.Resampling.LANCZOS)
+    hsv = ImageOps.exif_transpose(source).convert("RGB").resize(target, Image.Resampling.LANCZOS).convert("HSV")
     # A hue rotation keyed on the instruction keeps the source recognisable but visibly changed.
-    hsv = np.asarray(base.convert("HSV"), dtype=np.int16).copy()
-    hsv[..., 0] = (hsv[..., 0] + int(rng.integers(40, 216))) % 256
-    hsv[..., 1] = np.clip(hsv[..., 1] * rng.uniform(1.1, 1.6) + 20, 0, 255)
-    image = Image.fromarray(hsv.astype(np.uint8), "HSV").convert("RGB")
+    # Per-pixel work runs a band of rows at a time (see render_image); the bytes are the same as whole.
+    hue_shift, saturation = int(rng.integers(40, 216)), rng.uniform(1.1, 1.6)
+    shifted = np.empty((target[1], target[0], 3), dtype=np.uint8)
+    for top, bottom in _bands(target):
+        band = np.asarray(hsv.crop((0, top, target[0], bottom)), dtype=np.int16).copy()
+        band[..., 0] = (band[..., 0] + hue_shift) % 256
+        band[..., 1] = np.clip(band[..., 1] * saturation + 20, 0, 255)
+        shifted[top:bottom] = band
+    del hsv
+    image = Image.fromarray(shifted, "HSV").convert("RGB")
+    del shifted
     image = ImageOps.posterize(image, int(rng.integers(3, 6)))
     image = image.filter(ImageFilter.SMOOTH_MORE)
     tint = _palette(rng, None)[0]
-    pixels = np.asarray(image, dtype=np.float32) * 0.8 + tint * 0.2
-    grained = np.clip(_grain(rng, pixels), 0, 255).astype(np.uint8)
+    grained = np.empty((target[1], target[0], 3), dtype=np.uint8)
+    for top, bottom in _bands(target):
+        pixels = np.asarray(image.crop((0, top, target[0], bottom)), dtype=np.float32) * 0.8 + tint * 0.2
+        grained[top:bottom] = np.clip(_grain(rng, pixels), 0, 255)
+    del image
     lines = [f"edit: {prompt}", f"seed {seed} · {target[0]}x{target[1]}" + (f" · #{index}" if index else "")]
     return _caption(Image.fromarray(grained, "RGB"), lines)
+
+
+def _bands(size: tuple[int, int]) -> list[tuple[int, int]]:
+    """(top, bottom) row ranges of about a megapixel each."""
+    width, height = size
+    rows = max(1, (1 << 20) // max(1, width))
+    return [(top, min(height, top + rows)) for top in range(0, height, rows)]
 
 
 def a1111_parameters(recipe: dict[str, Any]) -> str:

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import AliasChoices, BaseModel, Field, field_validator, model_validator
 
-from vomni_nb.sim import audio, faults, vlog, voices
+from vomni_nb.sim import audio, faults, inputs, vlog, voices
 from vomni_nb.sim.app_deps import require_json
 from vomni_nb.sim.config import SimConfig
 from vomni_nb.sim.families import Family
@@ -238,24 +238,31 @@ def _qwen3_tts_rules(request: SpeechRequest, config: SimConfig, store: voices.Vo
 
 
 def _ref_audio_pitch(ref_audio: str | list[str] | None) -> int | None:
-    """The pitch of an inline ``data:`` reference clip, so a clone sounds like its reference (else None)."""
+    """The pitch of an inline ``data:`` reference clip, so a clone sounds like its reference (else None).
+
+    Decoding stops at the 30 s a reference may last (a small FLAC can hold hours of silence); a clip
+    outside 1-30 s raises ValueError as on the real server.
+    """
     first = ref_audio[0] if isinstance(ref_audio, list) and ref_audio else ref_audio
     if not isinstance(first, str) or not first.startswith("data:") or ";base64," not in first:
         return None
     try:
-        samples, rate = voices.decode_audio(base64.b64decode(first.split(";base64,", 1)[1]))
-    except Exception:  # an undecodable reference only loses its flavour; the real server would fetch it
-        return None
+        data = base64.b64decode(first.split(";base64,", 1)[1])
+        samples, rate = voices.decode_sample(data)
+    except (inputs.AudioTooLong, voices.SampleTooShort):
+        raise
+    except ValueError:  # an undecodable reference only loses its flavour; the real server would fetch it
+        return None  # (decode_sample turns every decoder error into ValueError)
     return voices.pitch_of(samples, rate)
 
 
-def _speak(request: SpeechRequest, config: SimConfig, store: voices.VoiceStore) -> audio.Speech:
+def _speak(request: SpeechRequest, config: SimConfig, store: voices.VoiceStore, ref_pitch: int | None) -> audio.Speech:
     voice = request.voice
     if voice is None:
         builtin = voices.builtin_speakers(config)
         voice = builtin[0] if builtin else (request.instructions or "")
     record = store.voices.get(voice.lower()) if voice else None
-    pitch = record.get("pitch") if record else _ref_audio_pitch(request.ref_audio)
+    pitch = record.get("pitch") if record else ref_pitch
     return audio.synthesize(
         request.input,
         voice=voice,
@@ -264,6 +271,7 @@ def _speak(request: SpeechRequest, config: SimConfig, store: voices.VoiceStore) 
         seed=request.seed or 0,
         language=request.language,
         pitch_hint=pitch,
+        max_seconds=config.limits.max_speech_seconds,
     )
 
 
@@ -344,6 +352,11 @@ async def _sse_stream(
 async def create_speech(body: SpeechRequest, request: Request) -> Response:
     config: SimConfig = request.app.state.sim
     store = voices.store_of(request)
+    if len(body.input) > config.limits.max_speech_input_chars:
+        return error_response(
+            f"Input text is {len(body.input)} characters long; vomni-sim speaks at most "
+            f"{config.limits.max_speech_input_chars} per request (--max-speech-input-chars).", param="input",
+        )
     if body.voice is not None and body.voice.lower() == voices.DEFAULT_VOICE and voices.DEFAULT_VOICE not in store.voices:
         body.voice = None
     if body.sample_rate is not None and config.family is not Family.TTS:
@@ -384,9 +397,14 @@ async def create_speech(body: SpeechRequest, request: Request) -> Response:
     request_id = f"speech-{uuid.uuid4().hex}"
     vlog.info(f"TTS speech request {request_id}: model=qwen3_tts", where="serving_speech.py:1984")
     try:
-        speech = await faults.run_cancellable(request, request_id, asyncio.to_thread(_speak, body, config, store))
+        ref_pitch = await asyncio.to_thread(_ref_audio_pitch, body.ref_audio)
+        speech = await faults.run_cancellable(
+            request, request_id, asyncio.to_thread(_speak, body, config, store, ref_pitch)
+        )
     except faults.ClientGone:
         return Response(status_code=499)
+    except ValueError as exc:  # a reference clip outside 1-30 s, or speech longer than --max-speech-seconds
+        return error_response(str(exc))
     headers = _engine_headers(speech)
     fail_after, fail_message = faults.midstream_error_after(request), faults.MIDSTREAM_MESSAGE
     if FAIL_TOKEN in body.input:

@@ -33,6 +33,7 @@ from vomni_nb.sim.speech import (
     SpeechRequest,
     _engine_headers,
     _qwen3_tts_rules,
+    _ref_audio_pitch,
     _speak,
     error_response,
     usage_of,
@@ -127,7 +128,8 @@ async def _run_item(index: int, request: SpeechRequest, config: SimConfig, store
         vlog.info(f"TTS speech request {request_id}: model=qwen3_tts", where="serving_speech.py:1984")
         if FAIL_TOKEN in request.input:
             raise RuntimeError(FAIL_MESSAGE)
-        speech = await asyncio.to_thread(_speak, request, config, store)
+        ref_pitch = await asyncio.to_thread(_ref_audio_pitch, request.ref_audio)  # 1-30 s, as one request
+        speech = await asyncio.to_thread(_speak, request, config, store, ref_pitch)
         data = await asyncio.to_thread(audio.encode_audio, speech.pcm, speech.sample_rate, request.response_format)
     except Exception as exc:  # one item's failure is reported in its place; the batch goes on
         vlog.error(f"Batch item {index} failed: {exc}", where="serving_speech.py:2800")

@@ -1,9 +1,11 @@
 """``/v1/videos``: async jobs, listing, download, delete and the blocking ``/sync`` route (reference §3.12).
 
 Jobs live in process memory (they vanish on restart, as on the real server); files go to
-``SimConfig.storage_dir``. The clip has the geometry a Wan2.x pipeline gives it (wan.py: frames rounded
-to 4k+1, sizes floored, image-to-video sized from its picture), and a finished job reports the frames it
-really has, as the real job record does. A job walks queued → in_progress → completed | failed. Generation takes a
+``SimConfig.storage_dir`` (private, see storage.py). At most ``--max-video-jobs`` are queued or running;
+finished jobs and their files expire after ``--video-ttl`` (``expires_at`` says when) or when more than
+``--max-stored-videos`` are kept. The clip has the geometry a Wan2.x pipeline gives it (wan.py: frames
+rounded to 4k+1, sizes floored, image-to-video sized from its picture), and a finished job reports the
+frames it really has, as the real job record does. A job walks queued → in_progress → completed | failed. Generation takes a
 simulated time proportional to the pixels rendered (plus ``--latency``), so a client can watch
 ``in_progress``. A prompt containing ``[[fail]]`` makes the job fail (500) for tests and demos.
 """
@@ -25,13 +27,15 @@ from pydantic import BaseModel, Field, StringConstraints, ValidationError, field
 
 from PIL import Image
 
-from vomni_nb.sim import faults, video, vlog, wan
+from vomni_nb.sim import faults, storage, video, vlog, wan
 from vomni_nb.sim.media import FAIL_TOKEN
 from vomni_nb.sim.video_refs import start_picture
 from vomni_nb.sim.config import SimConfig
 from vomni_nb.sim.families import Family
+from vomni_nb.sim.limits import Limits
 
-__all__ = ["router", "VideoGenerationRequest", "FAIL_TOKEN", "job_status_code"]
+__all__ = ["router", "VideoGenerationRequest", "FAIL_TOKEN", "job_status_code", "check_video_limits",
+           "expire_periodically"]
 
 router = APIRouter()
 
@@ -129,6 +133,7 @@ class VideoJobs:
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.sequence = 0  # creation order for jobs made within the same second
         self.order: dict[str, int] = {}
+        self.finished: dict[str, float] = {}  # video id -> when it finished (time.time()), oldest first
 
     def add(self, job: dict[str, Any]) -> None:
         self.sequence += 1
@@ -138,14 +143,84 @@ class VideoJobs:
     def pop(self, video_id: str) -> None:
         self.jobs.pop(video_id, None)
         self.tasks.pop(video_id, None)
+        self.finished.pop(video_id, None)
+        self.order.pop(video_id, None)
+
+    def unfinished(self) -> int:
+        return sum(1 for job in self.jobs.values() if job["status"] in ("queued", "in_progress"))
+
+    def expire(self, directory: Path | None, limits: Limits, now: float) -> None:
+        """Forget finished jobs past --video-ttl, and the oldest beyond --max-stored-videos; delete their files."""
+        expired = [vid for vid, at in self.finished.items() if now - at >= limits.video_ttl]
+        surplus = len(self.finished) - len(expired) - limits.max_stored_videos
+        if surplus > 0:
+            expired += [vid for vid in self.finished if vid not in expired][:surplus]
+        for video_id in expired:
+            if directory is not None:
+                (Path(directory) / f"{video_id}.mp4").unlink(missing_ok=True)
+            self.pop(video_id)
+
+
+def _jobs_of_app(app: Any) -> VideoJobs:
+    jobs = getattr(app.state, "sim_videos", None)
+    if jobs is None:
+        jobs = VideoJobs()
+        app.state.sim_videos = jobs
+    return jobs
 
 
 def jobs_of(request: Request) -> VideoJobs:
-    jobs = getattr(request.app.state, "sim_videos", None)
-    if jobs is None:
-        jobs = VideoJobs()
-        request.app.state.sim_videos = jobs
+    """The job table, with expired jobs already gone."""
+    jobs = _jobs_of_app(request.app)
+    config = _sim_config(request)
+    jobs.expire(config.storage_dir, config.limits, time.time())
     return jobs
+
+
+async def expire_periodically(app: Any) -> None:
+    """Expire finished jobs even when nobody asks (files must not outlive --video-ttl by much)."""
+    config: SimConfig = app.state.sim
+    interval = min(60.0, max(0.5, config.limits.video_ttl / 4))
+    while True:
+        await asyncio.sleep(interval)
+        _jobs_of_app(app).expire(config.storage_dir, config.limits, time.time())
+
+
+HUGE = 10**10  # stands for a digit string too long to convert: larger than any limit
+
+
+def _dimension(text: str) -> int:
+    """An int from a digit string; ``int()`` of 5,000 digits raises, and nothing that long fits a limit."""
+    return int(text) if len(text) <= 9 else HUGE
+
+
+def check_video_limits(req: VideoGenerationRequest, limits: Limits) -> None:
+    """400 before anything is queued: each side, pixels per frame, and pixels x frames (no float overflow)."""
+    if req.size:
+        width, height = (_dimension(part) for part in req.size.split("x"))
+    elif req.width is not None and req.height is not None:
+        width, height = req.width, req.height
+    else:
+        width, height = wan.DEFAULT_SIZE  # what generate() renders when the size is incomplete
+    shown = f"{min(width, HUGE)}x{min(height, HUGE)}"
+    if width > limits.max_side or height > limits.max_side:
+        raise HTTPException(400, f"Video size {shown} is larger than vomni-sim renders: at most {limits.max_side} "
+                                 "pixels on a side (--max-side).")
+    if width * height > limits.max_video_pixels:
+        raise HTTPException(400, f"Video size {shown} has {width * height} pixels per frame; vomni-sim renders at "
+                                 f"most {limits.max_video_pixels} (--max-video-pixels).")
+    fps = float(req.fps if req.fps is not None else DEFAULT_FPS)
+    if req.num_frames is not None:
+        frames = float(req.num_frames)
+    elif req.seconds is not None:
+        frames = _dimension(req.seconds) * fps
+    else:
+        frames = float(wan.DEFAULT_FRAMES)
+    if width * height * frames > limits.max_video_pixel_frames:
+        most = max(1, limits.max_video_pixel_frames // (width * height))
+        count = f"{frames:.0f}" if frames < HUGE else "more than 10^10"
+        raise HTTPException(400, f"A {shown} clip of {count} frames is more than vomni-sim renders: at most "
+                                 f"{most} frames at that size (--max-video-pixel-frames).")
 
 
 def _sim_config(request: Request) -> SimConfig:
@@ -158,7 +233,7 @@ def _parse_form_json(value: str | None, expected: type | None = None) -> Any:
         return None
     try:
         parsed = json.loads(value)
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, RecursionError) as exc:  # deep nesting exhausts the parser's stack
         raise HTTPException(400, "Invalid JSON in form field.") from exc
     if expected is not None and not isinstance(parsed, expected):
         raise HTTPException(
@@ -263,6 +338,7 @@ async def parse_video_form(
         raise HTTPException(
             400, f"Model mismatch: request specifies '{req.model}' but server is running '{config.served_model_name}'."
         )
+    check_video_limits(req, config.limits)
     picture = await start_picture(input_reference, parsed_image)
     return VideoRequest(req, config.served_model_name, picture)
 
@@ -309,7 +385,9 @@ async def generate(request: Request, form: VideoRequest, video_id: str) -> tuple
 
 
 def _storage_path(request: Request, video_id: str) -> Path:
-    return Path(_sim_config(request).storage_dir) / f"{video_id}.mp4"
+    directory = _sim_config(request).storage_dir
+    assert directory is not None, "the app's lifespan sets the storage directory"
+    return directory / f"{video_id}.mp4"
 
 
 async def run_job(request: Request, form: VideoRequest, job: dict[str, Any]) -> None:
@@ -324,15 +402,17 @@ async def run_job(request: Request, form: VideoRequest, job: dict[str, Any]) -> 
         job["status"] = "in_progress"
         data, shape = await generate(request, form, video_id)
         path = _storage_path(request, video_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        await asyncio.to_thread(path.write_bytes, data)
+        await asyncio.to_thread(storage.write_private, path, data)
         vlog.info(f"Video request {video_id} persisted {path.name} output file.", where="api_server.py:440")
+        finished = time.time()
         job.update(
-            status="completed", progress=100, file_name=f"{video_id}.mp4", completed_at=int(time.time()),
+            status="completed", progress=100, file_name=f"{video_id}.mp4", completed_at=int(finished),
             inference_time_s=time.perf_counter() - started,
+            expires_at=int(finished + _sim_config(request).limits.video_ttl),
             # The clip's own metadata replaces what the request asked for: 8 frames asked, 9 made.
             num_frames=shape.frames, duration_s=shape.frames / job["fps"],
         )
+        jobs_of(request).finished[video_id] = finished
     except asyncio.CancelledError:
         _storage_path(request, video_id).unlink(missing_ok=True)
         jobs_of(request).pop(video_id)
@@ -343,14 +423,21 @@ async def run_job(request: Request, form: VideoRequest, job: dict[str, Any]) -> 
         vlog.error(f"Video generation failed for id={video_id}: {message}", where="api_server.py:470")
         job.update(status="failed", completed_at=int(time.time()), error={"code": code, "message": message},
                    inference_time_s=time.perf_counter() - started)
+        jobs_of(request).finished[video_id] = time.time()
 
 
 @router.post("/v1/videos")
 async def create_video(request: Request, form: VideoForm) -> JSONResponse:
     if isinstance(form, JSONResponse):
         return form
-    job = new_job(form.model, form.req)
     jobs = jobs_of(request)
+    limit = _sim_config(request).limits.max_video_jobs
+    if jobs.unfinished() >= limit:
+        raise HTTPException(
+            429, f"{limit} video jobs are already queued or running (--max-video-jobs); wait for one to finish or "
+                 "delete one, then retry.", headers={"Retry-After": "2"},
+        )
+    job = new_job(form.model, form.req)
     jobs.add(job)
     snapshot = json.loads(json.dumps(job))  # the answer shows the job as created, whatever the task does next
     jobs.tasks[job["id"]] = asyncio.create_task(run_job(request, form, job))
@@ -462,6 +549,6 @@ async def download_video(video_id: str, request: Request) -> Response:
     if not job["file_name"]:
         raise HTTPException(404, "Generation is still in-progress")
     path = _storage_path(request, video_id)
-    if not path.exists():
+    if not storage.is_our_file(path):  # gone, or swapped for a symbolic link: never followed
         raise HTTPException(404, "Generated video file not found on disk")
     return FileResponse(path, media_type="video/mp4", filename=job["file_name"])

@@ -11,12 +11,27 @@ import sys
 import threading
 import time
 
-__all__ = ["info", "warning", "error", "raw"]
+from vomni_nb.sim.lograte import RepeatLimiter, mask
+
+__all__ = ["info", "warning", "error", "raw", "limit_repeats"]
 
 _lock = threading.Lock()
+_limiter: RepeatLimiter | None = None
+
+
+def limit_repeats(limiter: RepeatLimiter | None) -> None:
+    """From now on, lines of one kind are rate-limited (installed once start-up has been logged)."""
+    global _limiter
+    _limiter = limiter
 
 
 def _emit(level: str, message: str, where: str, prefix: str) -> None:
+    if _limiter is not None:
+        allowed, suppressed = _limiter.check((level, where, mask(message)))
+        if not allowed:
+            return
+        if suppressed:
+            message += f" [vomni-sim: {suppressed} similar lines suppressed]"
     stamp = time.strftime("%m-%d %H:%M:%S")
     lines = message.splitlines() or [""]
     with _lock:

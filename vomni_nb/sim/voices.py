@@ -3,12 +3,15 @@
 Uploads are kept under ``SimConfig.voices_dir`` (one JSON record plus the sample per voice) and survive
 restarts, like the real server's ``SPEAKER_SAMPLES_DIR``. The sim cannot clone a voice; it keeps a pitch
 measured from the sample so an uploaded voice sounds like itself and unlike the others.
+
+A record on disk is data, never a path to follow: the files of a voice are the record file it was read
+from (found by listing the directory) and the sample beside it with the same stem. The directory is
+private (0700), files are written 0600, and symbolic links are neither read nor written.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import math
 import re
@@ -20,9 +23,11 @@ import numpy as np
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse
 
-from vomni_nb.sim import vlog
+from vomni_nb.sim import storage, vlog
 from vomni_nb.sim.config import SimConfig
 from vomni_nb.sim.families import Family
+from vomni_nb.sim.inputs import AudioTooLong, decode_audio
+from vomni_nb.sim.limits import LimitExceeded, Limits
 
 __all__ = [
     "router",
@@ -32,8 +37,10 @@ __all__ = [
     "tts_variant",
     "expected_embedding_dim",
     "DEFAULT_VOICE",
-    "decode_audio",
     "pitch_of",
+    "check_voice_fields",
+    "decode_sample",
+    "SampleTooShort",
 ]
 
 router = APIRouter()
@@ -77,27 +84,6 @@ def _safe_name(text: str) -> str:
     return re.sub(r"[^a-zA-Z0-9_.\-]", "_", Path(text).name)[:255] or "file"
 
 
-def decode_audio(data: bytes) -> tuple[np.ndarray, int]:
-    """Mono float samples and the rate of any file PyAV reads (wav, mp3, ogg, flac, aac, webm, mp4)."""
-    import av
-
-    chunks: list[np.ndarray] = []
-    rate = 0
-    with av.open(io.BytesIO(data)) as container:
-        stream = container.streams.audio[0]
-        for frame in container.decode(stream):
-            rate = frame.sample_rate
-            array = frame.to_ndarray().astype(np.float64)
-            if frame.format.is_planar or array.shape[0] > 1:
-                array = array.mean(axis=0) if array.ndim > 1 else array
-            else:
-                array = array.reshape(-1, len(frame.layout.channels)).mean(axis=1)
-            chunks.append(array.ravel())
-    if not chunks or rate <= 0:
-        raise ValueError("no audio frames")
-    return np.concatenate(chunks), rate
-
-
 def pitch_of(samples: np.ndarray, rate: int) -> int:
     """An espeak pitch (0-99) from the sample's zero-crossing rate: low voices low, high voices high."""
     if samples.size < 2:
@@ -107,61 +93,87 @@ def pitch_of(samples: np.ndarray, rate: int) -> int:
     return int(max(0, min(99, 20 + 30 * math.log2(max(crossings_per_s, 50.0) / 100.0))))
 
 
+RECORD_SUFFIX = ".voice.json"
+
+
 class VoiceStore:
     """Uploaded voices, persisted as ``<name>_<consent>_<ts>.voice.json`` (+ the sample) in one directory."""
 
-    def __init__(self, directory: Path, model: str) -> None:
+    def __init__(self, directory: Path, model: str, limits: Limits | None = None) -> None:
         self.directory = directory
         self.model = model
+        self.limits = limits or Limits()
         self.voices: dict[str, dict[str, Any]] = {}
+        self.record_files: dict[str, Path] = {}  # where each voice's record was read or written: never the record's word
         self.lock = asyncio.Lock()
         self._last_ts = 0
-        directory.mkdir(parents=True, exist_ok=True)
-        for record_path in sorted(directory.glob("*.voice.json")):
+        storage.ensure_private_dir(directory)
+        for record_path in sorted(directory.glob("*" + RECORD_SUFFIX)):
             try:
-                record = json.loads(record_path.read_text())
-                self.voices[record["name"].lower()] = record
-            except (OSError, ValueError, KeyError, TypeError, AttributeError):
-                vlog.warning(f"Ignoring unreadable voice record {record_path}", where="serving_speech.py:260")
+                record = json.loads(storage.read_private(record_path))
+                name = validate_name(record["name"])
+                check_voice_fields(name, str(record.get("consent", "")), self.limits)
+            except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
+                vlog.warning(f"Ignoring unreadable voice record {record_path.name}", where="serving_speech.py:260")
+                continue
+            if not isinstance(record.get("pitch"), int) or isinstance(record.get("pitch"), bool):
+                record.pop("pitch", None)  # speech uses it as a number; a record is not trusted to hold one
+            self.voices[name.lower()] = record
+            self.record_files[name.lower()] = record_path
 
     def _timestamp(self) -> int:
         self._last_ts = max(int(time.time()), self._last_ts + 1)
         return self._last_ts
 
+    def _files_of(self, lower: str) -> list[Path]:
+        """The record file and the sample that shares its stem; both inside the directory by construction."""
+        record_file = self.record_files.get(lower)
+        if record_file is None:
+            return []
+        stem = record_file.name[: -len(RECORD_SUFFIX)]
+        found = [record_file]
+        sample_name = Path(str(self.voices.get(lower, {}).get("file_path") or "")).name
+        if sample_name.startswith(stem + ".") and sample_name != record_file.name:
+            found.append(self.directory / sample_name)
+        return found
+
+    def _check_cap(self, name: str) -> None:
+        """The real server's cap on uploads (a re-upload replaces, so it does not count)."""
+        if name.lower() not in self.voices and len(self.voices) >= self.limits.max_voices:
+            raise LimitExceeded(
+                f"Uploaded voice limit reached ({self.limits.max_voices}). Delete an existing voice before "
+                "registering a new one, or raise the cap with --max-voices."
+            )
+
     def _evict(self, lower: str) -> None:
-        old = self.voices.pop(lower, None)
-        if old is not None:
-            for key in ("record_path", "file_path"):
-                if old.get(key):
-                    Path(old[key]).unlink(missing_ok=True)
+        files = self._files_of(lower)
+        self.voices.pop(lower, None)
+        self.record_files.pop(lower, None)
+        for path in files:
+            path.unlink(missing_ok=True)  # unlink never follows a symbolic link
 
     def _save(self, record: dict[str, Any], payload: bytes, suffix: str) -> None:
         stem = f"{_safe_name(record['name'])}_{_safe_name(record['consent'])}_{record['created_at']}"
         file_path = self.directory / f"{stem}{suffix}"
-        record_path = self.directory / f"{stem}.voice.json"
-        file_path.write_bytes(payload)
-        record.update(file_path=str(file_path), record_path=str(record_path))
-        record_path.write_text(json.dumps(record))
+        record_path = self.directory / f"{stem}{RECORD_SUFFIX}"
+        try:
+            storage.write_private(file_path, payload)
+            record.update(file_path=str(file_path))
+            storage.write_private(record_path, json.dumps(record).encode())
+        except OSError as exc:
+            file_path.unlink(missing_ok=True)
+            raise ValueError(f"Failed to save voice file {file_path.name}: {exc.strerror or exc}") from exc
         self.voices[record["name"].lower()] = record
+        self.record_files[record["name"].lower()] = record_path
 
     def add_sample(
         self, name: str, consent: str, filename: str, mime_type: str, content: bytes,
         ref_text: str | None, speaker_description: str | None, reserved: tuple[str, ...],
     ) -> dict[str, Any]:
         check_registration(name, reserved)
-        try:
-            samples, rate = decode_audio(content)
-        except Exception as exc:  # PyAV raises many kinds; the server answers with one message
-            raise ValueError(f"Could not decode audio file: {exc}") from exc
-        duration = samples.size / rate
-        if duration < MIN_SAMPLE_S:
-            raise ValueError(
-                f"Reference audio too short ({duration:.1f}s). At least {MIN_SAMPLE_S:.0f}s of clear speech is required."
-            )
-        if duration > MAX_SAMPLE_S:
-            raise ValueError(
-                f"Reference audio too long ({duration:.1f}s). Maximum {MAX_SAMPLE_S:.0f}s supported — use a shorter clip."
-            )
+        check_voice_fields(name, consent, self.limits)
+        self._check_cap(name)
+        samples, rate = decode_sample(content)
         self._evict(name.lower())
         record: dict[str, Any] = {
             "name": name, "consent": consent, "created_at": self._timestamp(), "mime_type": mime_type,
@@ -184,9 +196,10 @@ class VoiceStore:
     def add_embedding(
         self, name: str, consent: str, embedding_json: str, reserved: tuple[str, ...], *, check_dim: bool = True
     ) -> dict[str, Any]:
+        check_voice_fields(name, consent, self.limits)
         try:
             embedding = json.loads(embedding_json)
-        except (json.JSONDecodeError, TypeError) as exc:
+        except (json.JSONDecodeError, TypeError, RecursionError) as exc:
             raise ValueError(f"'speaker_embedding' must be valid JSON: {exc}") from exc
         if not isinstance(embedding, list) or not embedding:
             raise ValueError("'speaker_embedding' must be a non-empty list of numbers")
@@ -194,7 +207,7 @@ class VoiceStore:
             raise ValueError(f"'speaker_embedding' exceeds maximum length ({MAX_EMBEDDING_LEN} elements)")
         if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in embedding):
             raise ValueError("'speaker_embedding' must contain only numeric values")
-        if not all(math.isfinite(x) for x in embedding):
+        if not all(math.isfinite(x) if isinstance(x, float) else abs(x) < 2**1023 for x in embedding):
             raise ValueError("'speaker_embedding' values must be finite (no NaN or Inf)")
         expected = expected_embedding_dim(self.model)
         if check_dim and len(embedding) != expected:
@@ -202,11 +215,12 @@ class VoiceStore:
                 f"speaker_embedding has {len(embedding)} dimensions; expected {expected} for the loaded Qwen3-TTS model"
             )
         check_registration(name, reserved)
+        self._check_cap(name)
         self._evict(name.lower())
         record: dict[str, Any] = {
             "name": name, "consent": consent, "created_at": self._timestamp(),
             "mime_type": "application/x-safetensors", "embedding_source": "direct", "embedding_dim": len(embedding),
-            "pitch": int(abs(sum(embedding)) * 997) % 80 + 10,
+            "pitch": _embedding_pitch(embedding),
         }
         payload = json.dumps(embedding).encode()
         record["file_size"] = len(payload)
@@ -242,6 +256,44 @@ class VoiceStore:
         return entries
 
 
+def _embedding_pitch(embedding: list[Any]) -> int:
+    """A stable pitch from an embedding's values (finite values can still sum to infinity)."""
+    total = sum(embedding)
+    if isinstance(total, float) and not math.isfinite(total):
+        total = 0.0
+    return int(abs(total) * 997) % 80 + 10
+
+
+class SampleTooShort(ValueError):
+    """A reference clip under the protocol's 1 s."""
+
+
+def decode_sample(content: bytes) -> tuple[np.ndarray, int]:
+    """A voice sample's samples, decoded only up to the 30 s the protocol allows; 1-30 s or ValueError."""
+    try:
+        samples, rate = decode_audio(content, MAX_SAMPLE_S)
+    except AudioTooLong:
+        raise
+    except ValueError as exc:
+        raise ValueError(f"Could not decode audio file: {exc}") from exc
+    duration = samples.size / rate
+    if duration < MIN_SAMPLE_S:
+        raise SampleTooShort(
+            f"Reference audio too short ({duration:.1f}s). At least {MIN_SAMPLE_S:.0f}s of clear speech is required."
+        )
+    return samples, rate
+
+
+def check_voice_fields(name: str, consent: str, limits: Limits) -> None:
+    """Name and consent become a file name: bounded before anything is read, written or evicted."""
+    for label, value in (("Voice name", name), ("Consent ID", consent)):
+        if len(value) > limits.max_voice_name_chars:
+            raise LimitExceeded(
+                f"{label} is {len(value)} characters long; vomni-sim accepts at most {limits.max_voice_name_chars} "
+                "(--max-voice-name-chars)."
+            )
+
+
 def check_registration(name: str, reserved: tuple[str, ...]) -> None:
     if name.lower() in reserved:
         raise ValueError(f"Voice name '{name}' is reserved by a built-in speaker of this model; choose a different name.")
@@ -259,7 +311,7 @@ def store_of(request: Request) -> VoiceStore:
     store = getattr(app.state, "sim_voices", None)
     if store is None:
         config: SimConfig = app.state.sim
-        store = VoiceStore(Path(config.voices_dir).expanduser(), config.model)
+        store = VoiceStore(Path(config.voices_dir).expanduser(), config.model, config.limits)
         app.state.sim_voices = store
     return store
 
@@ -296,14 +348,19 @@ async def upload_voice(
             return speech_error("'audio_sample' and 'speaker_embedding' are mutually exclusive")
         if speaker_embedding is not None:
             clean = validate_name(name)
+            check_voice_fields(clean, consent, store.limits)
             async with store.lock:
                 # Only a TTS adapter knows its embedding size; other models take any length.
                 result = store.add_embedding(clean, consent, speaker_embedding, reserved,
                                              check_dim=config.family is Family.TTS)
         elif audio_sample is not None:
             clean = validate_name(name)
+            check_voice_fields(clean, consent, store.limits)
             ref = (ref_text or "").strip() or None
             description = (speaker_description or "").strip() or None
+            size = audio_sample.size
+            if size is not None and size > MAX_SAMPLE_BYTES:  # checked before the upload is read into memory
+                raise ValueError(f"File size exceeds maximum limit of 10MB. Got {size} bytes.")
             content = await audio_sample.read()
             if len(content) > MAX_SAMPLE_BYTES:
                 raise ValueError(f"File size exceeds maximum limit of 10MB. Got {len(content)} bytes.")
