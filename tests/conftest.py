@@ -84,6 +84,20 @@ def chromium() -> str:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _history_in_a_temporary_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every result the client makes is recorded in the history: the tests' go to a folder of their own
+    (kernels, notebooks and writer processes they start inherit it), never to the user's cache dir."""
+    path = tmp_path_factory.mktemp("history") / "history.sqlite3"
+    before = os.environ.get("VOMNI_HISTORY")
+    os.environ["VOMNI_HISTORY"] = str(path)
+    yield path
+    if before is None:
+        os.environ.pop("VOMNI_HISTORY", None)
+    else:
+        os.environ["VOMNI_HISTORY"] = before
+
+
 @pytest.fixture(autouse=True)
 def _collect_garbage_after_each_test() -> Iterator[None]:
     """Collect garbage after every test, so an unclosed socket or file is reported by the test that leaked

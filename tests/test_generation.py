@@ -43,21 +43,17 @@ def test_the_twin_is_exported_lazily() -> None:
     assert "image" in vomni_nb.__all__ and vomni_nb.image.__module__ == "vomni_nb.generation"
 
 
-def test_no_log_turns_the_history_off_for_the_call_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    from vomni_nb._history import store
-    from vomni_nb._twins import recording
+def test_every_image_is_recorded_unless_log_is_false(image_server: Any, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from vomni_nb._history import HistoryStore
 
-    monkeypatch.delenv("VOMNI_HISTORY", raising=False)
-    assert store.history_enabled()
-    with recording(False):
-        assert not store.history_enabled()
-    assert store.history_enabled()
-    with recording(True):
-        assert store.history_enabled()
-    store.set_history_enabled(False)  # switched off by the user: a call with log=False leaves it off
-    try:
-        with recording(False):
-            pass
-        assert not store.history_enabled()
-    finally:
-        store.set_history_enabled(True)
+    monkeypatch.setenv("VOMNI_HISTORY", str(tmp_path / "history.sqlite3"))
+    kept = vomni_nb.image("a kite", server=image_server.url, size="32x32", seed=1)
+    assert kept.history_id is not None  # recorded by the client, before the twin returned it
+    assert vomni_nb.image("a kite", server=image_server.url, size="32x32", seed=2, log=False).history_id is None
+    grid = vomni_nb.sweep("a kite", x=("seed", [3, 4]), server=image_server.url, size="32x32", log=False)
+    assert [image.history_id for image in grid.images] == [None, None]
+    logged = vomni_nb.sweep("a kite", x=("seed", [5, 6]), server=image_server.url, size="32x32")
+    assert all(image.history_id is not None for image in logged.images)
+    seeds = sorted(entry.seed for entry in HistoryStore(tmp_path / "history.sqlite3").search(None, limit=10))
+    assert seeds == [1, 5, 6]

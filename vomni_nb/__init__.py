@@ -14,7 +14,8 @@ from vomni_nb.errors import *  # noqa: F401,F403
 from vomni_nb.errors import __all__ as _error_names
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
-    from vomni_nb._history import HistoryStore, history
+    from vomni_nb._history import HistoryStore, history, read_recipe
+    from vomni_nb._history.replay import Rerun, rerun
     from vomni_nb.generation import edit, image
     from vomni_nb.grids import ImageGrid
     from vomni_nb.sweeps import sweep
@@ -23,6 +24,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
     from vomni_nb.results import ChatResult, FailedImage, ImageBatch, ImageResult, SpeechResult, VideoResult
     from vomni_nb.server import Server, ServerManager, ServerStatus, default_manager
     from vomni_nb.streams import AsyncChatStream, AsyncSpeechStream, ChatStream, SpeechStream
+    from vomni_nb.widgets import ServerPanel, Studio
 
 __version__ = "0.1.0"
 
@@ -48,6 +50,11 @@ __all__ = [
     "AsyncSpeechStream",
     "HistoryStore",
     "history",
+    "ServerPanel",
+    "Studio",
+    "rerun",
+    "Rerun",
+    "read_recipe",
     "image",
     "edit",
     "sweep",
@@ -74,6 +81,11 @@ _LAZY = {
     "AsyncSpeechStream": "vomni_nb.streams",
     "HistoryStore": "vomni_nb._history",
     "history": "vomni_nb._history",
+    "ServerPanel": "vomni_nb.widgets",
+    "Studio": "vomni_nb.widgets",
+    "rerun": "vomni_nb._history.replay",
+    "Rerun": "vomni_nb._history.replay",
+    "read_recipe": "vomni_nb._history",
     "image": "vomni_nb.generation",
     "edit": "vomni_nb.generation",
     "sweep": "vomni_nb.sweeps",

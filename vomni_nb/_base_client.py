@@ -7,6 +7,9 @@ client turns a plan into a method with a one-line factory (``image = blocking(_p
 ``awaitable(...)``) that gives the method the plan's signature (less the core) and docstring, so
 Shift-Tab and ``help()`` document it. The clients then differ only where I/O differs: how they
 perform a step of a plan (``_perform``, ``_run``, ``_gather``) and whether methods are coroutines.
+
+Every method's plan runs through :meth:`BaseClient._recording` (:mod:`vomni_nb._recording`): the one
+place where results and failures are recorded in the history (``history=``), for every capability.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any, Generic, Literal, TypeVar, cast
 import httpx
 
 from vomni_nb._core import ClientCore, Plan
+from vomni_nb._recording import CallRecording, HistorySetting, check_setting
 from vomni_nb._transport import DEFAULT_TIMEOUT, TimeoutLike, as_timeout
 from vomni_nb.protocol.retry import RetryPolicy
 from vomni_nb.protocol.validate import check_names
@@ -54,6 +58,7 @@ class BaseClient(Generic[TransportT, SleepT]):
     _timeout: httpx.Timeout
     _transport: TransportT | None
     _sleep: SleepT
+    _history: HistorySetting
 
     def __init__(
         self,
@@ -67,26 +72,32 @@ class BaseClient(Generic[TransportT, SleepT]):
         retry_policy: RetryPolicy | None = None,
         transport: TransportT | None = None,
         sleep: SleepT | None = None,
+        history: HistorySetting = None,
     ) -> None:
         core = ClientCore(server, base_url=base_url, api_key=api_key, model=model, max_retries=max_retries,
                           retry_policy=retry_policy)
-        self._setup(core, as_timeout(timeout), transport, sleep, http=None)
+        self._setup(core, as_timeout(timeout), transport, sleep, http=None, history=check_setting(history))
 
     def _setup(self, core: ClientCore, timeout: httpx.Timeout, transport: TransportT | None, sleep: SleepT | None,
-               http: Any) -> None:
+               http: Any, history: HistorySetting = None) -> None:
         self._core = core
         self._timeout = timeout
         self._transport = transport
         self._sleep = sleep if sleep is not None else self._default_sleep()
         self._http = http if http is not None else self._new_http()
+        self._history = history
 
     @classmethod
     def _from_core(cls: type[C], core: ClientCore, timeout: httpx.Timeout, *, transport: Any = None,
-                   sleep: Any = None, http: Any = None) -> C:
+                   sleep: Any = None, http: Any = None, history: HistorySetting = None) -> C:
         """A client over an existing core (a copy's, or the one a sync sweep shares with its async twin)."""
         client = cls.__new__(cls)
-        client._setup(core, timeout, transport, sleep, http)
+        client._setup(core, timeout, transport, sleep, http, history)
         return client
+
+    def _recording(self, plan: Plan[T]) -> CallRecording:
+        """The recording of one call of a method: run ``.plan``; a stream's state goes through ``.stream_state``."""
+        return CallRecording(plan, self._history)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -123,18 +134,22 @@ class BaseClient(Generic[TransportT, SleepT]):
         timeout: TimeoutLike | Literal[_Unchanged.UNCHANGED] = UNCHANGED,
         max_retries: int | None = None,
         retry_policy: RetryPolicy | None = None,
+        history: HistorySetting | Literal[_Unchanged.UNCHANGED] = UNCHANGED,
     ) -> C:
         """A copy of this client with some settings changed; this one is left as it is.
 
         ``client.with_options(timeout=30).image(...)`` or ``with_options(model="...")``; unset
-        arguments keep this client's settings (``timeout=None`` means no limit). The copy shares this
-        client's connections (closing either closes them) and what it learned about the server.
+        arguments keep this client's settings (``timeout=None`` means no limit; ``history=False``
+        records nothing, None records into the default store). The copy shares this client's
+        connections (closing either closes them) and what it learned about the server.
         """
         if max_retries is not None and retry_policy is None:
             retry_policy = dataclasses.replace(self._core.policy, max_retries=max_retries)
         core = self._core.with_options(base_url=base_url, api_key=api_key, model=model, retry_policy=retry_policy)
         new_timeout = self._timeout if timeout is UNCHANGED else as_timeout(timeout)
-        return self._from_core(core, new_timeout, transport=self._transport, sleep=self._sleep, http=self._http)
+        new_history = self._history if history is UNCHANGED else check_setting(history)
+        return self._from_core(core, new_timeout, transport=self._transport, sleep=self._sleep, http=self._http,
+                               history=new_history)
 
 
 class BaseVoices:
@@ -143,6 +158,7 @@ class BaseVoices:
     def __init__(self, client: BaseClient[Any, Any]) -> None:
         self._core = client._core
         self._run = client._run
+        self._recording = client._recording
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

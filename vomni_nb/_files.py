@@ -1,60 +1,92 @@
-"""Writing results to files: never overwriting, and PNGs carrying their recipe.
+"""Writing results to files: never overwriting, and every file carrying its recipe.
 
 Rules: a save never replaces an existing file (``-1``, ``-2``, ... is added to a taken name, picked
-with ``O_EXCL`` so two writers cannot collide); a saved PNG carries two text chunks, ``parameters``
-(the line other image tools write and read) and ``vomni_nb`` (the result's provenance record, the
-same one the notebook metadata and the history store hold). A ``vomni_nb`` chunk already in the
-file (vomni-sim writes its own) is replaced by ours, so every saved file has one schema; a foreign
-``parameters`` chunk is kept.
+with ``O_EXCL`` so two writers cannot collide). A saved PNG carries its recipe inside
+(:func:`vomni_nb._recipes.png_with_recipe`: a ``parameters`` chunk as A1111 and the tools that copied it
+read, and a ``vomni_nb`` chunk holding ``Provenance.to_json()``, both before the first IDAT); a recipe
+already in the file (vomni-sim writes its own) is replaced, so every saved file has one schema. Any
+other file (speech, video, JPEG/WebP images, chat text) gets a sidecar ``<stem>.json`` holding the same
+record; the file's name is chosen so that its sidecar's name is free too. The bytes a PNG is saved with
+are the bytes the history store keeps (:func:`image_bytes`), so a file saved here and one copied out
+of the store are the same file.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import struct
-import zlib
-from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Union
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Union
+
+from vomni_nb._recipes import png_with_recipe, sidecar_path, write_sidecar
+from vomni_nb.errors import InvalidRequestError
 
 if TYPE_CHECKING:
     from vomni_nb.results import ChatResult, ImageResult, SpeechResult, VideoResult
 
-__all__ = ["PathLike", "save_new", "png_with_text", "a1111_parameters", "image_file", "speech_file", "chat_file",
+__all__ = ["PathLike", "save_new", "save_with_recipe", "save_result", "image_bytes", "image_file", "speech_file", "chat_file",
            "video_file", "digest"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 IMAGE_EXTENSIONS = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
-RECIPE_KEY = "vomni_nb"
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_TEXT_CHUNKS = (b"tEXt", b"iTXt", b"zTXt")
+
+
+def _target(target: PathLike, default_name: str) -> Path:
+    """The path ``target`` names: a file path, or a directory (existing, ending in a slash, or a new name
+    without a suffix: a file named ``out`` with no extension is never what was meant) to put ``default_name`` in."""
+    path = Path(target).expanduser()
+    if path.is_dir() or str(target).endswith(("/", os.sep)) or (not path.suffix and not path.exists()):
+        path = path / default_name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _claim(path: Path, counter: int = 0) -> tuple[Path, int, int]:
+    """The first free name among ``path``, ``stem-1.ext``, ``stem-2.ext``, ... from ``counter`` on, created
+    with ``O_EXCL`` (safe against a second writer doing the same): (its path, an fd open for writing, counter)."""
+    while True:
+        candidate = path if counter == 0 else path.with_name(f"{path.stem}-{counter}{path.suffix}")
+        try:
+            return candidate, os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644), counter
+        except FileExistsError:
+            counter += 1
+
+
+def _write(fd: int, data: bytes) -> None:
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
 
 
 def save_new(data: bytes, target: PathLike, default_name: str) -> Path:
     """Write ``data`` to ``target`` (a file path, or a directory to put ``default_name`` in), never overwriting.
 
-    A new path without a suffix (``save("out")``) is a directory: a file named ``out`` with no
-    extension is never what was meant. When the name is taken, ``-1``, ``-2``, ... is added before
-    the suffix. Returns the path written.
+    When the name is taken, ``-1``, ``-2``, ... is added before the suffix. Returns the path written.
     """
-    path = Path(target).expanduser()
-    if path.is_dir() or str(target).endswith(("/", os.sep)) or (not path.suffix and not path.exists()):
-        path = path / default_name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    stem, suffix = path.stem, path.suffix
-    candidate, counter = path, 0
+    candidate, fd, _ = _claim(_target(target, default_name))
+    _write(fd, data)
+    return candidate
+
+
+def save_with_recipe(data: bytes, target: PathLike, default_name: str, record: Mapping[str, Any]) -> Path:
+    """:func:`save_new`, plus a sidecar ``<stem>.json`` holding ``record``; neither file overwrites anything.
+
+    A name whose sidecar is taken (another file's recipe, or anything else) is passed over for the next one.
+    """
+    path = _target(target, default_name)
+    if sidecar_path(path) == path:
+        raise InvalidRequestError(f"{path} would be its own recipe file: save it under a suffix other than .json.")
+    counter = 0
     while True:
+        candidate, fd, counter = _claim(path, counter)
+        _write(fd, data)
         try:
-            # O_EXCL makes "pick a free name" safe against a second writer doing the same.
-            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            write_sidecar(candidate, record)
         except FileExistsError:
+            os.unlink(candidate)  # ours, just written: that name's sidecar belongs to something else
             counter += 1
-            candidate = path.with_name(f"{stem}-{counter}{suffix}")
             continue
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
         return candidate
 
 
@@ -63,68 +95,23 @@ def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:10]
 
 
-def _chunks(data: bytes) -> list[tuple[bytes, bytes]]:
-    """(type, whole chunk bytes) of each chunk after the signature."""
-    chunks, offset = [], len(_PNG_SIGNATURE)
-    while offset + 8 <= len(data):
-        (length,) = struct.unpack(">I", data[offset : offset + 4])
-        end = offset + 12 + length
-        chunks.append((data[offset + 4 : offset + 8], data[offset:end]))
-        offset = end
-    return chunks
+def image_bytes(image: ImageResult) -> bytes:
+    """The file an image is saved and stored as: a PNG carries its recipe; other formats are as they came.
 
-
-def _text_keyword(chunk: bytes) -> bytes:
-    return chunk[8:].split(b"\0", 1)[0]
-
-
-def png_with_text(data: bytes, texts: Mapping[str, str], *, replace: Collection[str] = ()) -> bytes:
-    """``data`` with UTF-8 iTXt chunks added before IEND.
-
-    A key the file already has is left alone, unless it is in ``replace``: then the old chunk goes.
-    Anything that is not a well-formed PNG comes back unchanged.
+    A PNG the chunk reader cannot walk (damaged) is kept as the server sent it.
     """
-    if not data.startswith(_PNG_SIGNATURE) or data[-12:-8] != b"\0\0\0\0" or data[-8:-4] != b"IEND":
-        return data
-    dropped = {key.encode("latin-1") for key in replace}
-    kept = [chunk for kind, chunk in _chunks(data)
-            if not (kind in _TEXT_CHUNKS and _text_keyword(chunk) in dropped)]
-    present = {_text_keyword(chunk) for chunk in kept if chunk[4:8] in _TEXT_CHUNKS}
-    added = b""
-    for key, text in texts.items():
-        keyword = key.encode("latin-1")
-        if keyword in present:
-            continue
-        body = keyword + b"\0\0\0\0\0" + text.encode("utf-8")  # no compression, no language tags
-        added += struct.pack(">I", len(body)) + b"iTXt" + body + struct.pack(">I", zlib.crc32(b"iTXt" + body))
-    return _PNG_SIGNATURE + b"".join(kept[:-1]) + added + kept[-1]
-
-
-def a1111_parameters(image: ImageResult) -> str:
-    """The ``parameters`` text other image tools write and read: prompt, negative prompt, ``Key: value`` pairs."""
-    params = image.params
-    lines = [image.prompt]
-    if params.get("negative_prompt"):
-        lines.append(f"Negative prompt: {params['negative_prompt']}")
-    pairs = {
-        "Steps": params.get("num_inference_steps"),
-        "CFG scale": params.get("guidance_scale"),
-        "Seed": image.seed,
-        "Size": image.size,
-        "Model": image.model,
-    }
-    lines.append(", ".join(f"{key}: {value}" for key, value in pairs.items() if value is not None))
-    return "\n".join(lines)
+    if image.format != "png":
+        return image.data
+    try:
+        return png_with_recipe(image.data, image.provenance.to_record())
+    except InvalidRequestError:
+        return image.data
 
 
 def image_file(image: ImageResult) -> tuple[str, bytes]:
-    """(default file name, bytes to write): PNGs get their recipe chunks."""
+    """(default file name, bytes to write) for an image."""
     name = f"image-{image.seed if image.seed is not None else digest(image.data)}"
-    data = image.data
-    if image.format == "png":
-        texts = {"parameters": a1111_parameters(image), RECIPE_KEY: image.provenance.to_json()}
-        data = png_with_text(data, texts, replace=(RECIPE_KEY,))
-    return name + IMAGE_EXTENSIONS.get(image.format, ".img"), data
+    return name + IMAGE_EXTENSIONS.get(image.format, ".img"), image_bytes(image)
 
 
 def speech_file(speech: SpeechResult) -> tuple[str, bytes]:
@@ -138,3 +125,18 @@ def chat_file(chat: ChatResult) -> tuple[str, bytes]:
 
 def video_file(video: VideoResult) -> tuple[str, bytes]:
     return f"{video.id}.mp4", video.data
+
+
+def save_result(result: ImageResult | SpeechResult | VideoResult, target: PathLike) -> Path:
+    """Save an image, speech or video result under ``target`` with its recipe (inside a PNG, else a sidecar)."""
+    from vomni_nb.results import ImageResult, SpeechResult
+
+    if isinstance(result, ImageResult):
+        name, data = image_file(result)
+        if result.format == "png":
+            return save_new(data, target, name)
+    elif isinstance(result, SpeechResult):
+        name, data = speech_file(result)
+    else:
+        name, data = video_file(result)
+    return save_with_recipe(data, target, name, result.provenance.to_record())

@@ -263,16 +263,20 @@ def images(
         raise InvalidRequestError("concurrency must be at least 1.")
     yield from core.ensure_recorded_model()
     check_server(core, "image", model)  # once, not once per cell of the grid
-    plans = [_kept_in_place(image(core, prompt, **{**options, **job}), core, prompt, {**options, **job})
-             for job in jobs]
+    plans = [image(core, prompt, **{**options, **job}) for job in jobs]
     try:
-        outputs = yield Gather(plans, concurrency)
+        outputs = yield Gather(plans, concurrency, settle=True)
     except KeyboardInterrupt as exc:
         if isinstance(exc, Interrupted):
             raise
         raise Interrupted(_advice.interrupted("the server aborted the sweep's requests"), url=core.base_url) from exc
     assert isinstance(outputs, list)
-    batch = ImageBatch(tuple(item for output in outputs
+    for output in outputs:  # bad input (the same for every cell) is the sweep's error, not a cell's
+        if isinstance(output, Exception) and not isinstance(output, APIError):
+            raise output
+    placed = [failed_image(output, prompt, {**options, **job}, server_url=core.base_url, model=core.recorded_model)
+              if isinstance(output, APIError) else output for output, job in zip(outputs, jobs)]
+    batch = ImageBatch(tuple(item for output in placed
                              for item in (output.images if isinstance(output, ImageBatch) else (output,))))
     if strict and batch.failures:
         raise PartialBatchError(f"{len(batch.failures)} of {len(jobs)} requests of the sweep failed (first: "
@@ -295,16 +299,6 @@ def failed_image(error: Exception, prompt: str, options: Mapping[str, Any], *, s
     provenance = Provenance(kind="image", server_url=server_url, model=model or options.get("model"), prompt=prompt,
                             params=params, seed=seed if isinstance(seed, int) else None)
     return FailedImage(error, provenance)
-
-
-def _kept_in_place(plan: Plan[ImageOutput], core: ClientCore, prompt: str,
-                   options: Mapping[str, Any]) -> Plan[ImageOutput | FailedImage]:
-    """``plan``, whose failure (a request that was answered with an error, or not at all) becomes its
-    place in the batch; Ctrl-C and cancellation still end the whole sweep."""
-    try:
-        return (yield from plan)
-    except APIError as exc:
-        return failed_image(exc, prompt, options, server_url=core.base_url, model=core.recorded_model)
 
 
 def edit(

@@ -271,7 +271,8 @@ def png_with_recipe(data: bytes, record: Mapping[str, Any]) -> bytes:
     chunks = _chunks(data)
     clean = clean_record(record)
     recipe = _text_chunk("parameters", infotext(clean, size=png_size(data)))
-    recipe += _text_chunk("vomni_nb", json.dumps(clean, ensure_ascii=False, sort_keys=True, separators=(",", ":")))
+    # The same text as Provenance.to_json(): one record, written the same way everywhere.
+    recipe += _text_chunk("vomni_nb", json.dumps(clean, sort_keys=True, ensure_ascii=False))
     at = next((offset for offset, kind, _ in chunks if kind == b"IDAT"), chunks[-1][0])
     return data[:at] + recipe + data[at:]
 

@@ -4,28 +4,36 @@ Rules: every bundle has ``text/plain`` and a rich form that survives saving, nbc
 VS Code (``image/png``/``image/jpeg``, or HTML for audio, video and webp); players never autoplay;
 grids show small previews, not the full files; the output metadata is ``{"vomni_nb": record}`` where
 ``record`` is the result's :meth:`Provenance.to_record` plus what the output itself adds (size,
-format, usage, ...). No network, no IPython: a bundle is a pure function of the result.
+format, usage, ...) and, once the result is recorded, its ``history_id``. No network, no IPython: a
+bundle is a pure function of the result. What is embedded and what stays on disk (previews of large
+images, compressed speech, where the full file is) is :mod:`vomni_nb._embeds`' business.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from vomni_nb import _embeds
+
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from vomni_nb.results import ChatResult, FailedImage, ImageBatch, ImageResult, SpeechResult, VideoResult
 
-__all__ = ["MimeBundle", "AUDIO_MIME", "PREVIEW_SIDE", "output_record", "image_bundle", "batch_bundle",
-           "failed_bundle", "speech_bundle", "speech_caption", "chat_bundle", "markdown_safe", "video_bundle", "short",
-           "SWEPT", "swept_value", "varying", "label", "file_name", "rerun_note"]
+__all__ = ["MimeBundle", "AUDIO_MIME", "PREVIEW_SIDE", "output_record", "image_bundle", "preview_bundle",
+           "FullImage", "batch_bundle", "failed_bundle", "speech_bundle", "speech_caption", "chat_bundle",
+           "markdown_safe", "video_bundle", "short", "SWEPT", "swept_value", "varying", "label", "file_name",
+           "rerun_note", "failed_figure"]
 
 MimeBundle = tuple[dict[str, Any], dict[str, Any]]
 
 AUDIO_MIME = {"wav": "audio/wav", "pcm": "audio/L16", "flac": "audio/flac", "mp3": "audio/mpeg", "opus": "audio/ogg"}
-PREVIEW_SIDE = 256  # px: a grid cell's longest side in the notebook
+PREVIEW_SIDE = _embeds.EmbedSettings.cell_side  # px: a grid cell's longest side in the notebook (by default)
 
 
 def short(text: str, limit: int = 60) -> str:
@@ -43,13 +51,36 @@ def output_record(result: Any, **output: Any) -> dict[str, Any]:
     if metrics is not None:
         record["metrics"] = dict(metrics)
     record.update(output)
+    stored = getattr(result, "stored", None)
+    if stored is not None and stored.id is not None:
+        record["history_id"] = stored.id
+    if stored is not None and stored.note:
+        record["history_note"] = stored.note
     return record
 
 
+def _image_record(image: ImageResult) -> dict[str, Any]:
+    return output_record(image, size=image.size, format=image.format, index=image.index)
+
+
+def _note_html(result: Any) -> str:
+    stored = getattr(result, "stored", None)
+    if stored is None or not stored.note:
+        return ""
+    return f'<div style="color:#a15c00">⚠ not in the history: {html.escape(stored.note)}</div>'
+
+
+def _with_note(text: str, result: Any) -> str:
+    stored = getattr(result, "stored", None)
+    return f"{text}\nwarning: not in the history: {stored.note}" if stored is not None and stored.note else text
+
+
 def image_bundle(image: ImageResult) -> MimeBundle:
-    data: dict[str, Any] = {"text/plain": repr(image)}
-    metadata: dict[str, Any] = {"vomni_nb": output_record(image, size=image.size, format=image.format,
-                                                          index=image.index)}
+    """The image itself when it is light; a preview and where the full file is when it is not (_embeds rule 1)."""
+    if _embeds.needs_preview(image):
+        return preview_bundle(image)
+    data: dict[str, Any] = {"text/plain": _with_note(repr(image), image)}
+    metadata: dict[str, Any] = {"vomni_nb": _image_record(image)}
     if image.format in ("png", "jpeg"):
         data[image.mime_type] = base64.b64encode(image.data).decode("ascii")
         metadata[image.mime_type] = {"width": image.width, "height": image.height}
@@ -59,22 +90,39 @@ def image_bundle(image: ImageResult) -> MimeBundle:
     return data, metadata
 
 
-def _preview(image: ImageResult, side: int = PREVIEW_SIDE) -> tuple[str, bytes]:
-    """(mime, bytes) of a small JPEG for a grid cell; the image itself when it is already small."""
-    if max(image.width, image.height) <= side:
-        return image.mime_type, image.data
-    import io
+def preview_bundle(image: ImageResult, *, side: int | None = None, caption: str | None = None,
+                   saved: Path | None = None) -> MimeBundle:
+    """A preview of ``image`` (``side`` px, default ``_embeds.settings.preview_side``) with ``caption`` and
+    where the full file is: ``saved`` (a copy written with ``--save``, linked when it lies under the
+    notebook's folder), else its file in the history store, as a path. HTML and text/plain only: an
+    ``image/jpeg`` part as well would embed the preview twice."""
+    shown = _embeds.figure(image, side=side, caption=caption, saved=saved)
+    text = f"{repr(image)}\n{shown.text}" if shown.text else repr(image)
+    if not shown.preview.whole:
+        text += "\nimage.full() shows the original here; image.save(DIR) writes it to DIR"
+    record = _image_record(image)
+    record["preview"] = {"mime": shown.preview.mime, "width": shown.preview.width, "height": shown.preview.height}
+    return {"text/plain": _with_note(text, image), "text/html": f"<div>{shown.html}{_note_html(image)}</div>"}, \
+        {"vomni_nb": record}
 
-    from PIL import Image
 
-    try:
-        with Image.open(io.BytesIO(image.data)) as picture:
-            picture.thumbnail((side, side))
-            buffer = io.BytesIO()
-            picture.convert("RGB").save(buffer, "JPEG", quality=85)
-    except (OSError, ValueError):
-        return image.mime_type, image.data
-    return "image/jpeg", buffer.getvalue()
+@dataclasses.dataclass(frozen=True)
+class FullImage:
+    """``image.full()``: the original file in the output, however large (it is put in the notebook)."""
+
+    image: ImageResult
+
+    def __repr__(self) -> str:
+        return repr(self.image)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> MimeBundle:
+        image = self.image
+        data: dict[str, Any] = {"text/plain": repr(image)}
+        if image.format in ("png", "jpeg"):
+            data[image.mime_type] = base64.b64encode(image.data).decode("ascii")
+        else:
+            data["text/html"] = f'<img src="{_data_url(image.mime_type, image.data)}" alt="{html.escape(image.prompt)}"/>'
+        return data, {"vomni_nb": _image_record(image)}
 
 
 # What a sweep may vary: (wire name in params, the word captions and file names use).
@@ -144,27 +192,35 @@ def failed_bundle(failed: FailedImage) -> MimeBundle:
 
 
 def batch_bundle(batch: ImageBatch) -> MimeBundle:
-    # Previews, not the full files: four 1024x1024 PNGs would put ~9 MB into the saved notebook.
+    # Previews, not the full files: sixteen 1024x1024 PNGs would put ~30 MB into the saved notebook.
+    # Captions carry what varies across the batch (issue 7.14); a failed request shows its error in its place.
     from vomni_nb.results import ImageResult
 
     keys = varying(batch.images)
-    cells = []
+    cells, lines = [], [repr(batch)]
     for image in batch.images:
-        caption = html.escape(label(image, keys))
         if isinstance(image, ImageResult):
-            body = (f'<img src="{_data_url(*_preview(image))}" style="max-width:{PREVIEW_SIDE}px" '
-                    f'alt="{html.escape(image.prompt)} ({caption})" title="{caption}"/>')
+            figure = _embeds.figure(image, side=_embeds.settings.cell_side, caption=label(image, keys))
+            cells.append(figure.html)
+            if figure.file is not None:
+                lines.append(f"  {figure.text}")
         else:
-            body = (f"<div style='width:{PREVIEW_SIDE // 2}px;color:#c62828;white-space:normal'>"
-                    f"✗ {html.escape(short(image.message, 200))}</div>")
-        cells.append(f'<figure style="display:inline-block;margin:4px;vertical-align:top">{body}'
-                     f"<figcaption>{caption}</figcaption></figure>")
+            cells.append(failed_figure(image, label(image, keys)))
+    notes = "".join(dict.fromkeys(_note_html(image) for image in batch.images))
     note = rerun_note(batch.images)
-    items = [output_record(image, size=image.size, format=image.format, index=image.index) if isinstance(
-        image, ImageResult) else failed_bundle(image)[1]["vomni_nb"] for image in batch.images]
-    text = repr(batch) + (f"\n{note}" if note else "")
-    page = f"<div>{''.join(cells)}</div>" + (f"<p><small>{html.escape(note)}</small></p>" if note else "")
-    return {"text/plain": text, "text/html": page}, {"vomni_nb": {"kind": "image_batch", "items": items}}
+    items = [_image_record(image) if isinstance(image, ImageResult) else failed_bundle(image)[1]["vomni_nb"]
+             for image in batch.images]
+    page = f"<div>{''.join(cells)}{notes}</div>" + (f"<p><small>{html.escape(note)}</small></p>" if note else "")
+    return ({"text/plain": "\n".join(lines + ([note] if note else [])), "text/html": page},
+            {"vomni_nb": {"kind": "image_batch", "items": items}})
+
+
+def failed_figure(failed: FailedImage, caption: str) -> str:
+    """A failed request's place in a grid: its error where the picture would be, and its caption."""
+    side = _embeds.settings.cell_side
+    return (f"<figure style='display:inline-block;margin:4px;vertical-align:top'><div style='max-width:{side}px;"
+            f"color:#c62828;white-space:normal'>✗ {html.escape(short(failed.message, 200))}</div>"
+            f"<figcaption style='font-size:90%'>{html.escape(caption)}</figcaption></figure>")
 
 
 def speech_caption(speech: SpeechResult) -> str:
@@ -180,8 +236,8 @@ def _caption(text: str) -> str:
 
 
 def speech_bundle(speech: SpeechResult) -> MimeBundle:
-    player = (f'<figure style="margin:0"><audio controls src="{_data_url(*speech.playable())}"></audio>'
-              f"{_caption(speech_caption(speech))}</figure>")
+    player = (f'<figure style="margin:0"><audio controls src="{_data_url(*_embeds.compressed_audio(*speech.playable()))}">'
+              f"</audio>{_caption(speech_caption(speech))}</figure>")
     record = output_record(speech, format=speech.format, sample_rate=speech.sample_rate, duration_s=speech.duration_s,
                            usage=dict(speech.usage))
     return {"text/plain": repr(speech), "text/html": player}, {"vomni_nb": record}
@@ -234,7 +290,7 @@ def chat_bundle(chat: ChatResult) -> MimeBundle:
     if chat.audio is not None:
         mime = AUDIO_MIME.get(chat.audio_format or "wav", "audio/wav")
         pieces.append(f'<audio controls src="{_data_url(mime, chat.audio)}"></audio>')
-    pieces += [f'<img src="{_data_url(*_preview(image, 512))}" style="max-width:512px"/>' for image in chat.images]
+    pieces += [f'<img src="{_embeds.preview(image, 512).data_url}" style="max-width:512px"/>' for image in chat.images]
     data: dict[str, Any] = {"text/plain": chat.text or repr(chat), "text/markdown": "\n\n".join(pieces)}
     record = output_record(chat, id=chat.id, finish_reason=chat.finish_reason, usage=dict(chat.usage),
                            audio_format=chat.audio_format)

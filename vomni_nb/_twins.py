@@ -24,18 +24,17 @@ Rules:
    from the caller (a magic) is left for the caller to end, with the result in its place.
 4. A server that refuses the kind of request is reported as the wrong server
    (:func:`vomni_nb.routing.wrong_server`), never as overloaded.
-5. ``log=False`` keeps the generation out of the history (:func:`recording`, the one place that
-   knows how).
+5. Every generation is recorded in the history by the client itself (``_recording``); ``log=False``
+   makes the twin's client with ``history=False`` (:func:`client_for`), so nothing is recorded.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, Union
 
@@ -47,8 +46,8 @@ if TYPE_CHECKING:
     from vomni_nb.async_client import AsyncOmniClient
     from vomni_nb.display import WaitLine
 
-__all__ = ["Status", "run_waiting", "resolve_target", "client_for", "call", "save_result", "recording",
-           "wait_line", "CANCEL_GRACE_S"]
+__all__ = ["Status", "run_waiting", "resolve_target", "client_for", "call", "save_result", "wait_line",
+           "CANCEL_GRACE_S"]
 
 T = TypeVar("T")
 Status = Union["WaitLine", bool, None]
@@ -101,12 +100,14 @@ def resolve_target(task: Task, *, model: str | None = None, server: Any = None,
     return resolve(task, model=model, server=server, default_server=default_server)
 
 
-def client_for(server: Any, target: Target, timeout: float | None = None) -> AsyncOmniClient:
+def client_for(server: Any, target: Target, timeout: float | None = None, *, log: bool = True) -> AsyncOmniClient:
     """An async client for one server of ``target`` (made inside the running loop: its connections belong
-    to it). The model is sent only when the caller named one."""
+    to it). The model is sent only when the caller named one; ``log=False`` records nothing in the history."""
     from vomni_nb.async_client import AsyncOmniClient
 
     options: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+    if not log:
+        options["history"] = False
     return AsyncOmniClient(server, model=target.send_model, **options)
 
 
@@ -136,7 +137,7 @@ def call(task: Task, target: Target, request: Callable[[AsyncOmniClient], Awaita
     line, owned = wait_line(status)
 
     async def work() -> T:
-        async with client_for(target.server, target, timeout) as client:
+        async with client_for(target.server, target, timeout, log=log) as client:
             return await request(client)
 
     def tick(elapsed: float) -> None:
@@ -144,8 +145,7 @@ def call(task: Task, target: Target, request: Callable[[AsyncOmniClient], Awaita
             line.update(*_status_text(what, target, elapsed))
 
     try:
-        with recording(log):
-            return run_waiting(work, tick=tick)
+        return run_waiting(work, tick=tick)
     except WrongServerError as exc:  # the client knew the model, or the server said so: name who could
         raise wrong_server(task, target, exc) from exc
     except APIStatusError as exc:
@@ -167,20 +167,3 @@ def save_result(result: Any, save: Any) -> list[Path]:
         return []
     saved = result.save(save) if hasattr(result, "images") else [result.save(Path(save))]
     return list(saved) if isinstance(saved, list) else [saved]
-
-
-@contextlib.contextmanager
-def recording(log: bool) -> Iterator[None]:
-    """Generations inside are recorded in the history unless ``log`` is False (the history's own switch,
-    restored afterwards; ``VOMNI_HISTORY=off`` turns it off for good)."""
-    if log:
-        yield
-        return
-    from vomni_nb._history import store as history_store
-
-    before = history_store._enabled  # the switch itself, not the environment's say (that stays as it is)
-    history_store.set_history_enabled(False)
-    try:
-        yield
-    finally:
-        history_store.set_history_enabled(before)

@@ -16,7 +16,8 @@ import httpx
 
 from vomni_nb import _plans, _service_plans, _speech_plans, _video_plans
 from vomni_nb._base_client import BaseClient, BaseVoices, capability_method, checked
-from vomni_nb._core import ClientCore, Failure, Gather, Outcome, Plan, Reply, Sleep, Step, Stepper
+from vomni_nb._core import ClientCore, Failure, Gather, Plan, Reply, Sleep, Step, Stepper
+from vomni_nb._recording import Record
 from vomni_nb._transport import Exchange
 from vomni_nb.protocol.build import RequestSpec
 from vomni_nb.streams import AsyncChatStream, AsyncSpeechStream
@@ -34,7 +35,7 @@ def awaitable(plan: Callable[Concatenate[ClientCore, P], Plan[T]]) -> Callable[C
     start = checked(plan)
 
     async def run_capability(self: Any, *args: P.args, **kwargs: P.kwargs) -> T:
-        return cast(T, await self._run(start(self._core, *args, **kwargs)))
+        return cast(T, await self._run(self._recording(start(self._core, *args, **kwargs)).plan))
 
     return capability_method(run_capability, plan)
 
@@ -45,8 +46,10 @@ def awaitable_stream(plan: Callable[Concatenate[ClientCore, P], Plan[_plans.Open
     start = checked(plan)
 
     async def run_capability(self: Any, *args: P.args, **kwargs: P.kwargs) -> S:
-        opened = await self._run(start(self._core, *args, **kwargs))
-        return stream(opened.reply, opened.state, started=opened.started, url=self._core.base_url)
+        recording = self._recording(start(self._core, *args, **kwargs))
+        opened = await self._run(recording.plan)
+        return stream(opened.reply, recording.stream_state(opened.state), started=opened.started,
+                      url=self._core.base_url)
 
     return capability_method(run_capability, plan, returns=stream.__name__)
 
@@ -114,7 +117,12 @@ class AsyncOmniClient(BaseClient[httpx.AsyncBaseTransport, Callable[[float], Awa
 
         async def one(plan: Plan[Any]) -> Any:
             async with gate:
-                return await self._run(plan)
+                if not step.settle:
+                    return await self._run(plan)
+                try:
+                    return await self._run(plan)
+                except Exception as exc:  # settled: the plan's own failure is its outcome, in its place
+                    return exc
 
         return list(await asyncio.gather(*(one(plan) for plan in step.plans)))
 
@@ -125,7 +133,9 @@ class AsyncOmniClient(BaseClient[httpx.AsyncBaseTransport, Callable[[float], Awa
                 stepper.outcome = await self._perform_step(step)
         return stepper.result()
 
-    async def _perform_step(self, step: Step) -> Outcome:
+    async def _perform_step(self, step: Step | Record) -> Any:
+        if isinstance(step, Record):
+            return await asyncio.to_thread(step.action)  # history I/O (SQLite, fsync): off the event loop
         if isinstance(step, Sleep):
             await self._sleep(step.seconds)
             return None

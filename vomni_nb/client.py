@@ -18,7 +18,8 @@ import httpx
 
 from vomni_nb import _plans, _service_plans, _speech_plans, _video_plans
 from vomni_nb._base_client import BaseClient, BaseVoices, capability_method, checked
-from vomni_nb._core import ClientCore, Failure, Gather, Outcome, Plan, Reply, Sleep, Step, Stepper
+from vomni_nb._core import ClientCore, Failure, Gather, Plan, Reply, Sleep, Step, Stepper
+from vomni_nb._recording import Record
 from vomni_nb._transport import Exchange, run_on_private_loop
 from vomni_nb.protocol.build import RequestSpec
 from vomni_nb.streams import ChatStream, SpeechStream
@@ -35,7 +36,7 @@ def blocking(plan: Callable[Concatenate[ClientCore, P], Plan[T]]) -> Callable[Co
     start = checked(plan)
 
     def run_capability(self: Any, *args: P.args, **kwargs: P.kwargs) -> T:
-        return cast(T, self._run(start(self._core, *args, **kwargs)))
+        return cast(T, self._run(self._recording(start(self._core, *args, **kwargs)).plan))
 
     return capability_method(run_capability, plan)
 
@@ -46,8 +47,10 @@ def blocking_stream(plan: Callable[Concatenate[ClientCore, P], Plan[_plans.Opene
     start = checked(plan)
 
     def run_capability(self: Any, *args: P.args, **kwargs: P.kwargs) -> S:
-        opened = self._run(start(self._core, *args, **kwargs))
-        return stream(opened.reply, opened.state, started=opened.started, url=self._core.base_url)
+        recording = self._recording(start(self._core, *args, **kwargs))
+        opened = self._run(recording.plan)
+        return stream(opened.reply, recording.stream_state(opened.state), started=opened.started,
+                      url=self._core.base_url)
 
     return capability_method(run_capability, plan, returns=stream.__name__)
 
@@ -60,7 +63,9 @@ class OmniClient(BaseClient[httpx.BaseTransport, Callable[[float], None]]):
     ``VLLM_API_KEY`` and never appears in a repr, a log line or an error. ``model`` is sent with every
     request (leave it unset to use the server's own). ``timeout``: seconds or an ``httpx.Timeout``
     (default 10 s to connect, 600 s to read); ``max_retries`` bounds the safe retries (503, 429,
-    refused connections). ``transport`` and ``sleep`` exist for tests.
+    refused connections). ``history``: where every result (and failure) is recorded: None for the
+    default history (``VOMNI_HISTORY``, else the user cache dir), a ``HistoryStore``, or False for none.
+    ``transport`` and ``sleep`` exist for tests.
     """
 
     _http: httpx.Client
@@ -117,7 +122,7 @@ class OmniClient(BaseClient[httpx.BaseTransport, Callable[[float], None]]):
 
         async def gather() -> list[Any]:
             # The twin shares this client's core: its settings, and what either learns about the server.
-            async with AsyncOmniClient._from_core(self._core, self._timeout) as twin:
+            async with AsyncOmniClient._from_core(self._core, self._timeout, history=self._history) as twin:
                 return await twin._gather(step)
 
         return run_on_private_loop(gather())
@@ -130,7 +135,9 @@ class OmniClient(BaseClient[httpx.BaseTransport, Callable[[float], None]]):
                 stepper.outcome = self._perform_step(step)
         return stepper.result()
 
-    def _perform_step(self, step: Step) -> Outcome:
+    def _perform_step(self, step: Step | Record) -> Any:
+        if isinstance(step, Record):
+            return step.action()  # history I/O, in line
         if isinstance(step, Sleep):
             self._sleep(step.seconds)
             return None

@@ -3,18 +3,18 @@
 One swept axis is a labelled row (wrapped every few cells); two are an X/Y plot with the X values
 across the top and the Y values down the side. Each cell holds the images of one request (several
 with ``n`` > 1, labelled ``#0``, ``#1``...) or the :class:`~vomni_nb.results.FailedImage` that stands
-in its place. The notebook gets compressed previews (JPEG data URLs, at most ``PREVIEW_SIDE`` px, each
-``<img>`` with alt text and its caption) and ``text/plain``; the full-resolution files stay in the
-result (``grid.images``, ``grid.save(DIR)``). Rendering is a pure function of the grid (Pillow for the
-previews); the live view of a running sweep (``live_bundle``) draws the same table with its pending cells.
+in its place. The notebook gets compressed previews (the grid cells of :mod:`vomni_nb._embeds`: JPEG
+data URLs, ``cell_side`` px, each ``<img>`` with alt text and a caption naming its swept values, its
+history id and where the full file is) and ``text/plain``; the full-resolution files stay in the result
+(``grid.images``), the history store and ``grid.save(DIR)``. Rendering is a pure function of the grid
+(Pillow for the previews); the live view of a running sweep (``live_bundle``) draws the same table with
+its pending cells.
 """
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import html
-import io
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,11 +25,9 @@ from vomni_nb.results import FailedImage, ImageBatch, ImageResult
 if TYPE_CHECKING:
     from vomni_nb._files import PathLike
 
-__all__ = ["Axis", "GridCell", "ImageGrid", "PREVIEW_SIDE", "preview", "cell_label", "live_bundle"]
+__all__ = ["Axis", "GridCell", "ImageGrid", "cell_label", "live_bundle"]
 
-PREVIEW_SIDE = 256  # px, the longest side of a cell's preview
 COLUMNS = 4  # a one-axis sweep wraps after this many cells
-_QUALITY = 80
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,42 +168,33 @@ def _slug(value: Any) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", str(value))
 
 
-def preview(image: ImageResult) -> str:
-    """A JPEG data URL of ``image`` at most ``PREVIEW_SIDE`` px on its longest side (the grid's cell)."""
-    from PIL import Image
+def _figure(grid: ImageGrid, cell: GridCell, figures: dict[int, str], saved: Mapping[int, Path]) -> str:
+    from vomni_nb import _embeds
+    from vomni_nb._rendering import failed_figure
 
-    with Image.open(io.BytesIO(image.data)) as picture:
-        picture.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
-        buffer = io.BytesIO()
-        picture.convert("RGB").save(buffer, "JPEG", quality=_QUALITY, optimize=True)
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def _figure(grid: ImageGrid, cell: GridCell, previews: dict[int, str]) -> str:
     if not cell.outputs:
         state = "interrupted" if grid.interrupted else "…"
-        return f"<div style='width:{PREVIEW_SIDE // 2}px;color:#888'>{state}</div>" \
-               f"<figcaption style='font-size:85%'>{html.escape(cell_label(grid.axes, cell))}</figcaption>"
+        return (f"<figure style='display:inline-block;margin:4px'><div style='width:{_embeds.settings.cell_side // 2}px;"
+                f"color:#888'>{state}</div><figcaption style='font-size:90%'>"
+                f"{html.escape(cell_label(grid.axes, cell))}</figcaption></figure>")
     parts = []
     for output in cell.outputs:
-        caption = html.escape(cell_label(grid.axes, cell, output))
+        caption = cell_label(grid.axes, cell, output)
         if isinstance(output, FailedImage):
-            parts.append(f"<div style='max-width:{PREVIEW_SIDE}px;color:#c62828;white-space:normal'>✗ "
-                         f"{html.escape(short(output.message, 200))}</div><figcaption style='font-size:85%'>{caption}</figcaption>")
+            parts.append(failed_figure(output, caption))
             continue
-        url = previews.get(id(output)) or preview(output)
-        previews[id(output)] = url
-        alt = html.escape(f"{short(grid.prompt, 100)} ({cell_label(grid.axes, cell, output)})")
-        parts.append(f'<img src="{url}" alt="{alt}" title="{caption}" style="max-width:{PREVIEW_SIDE}px"/>'
-                     f"<figcaption style='font-size:85%'>{caption}</figcaption>")
-    return "".join(f"<figure style='display:inline-block;margin:2px'>{part}</figure>" for part in parts)
+        if id(output) not in figures:  # a live view redraws often: each preview is made once
+            figures[id(output)] = _embeds.figure(output, side=_embeds.settings.cell_side, caption=caption,
+                                                 saved=saved.get(id(output))).html
+        parts.append(figures[id(output)])
+    return "".join(parts)
 
 
-def _table(grid: ImageGrid, previews: dict[int, str]) -> str:
+def _table(grid: ImageGrid, previews: dict[int, str], saved: Mapping[int, Path]) -> str:
     td = "<td style='text-align:center;vertical-align:top;padding:2px'>"
     if grid.y is None:
         rows = [grid.cells[start:start + COLUMNS] for start in range(0, len(grid.cells), COLUMNS)]
-        body = "".join("<tr>" + "".join(td + _figure(grid, cell, previews) + "</td>" for cell in row) + "</tr>"
+        body = "".join("<tr>" + "".join(td + _figure(grid, cell, previews, saved) + "</td>" for cell in row) + "</tr>"
                        for row in rows)
         return f"<table><caption style='text-align:left'>{html.escape(grid.x.name)} →</caption>{body}</table>"
     columns = len(grid.x.values)
@@ -215,7 +204,7 @@ def _table(grid: ImageGrid, previews: dict[int, str]) -> str:
     for row, value in enumerate(grid.y.values):
         cells = grid.cells[row * columns:(row + 1) * columns]
         body += (f"<tr><th style='text-align:right'>{html.escape(grid.y.caption(value))}</th>"
-                 + "".join(td + _figure(grid, cell, previews) + "</td>" for cell in cells) + "</tr>")
+                 + "".join(td + _figure(grid, cell, previews, saved) + "</td>" for cell in cells) + "</tr>")
     return f"<table>{head}{body}</table>"
 
 
@@ -247,12 +236,11 @@ def _final_header(grid: ImageGrid) -> str:
 
 def _bundle(grid: ImageGrid, header: str, previews: dict[int, str]) -> tuple[dict[str, Any], dict[str, Any]]:
     note = rerun_note(grid.outputs)
-    links = ""
-    if grid.saved:
-        links = "<p><small>saved: " + ", ".join(
-            f"<a href='{html.escape(path)}'>{html.escape(Path(path).name)}</a>" for path in grid.saved) + "</small></p>"
-    page = (f"<div style='font-family:monospace;padding:2px 0'>{html.escape(header)}</div>{_table(grid, previews)}"
-            + (f"<p><small>{html.escape(note)}</small></p>" if note else "") + links)
+    # save() writes the images in order, so the n-th saved path is the n-th image's copy.
+    saved = {id(image): Path(path) for image, path in zip(grid.images, grid.saved)} \
+        if len(grid.saved) == len(grid.images) else {}
+    page = (f"<div style='font-family:monospace;padding:2px 0'>{html.escape(header)}</div>"
+            f"{_table(grid, previews, saved)}" + (f"<p><small>{html.escape(note)}</small></p>" if note else ""))
     return {"text/plain": _text(grid, header) + (f"\n{note}" if note else ""), "text/html": page}, \
         {"vomni_nb": _record(grid)}
 
@@ -263,7 +251,8 @@ def _record(grid: ImageGrid) -> dict[str, Any]:
         for output in cell.outputs:
             record = (output_record(output, size=output.size, format=output.format, index=output.index)
                       if isinstance(output, ImageResult) else {**output.provenance.to_record(), "error": output.message})
-            items.append({**record, "cell": dict(cell.values), "served_by": cell.server})
+            items.append({**record, "cell": dict(cell.values), "served_by": cell.server,
+                          "history_id": output.history_id})
     return {"kind": "image_grid", "prompt": grid.prompt,
             "axes": [{"name": axis.name, "values": list(axis.values)} for axis in grid.axes],
             "items": items, "saved": list(grid.saved), "interrupted": grid.interrupted,

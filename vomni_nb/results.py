@@ -21,7 +21,8 @@ from vomni_nb._rendering import MimeBundle, short
 from vomni_nb.errors import InvalidRequestError
 from vomni_nb.provenance import Provenance
 
-__all__ = ["ImageResult", "FailedImage", "ImageBatch", "SpeechResult", "ChatResult", "VideoResult", "SUFFIXES"]
+__all__ = ["ImageResult", "FailedImage", "ImageBatch", "SpeechResult", "ChatResult", "VideoResult", "Stored",
+           "SUFFIXES"]
 
 
 def _duration_s(frames: int | None, sample_rate: int | None) -> float | None:
@@ -52,10 +53,43 @@ def _provenance_of(kind: str) -> Any:
     return dataclasses.field(default_factory=lambda: Provenance(kind=kind))
 
 
+@dataclasses.dataclass(frozen=True)
+class Stored:
+    """Where a result went in the history store: entry ``id`` and its ``files`` there (a result's own
+    file first); or, when it could not be recorded, ``note`` saying why: a warning to show (the result
+    itself is whole). Results that were not recorded (history off, built by hand) have ``stored=None``."""
+
+    id: int | None = None
+    files: tuple[Path, ...] = ()
+    note: str | None = None
+
+
+def _repr_with_history_id(own_repr: Any) -> Any:
+    def __repr__(self: Any) -> str:
+        text: str = own_repr(self)
+        if self.history_id is None or not text.endswith(")"):
+            return text
+        return f"{text[:-1]}, history_id={self.history_id})"
+
+    return __repr__
+
+
 class _FromProvenance:
-    """The fields every result reads from its provenance."""
+    """The fields every result reads from its provenance, and its place in the history."""
 
     provenance: Provenance
+    stored: Stored | None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Every result's repr ends with its history id: added once here, so each class's repr stays its own.
+        super().__init_subclass__(**kwargs)
+        if "__repr__" in vars(cls):
+            cls.__repr__ = _repr_with_history_id(vars(cls)["__repr__"])  # type: ignore[method-assign]
+
+    @property
+    def history_id(self) -> int | None:
+        """The id of this result's entry in the history (``vomni_nb.history()``, ``rerun(id)``), once recorded."""
+        return self.stored.id if self.stored is not None else None
 
     @property
     def model(self) -> str | None:
@@ -95,6 +129,7 @@ class ImageResult(_FromProvenance):
     provenance: Provenance = _provenance_of("image")
     metrics: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     index: int = 0  # its place among the n images of one request
+    stored: Stored | None = None
 
     @property
     def prompt(self) -> str:
@@ -121,10 +156,15 @@ class ImageResult(_FromProvenance):
         """Write the image file (never overwriting); returns the path.
 
         PNG files carry their recipe: a ``parameters`` text chunk as other image tools write it, and a
-        ``vomni_nb`` chunk with the provenance record, so any saved file can be rerun.
+        ``vomni_nb`` chunk with the provenance record, so any saved file can be rerun
+        (``vomni_nb.rerun("file.png")``); JPEG and WebP files get it in ``<stem>.json`` beside them.
         """
-        name, data = _files.image_file(self)
-        return _files.save_new(data, _checked_target(path_or_dir, self.format, "image"), name)
+        return _files.save_result(self, _checked_target(path_or_dir, self.format, "image"))
+
+    def full(self) -> Any:
+        """The image at full resolution, for display: a large result shows a preview (the notebook
+        stays small); ``result.full()`` embeds the original file in the output on purpose."""
+        return _rendering.FullImage(self)
 
     def to_pil(self) -> Any:
         """The image as a ``PIL.Image.Image``."""
@@ -144,6 +184,7 @@ class FailedImage(_FromProvenance):
     error: Exception
     provenance: Provenance = _provenance_of("image")
     index: int = 0
+    stored: Stored | None = None  # a failure is not in the history's file store
     ok = False
 
     @property
@@ -204,7 +245,14 @@ class ImageBatch:
     def __repr__(self) -> str:
         seeds = [image.seed for image in self.images]
         failed = f", {len(self.failures)} failed" if self.failures else ""
-        return f"ImageBatch({len(self.images)} images{failed}, seeds={seeds})"
+        ids = sorted({image.history_id for image in self.images if image.history_id is not None})
+        return (f"ImageBatch({len(self.images)} images{failed}, seeds={seeds}"
+                + (f", history_ids={ids})" if ids else ")"))
+
+    @property
+    def history_ids(self) -> list[int | None]:
+        """Each image's history id, in order (images of one request share theirs; a failed place has none)."""
+        return [image.history_id for image in self.images]
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> MimeBundle:
         return _rendering.batch_bundle(self)
@@ -228,6 +276,7 @@ class SpeechResult(_FromProvenance):
     frames: int | None = None
     provenance: Provenance = _provenance_of("speech")
     usage: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    stored: Stored | None = None
 
     @property
     def text(self) -> str:
@@ -267,9 +316,8 @@ class SpeechResult(_FromProvenance):
         return _rendering.speech_bundle(self)
 
     def save(self, path_or_dir: PathLike = ".") -> Path:
-        """Write the audio file (never overwriting); returns the path."""
-        name, data = _files.speech_file(self)
-        return _files.save_new(data, _checked_target(path_or_dir, self.format, "speech"), name)
+        """Write the audio file (never overwriting), with its recipe in ``<stem>.json`` beside it; returns the path."""
+        return _files.save_result(self, _checked_target(path_or_dir, self.format, "speech"))
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -287,6 +335,7 @@ class ChatResult(_FromProvenance):
     provenance: Provenance = _provenance_of("chat")
     usage: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     metrics: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    stored: Stored | None = None
 
     @property
     def prompt(self) -> str:
@@ -355,6 +404,7 @@ class VideoResult(_FromProvenance):
     provenance: Provenance = _provenance_of("video")
     metrics: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     job: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    stored: Stored | None = None
 
     mime_type = "video/mp4"
 
@@ -376,6 +426,5 @@ class VideoResult(_FromProvenance):
         return _rendering.video_bundle(self)
 
     def save(self, path_or_dir: PathLike = ".") -> Path:
-        """Write the MP4 file (never overwriting); returns the path."""
-        name, data = _files.video_file(self)
-        return _files.save_new(data, _checked_target(path_or_dir, "mp4", "video"), name)
+        """Write the MP4 file (never overwriting), with its recipe in ``<stem>.json`` beside it; returns the path."""
+        return _files.save_result(self, _checked_target(path_or_dir, "mp4", "video"))

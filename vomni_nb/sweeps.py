@@ -32,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from vomni_nb import _advice
-from vomni_nb._twins import Status, client_for, recording, run_waiting, wait_line
+from vomni_nb._twins import Status, client_for, run_waiting, wait_line
 from vomni_nb.errors import APIError, Interrupted, InvalidRequestError, PartialBatchError, WrongServerError
 from vomni_nb.generation import check_image_options
 from vomni_nb.grids import Axis, GridCell, ImageGrid, live_bundle
@@ -136,7 +136,7 @@ def _name(server: Any) -> str:
 
 
 async def _run(prompt: str, jobs: Sequence[_Job], targets: Sequence[Target], servers: Sequence[Sequence[Any]],
-               concurrency: int, timeout: float | None, cells: list[GridCell]) -> None:
+               concurrency: int, timeout: float | None, cells: list[GridCell], log: bool) -> None:
     from vomni_nb._plans import failed_image
 
     queues: list[asyncio.Queue[int]] = [asyncio.Queue() for _ in targets]
@@ -163,7 +163,7 @@ async def _run(prompt: str, jobs: Sequence[_Job], targets: Sequence[Target], ser
         workers = []
         for pool, target in enumerate(targets):
             for server in servers[pool]:
-                client = await stack.enter_async_context(client_for(server, target, timeout))
+                client = await stack.enter_async_context(client_for(server, target, timeout, log=log))
                 workers += [worker(queues[pool], client, target, _name(server)) for _ in range(concurrency)]
         await asyncio.gather(*workers)
 
@@ -253,8 +253,7 @@ def _wait(prompt: str, axes: Sequence[Axis], jobs: Sequence[_Job], targets: Sequ
         shown.update(at=now, done=done)
 
     try:
-        with recording(log):
-            run_waiting(lambda: _run(prompt, jobs, targets, servers, concurrency, timeout, cells), tick=tick)
+        run_waiting(lambda: _run(prompt, jobs, targets, servers, concurrency, timeout, cells, log), tick=tick)
     except KeyboardInterrupt as exc:
         partial = _snapshot(prompt, axes, cells, names, time.monotonic() - started, interrupted=True)
         if owned and line is not None:

@@ -10,7 +10,6 @@ import json
 import pytest
 from PIL import Image
 
-from vomni_nb._files import png_with_text
 from vomni_nb.errors import InvalidRequestError
 from vomni_nb.provenance import SCHEMA, Provenance
 from vomni_nb.results import ImageResult
@@ -24,9 +23,14 @@ IMAGE = Provenance(
 )
 
 
-def _png() -> bytes:
+def _png(texts: dict[str, str] | None = None) -> bytes:
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    for key, text in (texts or {}).items():
+        info.add_text(key, text)
     buffer = io.BytesIO()
-    Image.new("RGB", (4, 2), "red").save(buffer, "PNG")
+    Image.new("RGB", (4, 2), "red").save(buffer, "PNG", pnginfo=info)
     return buffer.getvalue()
 
 
@@ -67,7 +71,7 @@ def test_recipes_use_each_methods_own_argument_names() -> None:
 
 
 def test_metadata_and_png_chunk_are_the_record(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    image = ImageResult(data=png_with_text(_png(), {"vomni_nb": '{"simulator": "its own recipe"}'}), format="png",
+    image = ImageResult(data=_png({"vomni_nb": '{"simulator": "its own recipe"}'}), format="png",
                         width=4, height=2, provenance=IMAGE)
     _, metadata = image._repr_mimebundle_()
     record = metadata["vomni_nb"]
@@ -77,4 +81,5 @@ def test_metadata_and_png_chunk_are_the_record(tmp_path) -> None:  # type: ignor
     with Image.open(image.save(tmp_path)) as saved:
         saved.load()
         assert json.loads(saved.text["vomni_nb"]) == IMAGE.to_record()
+        assert saved.text["vomni_nb"] == IMAGE.to_json()  # the chunk is Provenance.to_json(), byte for byte
         assert saved.text["parameters"].startswith("a fox\nNegative prompt: blur\nSteps: 4")

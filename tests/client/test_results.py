@@ -10,7 +10,7 @@ import sys
 import pytest
 from PIL import Image
 
-from vomni_nb._files import png_with_text, save_new
+from vomni_nb._files import save_new
 from vomni_nb.errors import InvalidRequestError
 from vomni_nb.protocol.wav import parse_wav, pcm_to_wav
 from vomni_nb.provenance import Provenance
@@ -73,12 +73,19 @@ def test_saved_png_carries_its_recipe(tmp_path) -> None:  # type: ignore[no-unty
             "a blue box – ünïcode\nNegative prompt: blur\nSteps: 4, CFG scale: 3.5, Seed: 7, Size: 6x3, Model: m")
         recipe = json.loads(saved.text["vomni_nb"])
     assert recipe["seed"] == 7 and recipe["params"]["num_inference_steps"] == 4 and recipe["server_url"] == "http://sim"
-    # A file that already has a recipe (vomni-sim writes one) keeps it.
-    again = ImageResult(data=png_with_text(image.data, {"parameters": "theirs"}), format="png", width=6, height=3)
+    # A file that arrived with a recipe (vomni-sim writes one) is saved with ours instead: one format.
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("parameters", "theirs")
+    buffer = io.BytesIO()
+    Image.new("RGB", (6, 3), "blue").save(buffer, "PNG", pnginfo=info)
+    again = dataclasses.replace(image, data=buffer.getvalue())
     with Image.open(again.save(tmp_path)) as saved:
         saved.load()
-        assert saved.text["parameters"] == "theirs" and "vomni_nb" in saved.text
-    assert png_with_text(b"not a png", {"a": "b"}) == b"not a png"
+        assert saved.text["parameters"].startswith("a blue box") and "vomni_nb" in saved.text
+    damaged = dataclasses.replace(image, data=b"\x89PNG\r\n\x1a\nnot really")
+    assert damaged.save(tmp_path).read_bytes() == damaged.data  # kept as the server sent it
 
 
 def test_batch() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,11 @@ from vomni_nb import OmniClient, _plans
 from vomni_nb.errors import InsufficientStorageError, PartialBatchError
 from vomni_nb.protocol.build import RequestSpec
 from vomni_nb.results import FailedImage, ImageBatch, ImageResult
+
+
+def _captioned(page: str, label: str) -> bool:
+    """Whether a figure's caption starts with ``label`` (then, when recorded, its history id)."""
+    return re.search(rf"<figcaption[^>]*>{re.escape(label)}( ·|<)", page) is not None
 
 
 def _image_body() -> dict[str, Any]:
@@ -54,14 +60,13 @@ def test_captions_and_file_names_carry_the_swept_values(image_server: Any, tmp_p
     with OmniClient(image_server.url) as client:
         grid = client.images("a fox", seed=7, grid={"guidance": [2.0, 4.5], "steps": [2]}, size="32x32")
         data, _ = grid._repr_mimebundle_()
-        assert "<figcaption>guidance 2</figcaption>" in data["text/html"]
-        assert "<figcaption>guidance 4.5</figcaption>" in data["text/html"]
+        assert _captioned(data["text/html"], "guidance 2") and _captioned(data["text/html"], "guidance 4.5")
         assert "seed 7" not in data["text/html"]  # a guidance sweep is not captioned by its (shared) seed
         assert sorted(path.name for path in grid.save(tmp_path)) == ["image-guidance2.png", "image-guidance4.5.png"]
         several = client.image("a fox", seed=5, n=3, size="32x32")
         data, _ = several._repr_mimebundle_()
         for index in range(3):
-            assert f"<figcaption>seed 5 #{index}</figcaption>" in data["text/html"]
+            assert _captioned(data["text/html"], f"seed 5 #{index}")
         assert "only #0 reruns alone" in data["text/html"] and "only #0 reruns alone" in data["text/plain"]
         names = sorted(path.name for path in several.save(tmp_path / "n"))
         assert names == ["image-seed5-n0.png", "image-seed5-n1.png", "image-seed5-n2.png"]
@@ -74,3 +79,21 @@ def test_a_real_sweep_keeps_its_images_when_the_server_fails_some(start_sim: Any
     assert len(batch) == 8 and batch.failures and batch.ok
     assert [item.seed for item in batch] == list(range(1, 9))  # every place kept, in order
     assert all(isinstance(item, ImageResult) or isinstance(item.error, InsufficientStorageError) for item in batch)
+
+
+def test_a_failed_cell_is_recorded_as_a_failure_beside_the_others(start_sim: Any, tmp_path: Path) -> None:
+    # The server refuses the larger size itself (its pixel limit), so the failure is a real answer.
+    from tests.support.sims import IMAGE_MODEL
+    from vomni_nb._history import HistoryStore
+
+    sim = start_sim(IMAGE_MODEL, "--max-generated-image-size", "4096")
+    store = HistoryStore(tmp_path / "history.sqlite3")
+    with OmniClient(sim.url, history=store, max_retries=0) as client:
+        batch = client.images("a heron", seed=4, grid={"size": ["32x32", "128x128"]})
+    assert [type(item).__name__ for item in batch] == ["ImageResult", "FailedImage"]
+    assert batch[0].history_id is not None and batch[1].history_id is None
+    entries = sorted(store.search("heron", limit=None), key=lambda entry: entry.status, reverse=True)
+    assert [entry.status for entry in entries] == ["ok", "error"]  # the cells ran at once: either may be first
+    assert entries[0].id == batch[0].history_id
+    assert entries[1].error is not None and entries[1].error.startswith("BadRequestError: 400")
+    assert entries[1].record["arguments"]["size"] == "128x128"

@@ -100,3 +100,25 @@ def test_a_real_full_tmpfs(tiny_disk: Path) -> None:
     assert assert_every_row_has_its_files(db) == 3
     with HistoryStore(db) as reopened:
         assert reopened.search("freeing")[0].prompt == "after freeing space"
+
+
+def test_a_generation_while_the_tmpfs_is_full(tiny_disk: Path, image_server) -> None:  # type: ignore[no-untyped-def]
+    from vomni_nb import OmniClient
+
+    db = tiny_disk / "history.sqlite3"
+    with HistoryStore(db) as store, OmniClient(image_server.url, history=store) as client:
+        assert client.image("before", size="32x32", seed=1).history_id is not None
+        filler = tiny_disk / "filler"
+        with open(filler, "wb", buffering=0) as handle:
+            with pytest.raises(OSError):
+                while True:
+                    handle.write(b"\0" * 4096)
+        image = client.image("while the disk is full", size="256x256", seed=2)
+        assert image.data.startswith(b"\x89PNG") and (image.width, image.height) == (256, 256)
+        assert image.history_id is None and "No space left" in (image.stored.note or "")  # type: ignore[union-attr]
+        data, _ = image._repr_mimebundle_()  # still shown, with the reason it is not in the history
+        assert "not in the history" in data["text/plain"]
+        assert len(store) == 1 and _no_temp_files(store)
+        filler.unlink()
+        assert client.image("after", size="32x32", seed=3).history_id is not None
+    assert assert_every_row_has_its_files(db) == 2

@@ -187,3 +187,18 @@ def test_damaged_pngs_are_refused_clearly() -> None:
     chunk = len(body).to_bytes(4, "big") + b"zTXt" + body + zlib.crc32(b"zTXt" + body).to_bytes(4, "big")
     damaged = good[:33] + chunk + good[33:]
     assert png_with_recipe(damaged, make_record()) != damaged
+
+
+def test_saving_with_a_sidecar_never_overwrites_either_file(tmp_path: Path) -> None:
+    from vomni_nb._files import save_with_recipe
+
+    record = make_record(kind="speech", prompt="hello")
+    first = save_with_recipe(b"RIFF one", tmp_path, "speech.wav", record)
+    (tmp_path / "speech-1.json").write_text("somebody's notes")  # the next name's sidecar is taken
+    second = save_with_recipe(b"RIFF two", tmp_path, "speech.wav", record)
+    assert (first.name, second.name) == ("speech.wav", "speech-2.wav")
+    assert not (tmp_path / "speech-1.wav").exists() and (tmp_path / "speech-1.json").read_text() == "somebody's notes"
+    assert read_recipe(second)["prompt"] == "hello" and second.read_bytes() == b"RIFF two"
+    assert first.read_bytes() == b"RIFF one" and read_recipe(first) == read_recipe(second)
+    with pytest.raises(InvalidRequestError, match="its own recipe file"):
+        save_with_recipe(b"{}", tmp_path / "x.json", "unused", record)

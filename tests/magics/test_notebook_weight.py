@@ -3,6 +3,7 @@ not the full PNGs), and nbconvert's HTML shows every cell as an <img>."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -47,4 +48,5 @@ def test_a_sixteen_image_sweep_adds_under_two_megabytes(start_sim: Any, tmp_path
     from nbconvert import HTMLExporter
 
     page, _ = HTMLExporter().from_notebook_node(notebook)
-    assert page.count('alt="a lighthouse at dusk (seed ') == 16
+    assert page.count('alt="a lighthouse at dusk"') == 16  # each preview's caption names its seed
+    assert all(re.search(rf"<figcaption[^>]*>seed {seed}( ·|<)", page) for seed in range(1, 17))

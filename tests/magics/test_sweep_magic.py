@@ -24,6 +24,11 @@ def _sweep(shell: Any, line: str, cell: str = "a lighthouse at dusk") -> tuple[I
     return shell.user_ns["grid"], last_output(captured)
 
 
+def _captioned(page: str, label: str) -> bool:
+    """Whether a figure's caption starts with ``label`` (then its history id and where the full file is)."""
+    return re.search(rf"<figcaption[^>]*>{re.escape(label)}( ·|<)", page) is not None
+
+
 def _posts(sim: Any) -> int:
     return sim.log().count("POST /v1/images/generations")
 
@@ -34,10 +39,9 @@ def test_a_seed_range_is_an_eight_cell_labelled_grid(magic_shell: Any, image_ser
     assert isinstance(grid, ImageGrid) and grid.shape == (8, 1) and grid.y is None
     assert [image.seed for image in grid.images] == list(range(1, 9))
     page = output.data["text/html"]
-    assert len(re.findall(r"<img ", page)) == 8 and page.count("data:image/jpeg;base64,") == 8
+    assert len(re.findall(r"<img ", page)) == 8 and page.count('alt="a lighthouse at dusk"') == 8
     for seed in range(1, 9):
-        assert f">seed {seed}</figcaption>" in page
-        assert f'alt="a lighthouse at dusk (seed {seed})"' in page
+        assert _captioned(page, f"seed {seed}")
     assert "seed →" in page
     assert set(output.data) == {"text/plain", "text/html"} and "ImageGrid(seed: 8x1, 8 images" in output.data["text/plain"]
     record = output.metadata["vomni_nb"]
@@ -69,7 +73,7 @@ def test_model_list_compares_two_servers_side_by_side(magic_shell: Any, image_se
     assert [image.server_url for image in grid.images] == [image_server.url, other.url]
     assert [image.seed for image in grid.images] == [5, 5]
     page = output.data["text/html"]
-    assert ">model Z-Image-Turbo</figcaption>" in page and ">model Qwen-Image</figcaption>" in page
+    assert _captioned(page, "model Z-Image-Turbo") and _captioned(page, "model Qwen-Image")
 
 
 def test_a_sweep_spreads_over_every_replica(magic_shell: Any, image_server: Any, start_sim: Any) -> None:
@@ -103,7 +107,7 @@ def test_n_images_per_cell_are_numbered_with_the_rerun_note(magic_shell: Any, im
     grid, output = _sweep(magic_shell, "--guidance 2,4 --n 2 --seed 9")
     assert [len(cell.outputs) for cell in grid] == [2, 2]
     page = output.data["text/html"]
-    assert ">guidance 2 #0</figcaption>" in page and ">guidance 4 #1</figcaption>" in page
+    assert _captioned(page, "guidance 2 #0") and _captioned(page, "guidance 4 #1")
     assert "only #0 reruns alone" in page
 
 
@@ -113,7 +117,7 @@ def test_saved_files_are_named_by_their_cell_and_linked(magic_shell: Any, image_
     names = sorted(path.name for path in (tmp_path / "out").iterdir())
     assert names == ["image-seed1-steps2.png", "image-seed1-steps3.png", "image-seed2-steps2.png",
                      "image-seed2-steps3.png"]
-    assert len(grid.saved) == 4 and "image-seed2-steps3.png</a>" in output.data["text/html"]
+    assert len(grid.saved) == 4 and "saved 4 files" in output.data["text/plain"]
     assert isinstance(grid.images[0], ImageResult) and len(grid.images[0].data) > 0  # full resolution kept
 
 

@@ -70,7 +70,7 @@ def test_a_watched_kernel_sends_pcm_to_the_widget_as_binary_buffers(start_sim: A
         assert final[0]["content"]["transient"] == shown[0]["content"]["transient"]
         data, metadata = final[0]["content"]["data"], final[0]["content"]["metadata"]
         assert WIDGET_MIME not in data and data["text/plain"].startswith("SpeechResult(")
-        assert '<audio controls src="data:audio/wav;base64,' in data["text/html"]
+        assert '<audio controls src="data:audio/' in data["text/html"]
         assert "vomni_nb" in metadata
         # The end comes before the replacement (the view hands over its position), the close after it.
         order = [m["header"]["msg_id"] for m in messages]
@@ -96,7 +96,7 @@ def test_a_headless_request_gets_a_status_line_and_no_widget(start_sim: Any) -> 
     assert any("s of audio" in m["content"]["data"]["text/plain"] for m in updates[:-1])
     assert all(m["content"]["transient"] == shown[0]["content"]["transient"] for m in updates)
     final = updates[-1]["content"]["data"]
-    assert '<audio controls src="data:audio/wav;base64,' in final["text/html"] and WIDGET_MIME not in final
+    assert '<audio controls src="data:audio/' in final["text/html"] and WIDGET_MIME not in final
 
 
 def test_ctrl_c_stops_the_player_and_leaves_what_arrived(start_sim: Any) -> None:
@@ -108,13 +108,13 @@ def test_ctrl_c_stops_the_player_and_leaves_what_arrived(start_sim: Any) -> None
             seen.append(kernel.next_message(msg_id))
         kernel.km.interrupt_kernel()
         reply, messages = kernel.collect(msg_id, seen=seen)
-    assert reply["status"] == "error" and reply["ename"] == "KeyboardInterrupt"
+    assert reply["status"] == "error" and reply["ename"] == "Interrupted"  # vomni_nb.errors.Interrupted, a KeyboardInterrupt
     comm_id = _of(messages, "comm_open")[-1]["content"]["comm_id"]
     kinds = [m["content"]["data"]["content"]["type"] for m in _custom(messages, comm_id)]
     assert kinds[-1] == "abort" and "end" not in kinds
     final = _of(messages, "update_display_data")[-1]["content"]
     assert final["data"]["text/plain"].startswith("✗ kernel test: stopped after")
-    assert "KeyboardInterrupt" in final["data"]["text/plain"]
-    assert '<audio controls src="data:audio/wav;base64,' in final["data"]["text/html"]
+    assert "(Interrupted)" in final["data"]["text/plain"]
+    assert '<audio controls src="data:audio/' in final["data"]["text/html"]
     assert final["metadata"]["vomni_nb"]["partial"] is True
     sim.wait_for_log("aborted.")  # closing the connection made the server abort the generation

@@ -103,7 +103,8 @@ def _player(mode: str = "status", **kwargs: Any) -> tuple[LiveSpeechPlayer, Reco
 
 def test_public_names_and_lazy_imports() -> None:
     assert vomni_nb.widgets.__all__ == [
-        "AsyncAudioEventStream", "AudioEventStream", "LiveSpeechPlayer", "aplay_stream", "play_stream"]
+        "AsyncAudioEventStream", "AudioEventStream", "LiveSpeechPlayer", "ServerPanel", "Studio", "aplay_stream",
+        "play_stream"]
     code = ("import sys, vomni_nb.widgets; "
             "print(sorted(m for m in ('IPython', 'ipywidgets', 'anywidget') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)

@@ -199,24 +199,30 @@ class HistoryStore:
         error: str | BaseException | None = None,
         metrics: Mapping[str, Any] | None = None,
         embed_recipe: bool = True,
+        inputs: Sequence[FileInput] = (),
     ) -> Entry | None:
         """Log one generation and store its output files; None when history is turned off.
 
         ``record`` is ``Provenance.to_record()`` (unknown keys are kept in the record JSON). ``files``
         are bytes, ``(bytes, suffix)`` for content that does not say what it is (raw PCM), or paths.
+        ``inputs`` (same forms) are the media the request sent (an edit's picture), stored so that a
+        rerun can send them again; the record lists them under ``"inputs"`` (see :meth:`inputs_of`).
         Raises HistoryError when it cannot record; nothing is half-written then.
         """
         if not history_enabled():
             return None
         rec = checked_record(record, status, metrics)
-        values = row_values(rec, status, error)
         payloads = [self._payload(item) for item in files]
         if embed_recipe:
             payloads = [(self._with_recipe(data, rec), hint) for data, hint in payloads]
         blobs = [self._blobs.put(data, hint) for data, hint in payloads]
+        sent = [self._blobs.put(*self._payload(item)) for item in inputs]
+        if sent:
+            rec["inputs"] = [{"sha256": blob.sha256, "size": blob.size, "mime": blob.mime} for blob in sent]
+        values = row_values(rec, status, error)
         with self._lock:
             try:
-                entry_id = self._insert(values, blobs)
+                entry_id = self._insert(values, blobs, sent)
             except sqlite3.Error as exc:
                 schema.rollback(self._db)
                 raise self._sqlite_error(exc, "writing to") from exc
@@ -248,10 +254,10 @@ class HistoryStore:
         except InvalidRequestError:
             return data  # a damaged PNG is kept as the server sent it
 
-    def _insert(self, values: dict[str, Any], blobs: Sequence[Any]) -> int:
+    def _insert(self, values: dict[str, Any], blobs: Sequence[Any], inputs: Sequence[Any] = ()) -> int:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
-        for blob in blobs:
+        for blob in [*blobs, *inputs]:
             db.execute(
                 "INSERT OR IGNORE INTO files (sha256, relpath, size, mime) VALUES (?, ?, ?, ?)",
                 (blob.sha256, blob.relpath, blob.size, blob.mime),
@@ -291,6 +297,13 @@ class HistoryStore:
     def entries_with_file(self, sha256: str) -> tuple[Entry, ...]:
         """Every entry that produced the file with this SHA-256 (newest first)."""
         return self._entries("WHERE id IN (SELECT entry_id FROM entry_files WHERE sha256 = ?) ORDER BY id DESC", [sha256])
+
+    def inputs_of(self, entry: Entry) -> tuple[StoredFile, ...]:
+        """The media ``entry``'s request sent (an edit's picture), as stored; HistoryError when one is missing."""
+        listed = entry.record.get("inputs")
+        items = [item for item in listed if isinstance(item, Mapping)] if isinstance(listed, list) else []
+        return tuple(StoredFile(str(item.get("sha256")), self.path_of(str(item.get("sha256"))), int(item.get("size") or 0),
+                                str(item.get("mime") or "")) for item in items)
 
     def path_of(self, sha256: str) -> Path:
         """Where the stored file with this SHA-256 is; HistoryError when the store has no such file."""
