@@ -51,7 +51,11 @@ HistorySetting = Union["HistoryStore", None, Literal[False]]
 
 # plan name -> the kind of history entry it makes
 GENERATIONS: Mapping[str, str] = {"image": "image", "edit": "edit", "chat": "chat", "chat_stream": "chat",
-                                  "speak": "speech", "speak_stream": "speech", "video": "video"}
+                                  "speak": "speech", "speak_stream": "speech", "video": "video",
+                                  # a job started earlier, fetched now: its file is saved like any video's
+                                  "wait_video": "video", "download_video": "video",
+                                  # one request, many utterances: each spoken item is its own entry
+                                  "speak_batch": "speech"}
 # plans that run other plans (a sweep's cells): not recorded themselves, their cells are
 _SWEEPS = frozenset({"images"})
 # arguments that hold input media (stored with the entry, so a rerun can send them again)
@@ -167,6 +171,12 @@ def _recorded(plan: Plan[T], call: CallRecording) -> Generator[Any, Any, T]:
         raise
     if call.kind is not None and isinstance(result, _RESULTS):
         result = yield Record(functools.partial(call.result, result))
+    elif call.kind is not None and isinstance(result, list):  # speak_batch: its BatchItemErrors stay as they are
+        recorded = []
+        for entry in result:
+            recorded.append((yield Record(functools.partial(call.result, entry))) if isinstance(entry, _RESULTS)
+                            else entry)
+        result = recorded  # type: ignore[assignment]
     return result
 
 

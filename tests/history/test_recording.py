@@ -18,7 +18,7 @@ from vomni_nb import AsyncOmniClient, OmniClient
 from vomni_nb._history import HistoryStore, blobs as _blobs, set_history_enabled
 from vomni_nb._recipes import png_text_chunks, png_without_recipe
 from vomni_nb.errors import BadRequestError, InvalidRequestError, StreamError
-from vomni_nb.results import ImageBatch, ImageResult
+from vomni_nb.results import ImageBatch, ImageResult, SpeechResult
 
 
 @pytest.fixture
@@ -101,23 +101,35 @@ def test_the_async_client_records_the_same_way(image_server, tts_server, store: 
     assert len(store) == 4
 
 
-def test_failures_are_recorded_and_bad_input_is_not(image_server, start_sim, store: HistoryStore) -> None:  # type: ignore[no-untyped-def]
-    with OmniClient(image_server.url, history=store, max_retries=0) as client:
+def test_failures_are_recorded_and_bad_input_is_not(tts_server, start_sim, store: HistoryStore) -> None:  # type: ignore[no-untyped-def]
+    with OmniClient(tts_server.url, history=store, max_retries=0) as client:
         with pytest.raises(BadRequestError):
-            client.speak("an image model cannot speak", voice="vivian")
+            client.speak("a voice the server does not have", voice="nobody-here")
         with pytest.raises(InvalidRequestError):
             client.image("nothing is sent", size="0x0")
     (failed,) = store.search(limit=None)
     assert failed.status == "error" and failed.kind == "speech" and failed.files == ()
     assert failed.error is not None and failed.error.startswith("BadRequestError: 400")
-    assert failed.record["method"] == "speak" and failed.record["arguments"]["voice"] == "vivian"
-    assert failed.prompt == "an image model cannot speak" and failed.server_url == image_server.url
+    assert failed.record["method"] == "speak" and failed.record["arguments"]["voice"] == "nobody-here"
+    assert failed.prompt == "a voice the server does not have" and failed.server_url == tts_server.url
     sim = start_sim(OMNI_MODEL, "--midstream-error-after", "3", "--tokens-per-second", "2000")
     with OmniClient(sim.url, history=store) as chatter:
         stream = chatter.chat_stream("tell me a long story", modalities=["text"])
         with pytest.raises(StreamError):
             stream.finish()
     assert store.search("long story")[0].status == "error"
+
+
+def test_each_spoken_item_of_a_batch_is_an_entry(tts_server, store: HistoryStore) -> None:  # type: ignore[no-untyped-def]
+    with OmniClient(tts_server.url, history=store) as client:
+        results = client.speak_batch(["Hello there", {"text": "Nobody speaks", "voice": "nobody"}, "Goodbye"],
+                                     voice="vivian")
+    spoken = [r for r in results if isinstance(r, SpeechResult)]
+    assert len(results) == 3 and len(spoken) == 2 and not isinstance(results[1], SpeechResult)
+    assert all(r.history_id is not None for r in spoken)
+    entries = store.search(limit=None)
+    assert sorted(e.prompt for e in entries) == ["Goodbye", "Hello there"]
+    assert all(e.kind == "speech" and e.status == "ok" and len(e.files) == 1 for e in entries)
 
 
 def test_a_failure_record_never_holds_the_key(image_server, store: HistoryStore) -> None:  # type: ignore[no-untyped-def]

@@ -100,13 +100,13 @@ def test_a_server_of_another_model_is_refused(image_server, tts_server, store: H
         vomni_nb.rerun(image.history_id, store=store, server=tts_server.url)
 
 
-def test_rerun_of_a_failed_generation_sends_the_same_call(image_server, store: HistoryStore) -> None:  # type: ignore[no-untyped-def]
-    with OmniClient(image_server.url, history=store, max_retries=0) as client:
+def test_rerun_of_a_failed_generation_sends_the_same_call(tts_server, store: HistoryStore) -> None:  # type: ignore[no-untyped-def]
+    with OmniClient(tts_server.url, history=store, max_retries=0) as client:
         with pytest.raises(BadRequestError):
-            client.speak("no voice here", voice="vivian")
+            client.speak("no such voice here", voice="nobody-here")
     (failed,) = store.search(limit=None)
     with pytest.raises(BadRequestError):  # the same request, the same answer (and one more error row)
-        vomni_nb.rerun(failed.id, store=store, server=image_server.url)
+        vomni_nb.rerun(failed.id, store=store, server=tts_server.url)
     assert [e.status for e in store.search(limit=None)] == ["error", "error"]
 
 
