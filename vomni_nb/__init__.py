@@ -15,7 +15,10 @@ from vomni_nb.errors import __all__ as _error_names
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
     from vomni_nb._history import HistoryStore, history
+    from vomni_nb.conversation import Conversation, chat
     from vomni_nb.generation import image
+    from vomni_nb.speech import speak, speak_batch
+    from vomni_nb.videos import video
     from vomni_nb.async_client import AsyncOmniClient
     from vomni_nb.client import OmniClient
     from vomni_nb.results import ChatResult, ImageBatch, ImageResult, SpeechResult, VideoResult
@@ -47,6 +50,11 @@ __all__ = [
     "HistoryStore",
     "history",
     "image",
+    "speak",
+    "speak_batch",
+    "chat",
+    "Conversation",
+    "video",
 ]
 
 # Public name -> the module that defines it, imported on first access.
@@ -69,6 +77,11 @@ _LAZY = {
     "HistoryStore": "vomni_nb._history",
     "history": "vomni_nb._history",
     "image": "vomni_nb.generation",
+    "speak": "vomni_nb.speech",
+    "speak_batch": "vomni_nb.speech",
+    "chat": "vomni_nb.conversation",
+    "Conversation": "vomni_nb.conversation",
+    "video": "vomni_nb.videos",
 }
 
 

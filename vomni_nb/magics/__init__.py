@@ -4,6 +4,9 @@
              flags, prompt filling, short errors, and :func:`~vomni_nb.magics._common.run_generation`
 ``server``   ``%omni_server`` (``ServerMagics``)
 ``image``    ``%%omni_image`` (``ImageMagics``)
+``speech``   ``%%omni_speak`` and ``%omni_voice`` (``SpeechMagics``)
+``chat``     ``%%omni_chat`` (``ChatMagics``)
+``video``    ``%%omni_video`` (``VideoMagics``)
 
 ``%load_ext vomni_nb`` registers every class in :data:`MAGICS` (plus ``VomniMagics`` itself, so ``%config
 VomniMagics`` lists the settings); ``%unload_ext`` removes them again, so ``%reload_ext vomni_nb`` works
@@ -19,13 +22,16 @@ from __future__ import annotations
 from typing import Any
 
 from vomni_nb.magics._common import VomniMagics
+from vomni_nb.magics.chat import ChatMagics
 from vomni_nb.magics.image import ImageMagics
 from vomni_nb.magics.server import ServerCommandError, ServerMagics
+from vomni_nb.magics.speech import SpeechMagics
+from vomni_nb.magics.video import VideoMagics
 
-__all__ = ["VomniMagics", "ServerMagics", "ImageMagics", "ServerCommandError", "MAGICS", "load_ipython_extension",
-           "unload_ipython_extension"]
+__all__ = ["VomniMagics", "ServerMagics", "ImageMagics", "SpeechMagics", "ChatMagics", "VideoMagics",
+           "ServerCommandError", "MAGICS", "load_ipython_extension", "unload_ipython_extension"]
 
-MAGICS: tuple[type[VomniMagics], ...] = (ServerMagics, ImageMagics)
+MAGICS: tuple[type[VomniMagics], ...] = (ServerMagics, ImageMagics, SpeechMagics, ChatMagics, VideoMagics)
 _ALL: tuple[type[VomniMagics], ...] = (VomniMagics, *MAGICS)
 
 
