@@ -57,7 +57,7 @@ def chat_call(line: str, cell: str, namespace: Mapping[str, Any], settings: Sett
 
     with usage_errors():
         shape = check_chat_options(modalities=args.modalities, voice=args.voice, stream=args.stream)
-    voice = args.voice or (settings.default_voice if "audio" in shape["modalities"] else None)
+    voice = args.voice if args.voice is not None else (settings.default_voice if "audio" in shape["modalities"] else None)
     kwargs: dict[str, Any] = {
         "prompt": prompt,
         "new": args.new,

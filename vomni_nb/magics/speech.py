@@ -49,7 +49,7 @@ def speak_call(line: str, cell: str, namespace: Mapping[str, Any], settings: Set
     for flag in ("model", "server"):
         one_value(f"--{flag}", common[flag])
     options: dict[str, Any] = {
-        "voice": args.voice or settings.default_voice,
+        "voice": args.voice if args.voice is not None else settings.default_voice,
         "format": args.format,
         "speed": optional_number("--speed", args.speed, float),
         "instructions": args.instructions,
