@@ -100,12 +100,14 @@ class ChatView:
         self.text = ""
         self.live = LiveLine(interval, sink=self._show)
         self.player: LiveSpeechPlayer | None = None
+        self.started = False
 
     def _show(self, data: dict[str, str], first: bool) -> None:
         self.line.update(data["text/plain"], data["text/html"], force=True)  # the throttle is the LiveLine's
 
     def opened(self) -> None:
         # Shown now, so a player that starts before the first word still comes below the text.
+        self.started = True
         self.line.update(*_prose(f"◔ {self.title} …"), force=True)
 
     def event(self, event: Any, text: str) -> None:
@@ -133,7 +135,10 @@ class ChatView:
         self.player.finish(spoken_part(result))
 
     def fail(self, error: BaseException) -> None:
-        """The text that arrived, marked as cut short; the player (if any) keeps what it received."""
+        """The text that arrived, marked as cut short; the player (if any) keeps what it received. Before the
+        answer began there is nothing to keep: the wait line is left to the caller (the error says it all)."""
+        if not self.started:
+            return
         reason = "interrupted" if isinstance(error, KeyboardInterrupt) else f"stopped: {type(error).__name__}"
         self.live.finished = True
         self.line.finish(*_prose(self.text + (" " if self.text else "") + f"✗ ({reason})"))

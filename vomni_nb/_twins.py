@@ -25,6 +25,10 @@ Rules:
    (:func:`vomni_nb.routing.wrong_server`), never as overloaded.
 5. ``log=False`` keeps the generation out of the history (:func:`recording`, the one place that
    knows how).
+6. The one exception to rule 3: a streamed answer (``speak(stream=True)``, ``chat(stream=True)``) is
+   shown as it arrives (:func:`call_stream` hands its events to a view of :mod:`vomni_nb._live` on the
+   calling thread), and that view leaves the static result in place and ends the wait line itself, so
+   a caller that ends the line again changes nothing. Such a result is already shown: assign it.
 """
 
 from __future__ import annotations

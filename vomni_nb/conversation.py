@@ -215,6 +215,8 @@ def _streamed(target: Any, prompt: str, options: dict[str, Any], wire: dict[str,
     except BaseException as exc:
         if view is not None:
             view.fail(exc)
+        if owned and line is not None:
+            line.clear()  # ours, and not ended by the view: nothing arrived to keep
         raise
     save_result(result, save)  # saved before it is shown
     if view is not None:

@@ -17,7 +17,7 @@ from PIL import Image
 from tests.support.magics import generations, last_output, outputs_of, rendered
 from tests.support.sims import OMNI_MODEL, TTS_MODEL
 from vomni_nb.conversation import default_conversation
-from vomni_nb.errors import StreamError, WrongServerError
+from vomni_nb.errors import InsufficientStorageError, StreamError, WrongServerError
 from vomni_nb.results import ChatResult
 from vomni_nb.server import default_manager
 
@@ -167,3 +167,11 @@ def test_chat_never_goes_to_a_speech_server(magic_shell: Any, omni_server: Any, 
     with pytest.raises(WrongServerError, match="cannot chat"):
         magic_shell.run_cell_magic("omni_chat", f"--server {tts_server.url}", "hi")
     assert generations(tts_server) == before
+
+
+def test_a_server_error_before_the_answer_began_leaves_no_line_behind(magic_shell: Any, start_sim: Any) -> None:
+    full = start_sim(OMNI_MODEL, "--rate-507", "1")
+    default_manager().attach(full.url)
+    with capture_output() as captured, pytest.raises(InsufficientStorageError) as caught:
+        magic_shell.run_cell_magic("omni_chat", "--new", "hi")
+    assert len(rendered(caught.value).splitlines()) == 2 and outputs_of(captured) == []

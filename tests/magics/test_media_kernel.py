@@ -126,3 +126,17 @@ def test_interrupting_a_video_deletes_the_job_and_the_next_cell_runs(kernel: Ker
     assert "persisted" not in log
     assert httpx.get(f"{sim.url}/v1/videos", timeout=5).json()["data"] == []  # the job is gone
     assert _printed(kernel, "print('next cell')").strip() == "next cell"
+
+
+def test_the_python_twins_stream_into_the_cell_too(kernel: KernelSession, omni_server: Any, tts_server: Any) -> None:
+    code = (f"import vomni_nb\nanswer = vomni_nb.chat('Hello?', new=True, stream=True, server={omni_server.url!r})\n"
+            f"speech = vomni_nb.speak('Hello.', stream=True, server={tts_server.url!r})")
+    reply, messages = kernel.run(code, allow_stdin=False)
+    assert reply["status"] == "ok", reply
+    by_output: dict[str, list[dict[str, Any]]] = {}
+    for message in _of(messages, "display_data", "update_display_data"):
+        by_output.setdefault(message["content"]["transient"]["display_id"], []).append(message["content"])
+    finals = [shown[-1] for shown in by_output.values() if any(shown[-1]["data"].values())]
+    assert [final["metadata"]["vomni_nb"]["kind"] for final in finals] == ["chat", "speech"]
+    assert finals[0]["data"]["text/markdown"].startswith("[vomni-sim]")
+    assert '<audio controls src="data:audio/wav;base64,' in finals[1]["data"]["text/html"]

@@ -14,7 +14,7 @@ from IPython.utils.capture import capture_output
 
 from tests.support.magics import generations, last_output, outputs_of, rendered
 from tests.support.sims import IMAGE_MODEL, TTS_MODEL
-from vomni_nb.errors import NotFoundError, ServerError, ServerManagerError
+from vomni_nb.errors import InsufficientStorageError, NotFoundError, ServerError, ServerManagerError
 from vomni_nb.results import SpeechResult
 from vomni_nb.server import default_manager
 from vomni_nb.speech import SpeechBatch
@@ -228,3 +228,11 @@ def test_every_bad_voice_command_is_a_usage_error_before_any_request(magic_shell
     with pytest.raises(UsageError, match=reason):
         magic_shell.run_line_magic("omni_voice", line.format(sample=sample))
     assert _voice_requests(tts_server) == before
+
+
+def test_a_stream_refused_before_it_began_leaves_no_output_behind(magic_shell: Any, start_sim: Any) -> None:
+    full = start_sim(TTS_MODEL, "--rate-507", "1")
+    default_manager().attach(full.url)
+    with capture_output() as captured, pytest.raises(InsufficientStorageError) as caught:
+        magic_shell.run_cell_magic("omni_speak", "--stream", "hi")
+    assert len(rendered(caught.value).splitlines()) == 2 and outputs_of(captured) == []
