@@ -101,3 +101,16 @@ def test_bad_media_fail_before_any_request(omni_server: Any) -> None:
     with pytest.raises(InvalidRequestError, match="cannot use int as audio input"):
         talk.send("hi", audio=[3])
     assert generations(omni_server) == before and len(talk) == 0
+
+
+def test_a_conversation_can_start_from_messages_in_the_apis_form(omni_server: Any) -> None:
+    earlier = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi."},
+               {"role": "assistant", "content": "Hello."}]
+    talk = vomni_nb.Conversation(messages=earlier, server=omni_server.url)
+    assert talk.system == "Be brief." and len(talk) == 1 and talk.messages == earlier and talk.results == ()
+    answer = talk.send("And now?", status=False)
+    assert len(talk) == 2 and talk.last is answer
+    with pytest.raises(InvalidRequestError, match="needs a role"):
+        vomni_nb.Conversation(messages=[{"role": "robot", "content": "?"}])
+    with pytest.raises(InvalidRequestError, match="Only the first message may be the system"):
+        vomni_nb.Conversation(messages=[{"role": "user", "content": "a"}, {"role": "system", "content": "b"}])

@@ -98,14 +98,25 @@ class Conversation:
         talk.reset()                                # start over (keeps the system message)
 
     ``model`` / ``server`` pin the conversation to a model or server (default: routing picks the server
-    whose model chats, for each turn).
+    whose model chats, for each turn). ``messages`` starts from an exchange in the chat API's form (a
+    leading system message becomes ``system``); the answers it holds have no results.
     """
 
-    def __init__(self, *, system: str | None = None, model: str | None = None, server: Any = None) -> None:
+    def __init__(self, *, system: str | None = None, model: str | None = None, server: Any = None,
+                 messages: Sequence[Mapping[str, Any]] = ()) -> None:
+        turns = [dict(message) for message in messages]
+        for message in turns:
+            if message.get("role") not in ("system", "user", "assistant") or "content" not in message:
+                raise InvalidRequestError(f"Each message needs a role (system, user or assistant) and a content; got "
+                                          f"{str(message)[:80]}.")
+        if turns and turns[0]["role"] == "system":
+            system = system or str(turns.pop(0)["content"])
+        if any(message["role"] == "system" for message in turns):
+            raise InvalidRequestError("Only the first message may be the system message.")
         self.system = system
         self.model = model
         self.server = server
-        self._turns: list[dict[str, Any]] = []
+        self._turns: list[dict[str, Any]] = copy.deepcopy(turns)
         self._results: list[ChatResult] = []
 
     @property
@@ -124,7 +135,8 @@ class Conversation:
         return self._results[-1] if self._results else None
 
     def __len__(self) -> int:
-        return len(self._results)
+        """The number of answers in the exchange."""
+        return sum(message["role"] == "assistant" for message in self._turns)
 
     def __repr__(self) -> str:
         system = f", system={self.system[:40]!r}" if self.system else ""
