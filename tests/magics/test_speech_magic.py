@@ -37,7 +37,8 @@ def test_speech_is_a_static_player_with_its_provenance(magic_shell: Any, tts_ser
     output = last_output(_run(magic_shell, "--voice vivian --speed 1.25 --language English --out hello"))
     assert set(output.data) == {"text/plain", "text/html"}
     html = output.data["text/html"]
-    assert html.startswith('<audio controls src="data:audio/wav;base64,') and "autoplay" not in html and "loop" not in html
+    assert html.startswith('<audio controls src="data:audio/wav;base64,')
+    assert "autoplay" not in html and "loop" not in html
     record = output.metadata["vomni_nb"]
     assert record["kind"] == "speech" and record["model"] == TTS_MODEL and record["server_url"] == tts_server.url
     assert record["params"]["voice"] == "vivian" and record["params"]["speed"] == 1.25
