@@ -124,8 +124,6 @@ def _speak_streamed(text: str, options: dict[str, Any], target: Any, *, save: An
     save_result(result, save)  # saved before it is shown
     if view is not None:
         view.finish(result)
-    elif owned and line is not None:
-        line.clear()
     return result
 
 
