@@ -16,9 +16,12 @@ from vomni_nb.errors import __all__ as _error_names
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
     from vomni_nb._history import HistoryStore, history, read_recipe
     from vomni_nb._history.replay import Rerun, rerun
+    from vomni_nb.conversation import Conversation, chat
     from vomni_nb.generation import edit, image
     from vomni_nb.grids import ImageGrid
+    from vomni_nb.speech import speak, speak_batch
     from vomni_nb.sweeps import sweep
+    from vomni_nb.videos import video
     from vomni_nb.async_client import AsyncOmniClient
     from vomni_nb.client import OmniClient
     from vomni_nb.results import ChatResult, FailedImage, ImageBatch, ImageResult, SpeechResult, VideoResult
@@ -60,6 +63,11 @@ __all__ = [
     "sweep",
     "ImageGrid",
     "FailedImage",
+    "speak",
+    "speak_batch",
+    "chat",
+    "Conversation",
+    "video",
 ]
 
 # Public name -> the module that defines it, imported on first access.
@@ -91,6 +99,11 @@ _LAZY = {
     "sweep": "vomni_nb.sweeps",
     "ImageGrid": "vomni_nb.grids",
     "FailedImage": "vomni_nb.results",
+    "speak": "vomni_nb.speech",
+    "speak_batch": "vomni_nb.speech",
+    "chat": "vomni_nb.conversation",
+    "Conversation": "vomni_nb.conversation",
+    "video": "vomni_nb.videos",
 }
 
 

@@ -26,17 +26,23 @@ Rules:
    (:func:`vomni_nb.routing.wrong_server`), never as overloaded.
 5. Every generation is recorded in the history by the client itself (``_recording``); ``log=False``
    makes the twin's client with ``history=False`` (:func:`client_for`), so nothing is recorded.
+6. The one exception to rule 3: a streamed answer (``speak(stream=True)``, ``chat(stream=True)``) is
+   shown as it arrives (:func:`call_stream` hands its events to a view of :mod:`vomni_nb._live` on the
+   calling thread), and that view leaves the static result in place and ends the wait line itself, so
+   a caller that ends the line again changes nothing. Such a result is already shown: assign it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import queue
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, Union
 
 from vomni_nb import _advice
 from vomni_nb.errors import APIStatusError, Interrupted, WrongServerError
@@ -46,8 +52,8 @@ if TYPE_CHECKING:
     from vomni_nb.async_client import AsyncOmniClient
     from vomni_nb.display import WaitLine
 
-__all__ = ["Status", "run_waiting", "resolve_target", "client_for", "call", "save_result", "wait_line",
-           "CANCEL_GRACE_S"]
+__all__ = ["Status", "run_waiting", "resolve_target", "client_for", "call", "call_stream", "StreamView",
+           "save_result", "wait_line", "CANCEL_GRACE_S"]
 
 T = TypeVar("T")
 Status = Union["WaitLine", bool, None]
@@ -122,18 +128,21 @@ def wait_line(status: Status) -> tuple[WaitLine | None, bool]:
     return status, False
 
 
-def _status_text(what: str, target: Target, elapsed: float) -> tuple[str, str]:
+def _status_text(what: str, target: Target, elapsed: float, detail: str = "") -> tuple[str, str]:
     import html
 
-    text = f"◔ {what} on {target.name} … {elapsed:.1f} s"
+    more = f" ({detail})" if detail else ""
+    text = f"◔ {what} on {target.name} … {elapsed:.1f} s{more}"
     body = (f"<span style='color:#b58900'>◔</span> {html.escape(what)} on <b>{html.escape(target.name)}</b> "
-            f"… {elapsed:.1f} s")
+            f"… {elapsed:.1f} s{html.escape(more)}")
     return text, f"<div style='font-family:monospace;padding:2px 0'>{body}</div>"
 
 
 def call(task: Task, target: Target, request: Callable[[AsyncOmniClient], Awaitable[T]], *, what: str,
-         status: Status = None, timeout: float | None = None, log: bool = True) -> T:
-    """One request to ``target``'s server, waiting with a live status line (rules 2-5 of the module)."""
+         status: Status = None, timeout: float | None = None, log: bool = True,
+         detail: Callable[[], str] | None = None) -> T:
+    """One request to ``target``'s server, waiting with a live status line (rules 2-5 of the module).
+    ``detail()``, when given, adds what is known of the work so far to the line (a video job's state)."""
     line, owned = wait_line(status)
 
     async def work() -> T:
@@ -142,10 +151,21 @@ def call(task: Task, target: Target, request: Callable[[AsyncOmniClient], Awaita
 
     def tick(elapsed: float) -> None:
         if line is not None:
-            line.update(*_status_text(what, target, elapsed))
+            line.update(*_status_text(what, target, elapsed, detail() if detail is not None else ""))
 
     try:
-        return run_waiting(work, tick=tick)
+        with _told_apart(task, target):
+            return run_waiting(work, tick=tick)
+    finally:
+        if owned and line is not None:
+            line.clear()
+
+
+@contextlib.contextmanager
+def _told_apart(task: Task, target: Target) -> Iterator[None]:
+    """Rule 4, and Ctrl-C as :class:`~vomni_nb.errors.Interrupted` saying what the server did."""
+    try:
+        yield
     except WrongServerError as exc:  # the client knew the model, or the server said so: name who could
         raise wrong_server(task, target, exc) from exc
     except APIStatusError as exc:
@@ -156,9 +176,73 @@ def call(task: Task, target: Target, request: Callable[[AsyncOmniClient], Awaita
         if isinstance(exc, Interrupted):
             raise
         raise Interrupted(_advice.interrupted(), url=target.url) from exc
+
+
+class StreamView(Protocol):
+    """What shows a streamed answer as it arrives; called on the calling thread (the cell's), never the loop's."""
+
+    def opened(self) -> None:
+        """The server began to answer (the wait for the first byte is over)."""
+
+    def event(self, event: Any, text: str) -> None:
+        """One event of the stream (TextDelta, AudioDelta, ...) and the whole text so far."""
+
+
+class _Opened:
+    """The queue's marker for "the stream is open"."""
+
+
+def call_stream(task: Task, target: Target, open_stream: Callable[[AsyncOmniClient], Awaitable[Any]], *, what: str,
+                view: StreamView | None, line: WaitLine | None, timeout: float | None = None, log: bool = True,
+                interval: float = 0.05) -> Any:
+    """One streamed request to ``target``'s server; returns the stream's final result.
+
+    ``open_stream(client)`` opens an async chat or speech stream (``client.chat_stream(...)``); it is read on
+    the private loop (rule 2), and each event is handed to ``view`` on this thread, at most ``interval``
+    seconds after it arrived (a display updated from the loop's thread would land in the wrong cell). Until
+    the stream opens, ``line`` shows the usual wait status. On Ctrl-C the stream is cancelled, which closes
+    its connection, so the server aborts the generation; events that arrived before are still handed over.
+    ``line`` is not ended here: the twin ends it, with the result or what arrived.
+    """
+    events: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+    async def work() -> Any:
+        async with client_for(target.server, target, timeout, log=log) as client:
+            stream = await open_stream(client)
+            events.put(_Opened)
+            try:  # whatever ends the reading (the end, an error, cancellation), the connection closes
+                async for event in stream:
+                    events.put((event, stream.text))
+                return await stream.finish()
+            finally:
+                await stream.aclose()
+
+    opened = False
+
+    def drain() -> None:
+        nonlocal opened
+        while True:
+            try:
+                item = events.get_nowait()
+            except queue.Empty:
+                return
+            if item is _Opened:
+                opened = True
+                if view is not None:
+                    view.opened()
+            elif view is not None:
+                view.event(*item)
+
+    def tick(elapsed: float) -> None:
+        drain()
+        if line is not None and not opened:
+            line.update(*_status_text(what, target, elapsed))
+
+    try:
+        with _told_apart(task, target):
+            return run_waiting(work, tick=tick, interval=interval)
     finally:
-        if owned and line is not None:
-            line.clear()
+        drain()
 
 
 def save_result(result: Any, save: Any) -> list[Path]:

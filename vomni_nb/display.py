@@ -6,6 +6,7 @@ IPython is imported only when something is displayed.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import time
 from collections.abc import Callable
@@ -17,8 +18,8 @@ if TYPE_CHECKING:
     from vomni_nb.errors import ServerManagerError
     from vomni_nb.server.handle import Server
 
-__all__ = ["LiveLine", "StartStatusLine", "WaitLine", "in_kernel", "bundle", "status_table", "show", "show_stream",
-           "ashow_stream"]
+__all__ = ["LiveLine", "StartStatusLine", "WaitLine", "StaticOutput", "in_kernel", "bundle", "status_table", "show",
+           "show_stream", "ashow_stream"]
 
 Bundle = dict[str, str]
 Sink = Callable[[Bundle, bool], None]  # (bundle, first) -> shows or updates the one output
@@ -319,3 +320,15 @@ class WaitLine:
             self.ended = True
             if self.shown:
                 self._out().update(({"text/plain": ""}, {}))
+
+
+@dataclasses.dataclass(frozen=True)
+class StaticOutput:
+    """A finished output (data and metadata) that displays as it is: a result shown in pieces (a streamed
+    answer's text apart from its player) or several results in one output (a speech batch)."""
+
+    data: dict[str, Any]
+    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Output:
+        return self.data, self.metadata

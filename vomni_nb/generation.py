@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from vomni_nb._files import PathLike
     from vomni_nb.results import ImageBatch, ImageResult
 
-__all__ = ["image", "edit", "check_image_options", "describe_image", "one_image"]
+__all__ = ["image", "edit", "check_image_options", "check_edit_source", "describe_image", "one_image"]
 
 _SWEEPABLE = ("size", "steps", "guidance", "seed")
 
@@ -132,16 +132,16 @@ def edit(
 ) -> ImageResult | ImageBatch:
     """Edit an image following ``prompt`` on the server whose model edits images.
 
-    ``source``: a file path, bytes, or a result (an ``ImageResult``; an ``ImageBatch`` or grid gives
-    its first image only when it holds one). ``size="auto"`` (the default) keeps the input's size;
+    ``source``: a file path, an ``http(s)://`` or ``data:`` URL, bytes, a history id (``12``, ``"#12"``:
+    that entry's image in the history store), or a result (an ``ImageResult``; an ``ImageBatch`` or grid
+    gives its first image only when it holds one). ``size="auto"`` (the default) keeps the input's size;
     the other arguments are :func:`image`'s. The input is read and every argument checked before
     anything is sent.
     """
-    from vomni_nb.protocol.media import load_media
+    from vomni_nb._sources import fetch_source
 
     check_prompt(prompt, "the instruction")
-    source = one_image(source)
-    load_media(source, "image/png")  # a missing file or an unusable object fails here, before routing
+    checked = check_edit_source(source)
     auto = size is None or size == "auto"
     options = check_image_options(size=None if auto else size, steps=steps, guidance=guidance, seed=seed, n=n,
                                   format=format)
@@ -150,11 +150,24 @@ def edit(
     if extra:
         options["extra"] = dict(extra)
     target = resolve_target("edit", model=model, server=server)
+    picture = fetch_source(checked, kind="image")  # a history id's stored file, a URL's download
     what = describe_image(options).replace("an image", "an edit", 1).replace("images", "edits", 1)
-    result: ImageResult | ImageBatch = call("edit", target, lambda client: client.edit(source, prompt, **options),
+    result: ImageResult | ImageBatch = call("edit", target, lambda client: client.edit(picture, prompt, **options),
                                             what=what, status=status, timeout=timeout, log=log)
     save_result(result, save)
     return result
+
+
+def check_edit_source(source: Any) -> Any:
+    """The image to edit, checked before anything is sent (a missing file, an unusable object, a batch of
+    several); what :func:`vomni_nb._sources.fetch_source` takes. A history id or a URL is read later."""
+    from vomni_nb._sources import check_source, is_history_id, is_url
+    from vomni_nb.protocol.media import load_media
+
+    checked = check_source(one_image(source), kind="image", name="the image to edit")
+    if not (is_history_id(checked) or is_url(checked)):
+        load_media(checked, "image/png")
+    return checked
 
 
 def one_image(source: Any) -> Any:

@@ -51,7 +51,8 @@ BAD_EDITS = [
     ("no/such/picture.png", "a moon", "neither a variable nor a file"),
     ("pair", "a moon", "holds 2 images: pick one"),
     ("pair[5]", "a moon", "index out of range"),
-    ("word", "a moon", "Cannot use int as media"),
+    ("word", "a moon", "cannot use float as image input"),
+    ("#12", "a moon", "no history yet|History #12"),
     ("pic --size 10", "a moon", "size must look like"),
     ("pic", "  ", "The cell is empty"),
     ("", "a moon", "the following arguments are required: SOURCE"),
@@ -65,7 +66,7 @@ def test_bad_edits_fail_before_any_request(magic_shell: Any, edit_server: Any, l
 
     default_manager().attach(edit_server.url)
     picture = ImageResult(png_bytes(), "png", 32, 24)
-    magic_shell.user_ns.update(pic=picture, pair=ImageBatch((picture, picture)), word=7)
+    magic_shell.user_ns.update(pic=picture, pair=ImageBatch((picture, picture)), word=7.5)  # an int would be a history id
     before = generations(edit_server)
     with pytest.raises(UsageError, match=reason):
         magic_shell.run_cell_magic("omni_edit", line, cell)

@@ -9,7 +9,8 @@ import textwrap
 from tests.support.kernels import REPO
 
 HEAVY = ("httpx", "PIL", "sqlite3", "ipywidgets", "anywidget", "psutil", "vomni_nb.client", "vomni_nb.async_client",
-         "vomni_nb.server.manager", "vomni_nb.routing", "vomni_nb.generation", "vomni_nb._history")
+         "vomni_nb.server.manager", "vomni_nb.routing", "vomni_nb.generation", "vomni_nb._history", "vomni_nb.speech",
+         "vomni_nb.conversation", "vomni_nb.videos", "vomni_nb._sources", "vomni_nb.widgets")
 
 
 def _run(code: str) -> str:
@@ -26,8 +27,10 @@ def test_loading_the_extension_imports_only_the_magics() -> None:
         shell = InteractiveShell.instance()
         before = set(sys.modules)  # IPython's own history already loads sqlite3: count only what loading adds
         shell.run_line_magic("load_ext", "vomni_nb")
-        assert "omni_image" in shell.magics_manager.magics["cell"]
-        assert "omni_server" in shell.magics_manager.magics["line"]
+        for name in ("omni_image", "omni_speak", "omni_chat", "omni_video"):
+            assert name in shell.magics_manager.magics["cell"], name
+        for name in ("omni_server", "omni_voice"):
+            assert name in shell.magics_manager.magics["line"], name
         print(sorted(name for name in {HEAVY!r} if name in sys.modules and name not in before))
     """)
     assert out == "[]"
@@ -48,5 +51,5 @@ def test_reload_ext_keeps_the_magics_and_the_settings() -> None:
         shell.run_line_magic("unload_ext", "vomni_nb")
         print("omni_image" in shell.magics_manager.magics["cell"])
     """)
-    assert out.splitlines() == ["['EditMagics', 'HistoryMagics', 'ImageMagics', 'ServerMagics', 'VomniMagics'] {'64x32'}",
-                                "False"]
+    assert out.splitlines() == ["['ChatMagics', 'EditMagics', 'HistoryMagics', 'ImageMagics', 'ServerMagics', "
+                                "'SpeechMagics', 'VideoMagics', 'VomniMagics'] {'64x32'}", "False"]

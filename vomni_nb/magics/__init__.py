@@ -6,6 +6,9 @@
 ``image``    ``%%omni_image`` (``ImageMagics``): one image, or a sweep / X/Y grid
 ``edit``     ``%%omni_edit SOURCE`` (``EditMagics``)
 ``history``  ``%omni_history`` (``HistoryMagics``)
+``speech``   ``%%omni_speak`` and ``%omni_voice`` (``SpeechMagics``)
+``chat``     ``%%omni_chat`` (``ChatMagics``)
+``video``    ``%%omni_video`` (``VideoMagics``)
 
 ``%load_ext vomni_nb`` registers every class in :data:`MAGICS` (plus ``VomniMagics`` itself, so ``%config
 VomniMagics`` lists the settings); ``%unload_ext`` removes them again, so ``%reload_ext vomni_nb`` works
@@ -21,15 +24,19 @@ from __future__ import annotations
 from typing import Any
 
 from vomni_nb.magics._common import VomniMagics
+from vomni_nb.magics.chat import ChatMagics
 from vomni_nb.magics.edit import EditMagics
 from vomni_nb.magics.history import HistoryMagics
 from vomni_nb.magics.image import ImageMagics
 from vomni_nb.magics.server import ServerCommandError, ServerMagics
+from vomni_nb.magics.speech import SpeechMagics
+from vomni_nb.magics.video import VideoMagics
 
-__all__ = ["VomniMagics", "ServerMagics", "ImageMagics", "EditMagics", "HistoryMagics", "ServerCommandError", "MAGICS",
-           "load_ipython_extension", "unload_ipython_extension"]
+__all__ = ["VomniMagics", "ServerMagics", "ImageMagics", "EditMagics", "HistoryMagics", "SpeechMagics", "ChatMagics",
+           "VideoMagics", "ServerCommandError", "MAGICS", "load_ipython_extension", "unload_ipython_extension"]
 
-MAGICS: tuple[type[VomniMagics], ...] = (ServerMagics, ImageMagics, EditMagics, HistoryMagics)
+MAGICS: tuple[type[VomniMagics], ...] = (ServerMagics, ImageMagics, EditMagics, HistoryMagics, SpeechMagics, ChatMagics,
+                                         VideoMagics)
 _ALL: tuple[type[VomniMagics], ...] = (VomniMagics, *MAGICS)
 
 

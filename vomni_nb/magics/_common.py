@@ -20,7 +20,7 @@ A generating magic is four steps, each one function here or in the twin::
         prompt = fill_prompt(cell, namespace)              # UsageError for an unknown {name}
         with usage_errors():                               # InvalidRequestError -> UsageError
             ...check every value...
-        return MagicCall("vomni_nb.media:speak", {"text": prompt, ..., **common_arguments(args, settings)},
+        return MagicCall("vomni_nb.speech:speak", {"text": prompt, ..., **common_arguments(args, settings)},
                          out=args.out, quiet=quiet)
 
 Rules:

@@ -1,7 +1,7 @@
 """``%%omni_edit SOURCE``: the cell body is the instruction; the edited picture appears below it.
 
-SOURCE is a variable holding a result (``pic``, ``grid.images[0]`` or ``batch[1]``), a file path, or a
-history id once the history store gives ids (:func:`source_from_history` is where that lookup goes).
+SOURCE is a variable holding a result (``pic``, ``grid.images[0]`` or ``batch[1]``), a history id
+(``#12`` or ``12``: that entry's image, read from the history store), a URL or a file path.
 The magic parses (:func:`edit_call`, pure), calls the twin :func:`vomni_nb.edit` and shows the result
 in place of its wait line.
 """
@@ -32,21 +32,15 @@ from vomni_nb.magics._common import (
     usage_errors,
 )
 
-__all__ = ["EditMagics", "edit_call", "resolve_source", "source_from_history"]
-
-
-def source_from_history(text: str) -> Any | None:
-    """The image a history id names, or None when ``text`` is not one.
-
-    The hook for the history store's ids (issue 9): once results carry a history id, look it up here and
-    return the image (an ``ImageResult`` or a file path); until then nothing is a history id.
-    """
-    return None
+__all__ = ["EditMagics", "edit_call", "resolve_source"]
 
 
 def resolve_source(text: str, namespace: Mapping[str, Any]) -> Any:
-    """SOURCE as the twin takes it: a variable (``pic``, ``batch[1]``, ``grid.images[0]``), a history id,
-    or an existing file path; a UsageError that says which of them it tried."""
+    """SOURCE as the twin takes it: a variable (``pic``, ``batch[1]``, ``grid.images[0]``), a history id
+    or a URL (kept for the twin to read), or an existing file path; a UsageError that says which of them
+    it tried."""
+    from vomni_nb._sources import is_history_id, is_url
+
     head = text.split(".")[0].split("[")[0]
     if head.isidentifier() and head in namespace:
         try:
@@ -54,14 +48,13 @@ def resolve_source(text: str, namespace: Mapping[str, Any]) -> Any:
         except (KeyError, AttributeError, IndexError, TypeError, ValueError) as exc:
             raise UsageError(f"SOURCE {text!r}: {exc}.") from None
         return value
-    found = source_from_history(text)
-    if found is not None:
-        return found
+    if is_history_id(text) or is_url(text):
+        return text.strip()
     path = Path(text).expanduser()
     if path.is_file():
         return str(path)
     raise UsageError(f"SOURCE {text!r} is neither a variable nor a file (no such file: {str(path)!r}). Give a result "
-                     "variable (pic, batch[0]) or the path of an image.")
+                     "variable (pic, batch[0]), a history id (#12), a URL or the path of an image.")
 
 
 def edit_call(line: str, cell: str, namespace: Mapping[str, Any], settings: Settings) -> MagicCall:
@@ -89,13 +82,12 @@ def edit_call(line: str, cell: str, namespace: Mapping[str, Any], settings: Sett
     }
     for flag in ("model", "server"):
         one_value(f"--{flag}", kwargs[flag])
-    from vomni_nb.generation import one_image, check_image_options
-    from vomni_nb.protocol.media import load_media
+    from vomni_nb.generation import check_edit_source, check_image_options
 
     with usage_errors():
         check_image_options(size=None if size == "auto" else size, steps=kwargs["steps"],
                             guidance=kwargs["guidance"], seed=kwargs["seed"], n=kwargs["n"], format=kwargs["format"])
-        load_media(one_image(source), "image/png")
+        check_edit_source(source)
     return MagicCall("vomni_nb.generation:edit", kwargs, out=args.out, quiet=quiet)
 
 
@@ -105,7 +97,8 @@ class EditMagics(VomniMagics):
 
     @no_var_expand
     @magic_arguments()
-    @argument("source", metavar="SOURCE", help="the image: a result variable (pic, batch[0]), or a file path")
+    @argument("source", metavar="SOURCE", help="the image: a result variable (pic, batch[0]), a history id (#12), "
+                                                "a URL or a file path")
     @argument("--size", metavar="WxH|auto", default=None, help="output size (default auto: the input's size)")
     @argument("--steps", metavar="N", default=None, help="denoising steps, 1-200")
     @argument("--guidance", metavar="G", default=None, help="guidance (CFG) scale, 0-20")
@@ -118,7 +111,8 @@ class EditMagics(VomniMagics):
     def omni_edit(self, line: str, cell: str) -> None:
         """Edit an image following the instruction in the cell body, on the server whose model edits images.
 
-        SOURCE is a result in a variable (``pic``, ``batch[0]``, ``grid.images[3]``) or an image file. The
+        SOURCE is a result in a variable (``pic``, ``batch[0]``, ``grid.images[3]``), a history id (``#12`` or
+        ``12``, as ``%omni_history`` lists them), a URL or an image file. The
         instruction may use ``{name}`` like %%omni_image's prompt. ``--size auto`` (the default) keeps the
         input's size. The Python twin is ``vomni_nb.edit(source, instruction, ...)``.
 
