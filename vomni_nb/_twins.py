@@ -24,8 +24,9 @@ Rules:
    from the caller (a magic) is left for the caller to end, with the result in its place.
 4. A server that refuses the kind of request is reported as the wrong server
    (:func:`vomni_nb.routing.wrong_server`), never as overloaded.
-5. Every generation is recorded in the history by the client itself (``_recording``); ``log=False``
-   makes the twin's client with ``history=False`` (:func:`client_for`), so nothing is recorded.
+5. Every generation is recorded in the history by the client itself (``_recording``). A twin's ``log``
+   (:data:`Log`) becomes its client's ``history=`` (:func:`client_for`): True the default store,
+   False nothing recorded, a HistoryStore or a path that store (``%config VomniMagics.history_path``).
 6. The one exception to rule 3: a streamed answer (``speak(stream=True)``, ``chat(stream=True)``) is
    shown as it arrives (:func:`call_stream` hands its events to a view of :mod:`vomni_nb._live` on the
    calling thread), and that view leaves the static result in place and ends the wait line itself, so
@@ -37,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import os
 import queue
 import threading
 import time
@@ -45,18 +47,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, Union
 
 from vomni_nb import _advice
-from vomni_nb.errors import APIStatusError, Interrupted, WrongServerError
+from vomni_nb.errors import APIStatusError, Interrupted, InvalidRequestError, WrongServerError
 from vomni_nb.routing import Target, Task, is_wrong_server_answer, resolve, tasks_for, wrong_server
 
 if TYPE_CHECKING:
+    from vomni_nb._history import HistoryStore
+    from vomni_nb._recording import HistorySetting
     from vomni_nb.async_client import AsyncOmniClient
     from vomni_nb.display import WaitLine
 
-__all__ = ["Status", "run_waiting", "resolve_target", "client_for", "call", "call_stream", "StreamView",
+__all__ = ["Status", "Log", "history_setting", "run_waiting", "resolve_target", "client_for", "call", "call_stream", "StreamView",
            "save_result", "wait_line", "CANCEL_GRACE_S"]
 
 T = TypeVar("T")
 Status = Union["WaitLine", bool, None]
+Log = Union[bool, "HistoryStore", str, "os.PathLike[str]"]  # where a twin's generation is recorded (rule 5)
 CANCEL_GRACE_S = 2.0  # how long an interrupted wait lets its requests close their connections
 
 
@@ -106,14 +111,31 @@ def resolve_target(task: Task, *, model: str | None = None, server: Any = None,
     return resolve(task, model=model, server=server, default_server=default_server)
 
 
-def client_for(server: Any, target: Target, timeout: float | None = None, *, log: bool = True) -> AsyncOmniClient:
+def history_setting(log: Log) -> HistorySetting:
+    """A twin's ``log`` as a client's ``history=`` (rule 5); a path opens that store once per kernel."""
+    if log is True:
+        return None
+    if log is False:
+        return False
+    from vomni_nb._history import HistoryStore
+    from vomni_nb._history.store import default_store
+
+    if isinstance(log, HistoryStore):
+        return log
+    if not isinstance(log, (str, os.PathLike)):
+        raise InvalidRequestError(f"log takes True, False, a HistoryStore or a path; got {log!r}.")
+    store = default_store(log)  # None when the history is turned off everywhere
+    return False if store is None else store
+
+
+def client_for(server: Any, target: Target, timeout: float | None = None, *, log: Log = True) -> AsyncOmniClient:
     """An async client for one server of ``target`` (made inside the running loop: its connections belong
-    to it). The model is sent only when the caller named one; ``log=False`` records nothing in the history."""
+    to it). The model is sent only when the caller named one; ``log`` says where it records (rule 5)."""
     from vomni_nb.async_client import AsyncOmniClient
 
     options: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
-    if not log:
-        options["history"] = False
+    if log is not True:
+        options["history"] = history_setting(log)
     return AsyncOmniClient(server, model=target.send_model, **options)
 
 
@@ -139,7 +161,7 @@ def _status_text(what: str, target: Target, elapsed: float, detail: str = "") ->
 
 
 def call(task: Task, target: Target, request: Callable[[AsyncOmniClient], Awaitable[T]], *, what: str,
-         status: Status = None, timeout: float | None = None, log: bool = True,
+         status: Status = None, timeout: float | None = None, log: Log = True,
          detail: Callable[[], str] | None = None) -> T:
     """One request to ``target``'s server, waiting with a live status line (rules 2-5 of the module).
     ``detail()``, when given, adds what is known of the work so far to the line (a video job's state)."""
@@ -193,7 +215,7 @@ class _Opened:
 
 
 def call_stream(task: Task, target: Target, open_stream: Callable[[AsyncOmniClient], Awaitable[Any]], *, what: str,
-                view: StreamView | None, line: WaitLine | None, timeout: float | None = None, log: bool = True,
+                view: StreamView | None, line: WaitLine | None, timeout: float | None = None, log: Log = True,
                 interval: float = 0.05) -> Any:
     """One streamed request to ``target``'s server; returns the stream's final result.
 

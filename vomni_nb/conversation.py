@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from vomni_nb._sources import check_sources, fetch_sources
-from vomni_nb._twins import Status, call, call_stream, resolve_target, save_result, wait_line
+from vomni_nb._twins import Log, Status, call, call_stream, resolve_target, save_result, wait_line
 from vomni_nb.errors import InvalidRequestError
 from vomni_nb.protocol.validate import check_float, check_int, check_prompt, check_seed, speech_format
 
@@ -167,7 +167,7 @@ class Conversation:
         model: str | None = None,
         server: Any = None,
         save: PathLike | None = None,
-        log: bool = True,
+        log: Log = True,
         timeout: float | None = None,
         extra: Mapping[str, Any] | None = None,
         status: Status = None,
@@ -214,7 +214,7 @@ class Conversation:
         return result
 
 
-def _streamed(target: Any, prompt: str, options: dict[str, Any], wire: dict[str, Any], *, what: str, log: bool,
+def _streamed(target: Any, prompt: str, options: dict[str, Any], wire: dict[str, Any], *, what: str, log: Log,
               timeout: float | None, status: Status, save: Any) -> ChatResult:
     from vomni_nb._live import ChatView
 
@@ -263,7 +263,7 @@ def chat(
     model: str | None = None,
     server: Any = None,
     save: PathLike | None = None,
-    log: bool = True,
+    log: Log = True,
     timeout: float | None = None,
     extra: Mapping[str, Any] | None = None,
     status: Status = None,

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from vomni_nb._twins import Status, call, resolve_target, save_result
+from vomni_nb._twins import Log, Status, call, resolve_target, save_result
 from vomni_nb.errors import InvalidRequestError
 from vomni_nb.protocol.validate import (
     ImageFormat,
@@ -82,7 +82,7 @@ def image(
     format: ImageFormat = "png",
     via: ImageRoute = "images",
     save: PathLike | None = None,
-    log: bool = True,
+    log: Log = True,
     timeout: float | None = None,
     extra: Mapping[str, Any] | None = None,
     status: Status = None,
@@ -94,7 +94,7 @@ def image(
     "WIDTHxHEIGHT"; ``steps`` 1-200; ``guidance`` 0-20; ``seed`` (chosen and recorded when not given);
     ``n`` images from one request (1-10); ``negative`` what to avoid; ``format`` png, jpeg or webp;
     ``via="chat"`` sends it through chat completions. ``save``: a folder to write the files into (never
-    overwriting); ``log=False`` keeps it out of the history; ``timeout`` seconds to wait for the answer;
+    overwriting); ``log=False`` keeps it out of the history (``log=`` a store or path records there); ``timeout`` seconds to wait for the answer;
     ``extra`` adds wire fields; ``status`` the live wait line (``False``: none). Every argument is
     checked before anything is sent.
     """
@@ -125,7 +125,7 @@ def edit(
     negative: str | None = None,
     format: ImageFormat = "png",
     save: PathLike | None = None,
-    log: bool = True,
+    log: Log = True,
     timeout: float | None = None,
     extra: Mapping[str, Any] | None = None,
     status: Status = None,

@@ -239,10 +239,18 @@ def _bundle(grid: ImageGrid, header: str, previews: dict[int, str]) -> tuple[dic
     # save() writes the images in order, so the n-th saved path is the n-th image's copy.
     saved = {id(image): Path(path) for image, path in zip(grid.images, grid.saved)} \
         if len(grid.saved) == len(grid.images) else {}
+    unrecorded = _unrecorded(grid)
     page = (f"<div style='font-family:monospace;padding:2px 0'>{html.escape(header)}</div>"
-            f"{_table(grid, previews, saved)}" + (f"<p><small>{html.escape(note)}</small></p>" if note else ""))
-    return {"text/plain": _text(grid, header) + (f"\n{note}" if note else ""), "text/html": page}, \
-        {"vomni_nb": _record(grid)}
+            f"{_table(grid, previews, saved)}" + (f"<p><small>{html.escape(note)}</small></p>" if note else "")
+            + (f'<div style="color:#a15c00">⚠ {html.escape(unrecorded)}</div>' if unrecorded else ""))
+    text = _text(grid, header) + (f"\n{note}" if note else "") + (f"\nwarning: {unrecorded}" if unrecorded else "")
+    return {"text/plain": text, "text/html": page}, {"vomni_nb": _record(grid)}
+
+
+def _unrecorded(grid: ImageGrid) -> str:
+    """What the history said of the images it could not record (a full disk...), once, under the grid."""
+    notes = [image.stored.note for image in grid.images if image.stored is not None and image.stored.note]
+    return f"{len(notes)} not in the history: " + "; ".join(dict.fromkeys(notes)) if notes else ""
 
 
 def _record(grid: ImageGrid) -> dict[str, Any]:

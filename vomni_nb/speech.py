@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vomni_nb._twins import Status, call, call_stream, resolve_target, save_result, wait_line
+from vomni_nb._twins import Log, Status, call, call_stream, resolve_target, save_result, wait_line
 from vomni_nb._sources import check_source, fetch_source
 from vomni_nb.errors import BatchItemError, InvalidRequestError
 from vomni_nb.protocol.validate import SpeechFormat, check_float, check_int, check_prompt, check_seed, speech_format
@@ -86,7 +86,7 @@ def speak(
     ref_text: str | None = None,
     stream: bool = False,
     save: PathLike | None = None,
-    log: bool = True,
+    log: Log = True,
     timeout: float | None = None,
     extra: Mapping[str, Any] | None = None,
     status: Status = None,
@@ -101,7 +101,7 @@ def speak(
     what the sample says. ``stream=True`` plays it while it is generated (in a
     notebook, the live player, which ends as the static ``<audio controls>`` output: the result is then
     already shown, so assign it); outside a kernel it is just read as it comes. ``save``: a folder to
-    write the file into (never overwriting); ``log=False`` keeps it out of the history; ``timeout`` seconds
+    write the file into (never overwriting); ``log=False`` keeps it out of the history (``log=`` a store or path records there); ``timeout`` seconds
     to wait; ``extra`` adds wire fields; ``status`` the live wait line (``False``: none). Every argument is
     checked before anything is sent.
     """
@@ -123,7 +123,7 @@ def speak(
     return _speak_streamed(text, options, target, save=save, log=log, timeout=timeout, status=status)
 
 
-def _speak_streamed(text: str, options: dict[str, Any], target: Any, *, save: Any, log: bool, timeout: float | None,
+def _speak_streamed(text: str, options: dict[str, Any], target: Any, *, save: Any, log: Log, timeout: float | None,
                     status: Status) -> SpeechResult:
     from vomni_nb._live import SpeechView
 
@@ -210,7 +210,7 @@ def speak_batch(
     ref_audio: Any = None,
     ref_text: str | None = None,
     save: PathLike | None = None,
-    log: bool = True,
+    log: Log = True,
     timeout: float | None = None,
     status: Status = None,
 ) -> SpeechBatch:

@@ -32,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from vomni_nb import _advice
-from vomni_nb._twins import Status, client_for, run_waiting, wait_line
+from vomni_nb._twins import Log, Status, client_for, run_waiting, wait_line
 from vomni_nb.errors import APIError, Interrupted, InvalidRequestError, PartialBatchError, WrongServerError
 from vomni_nb.generation import check_image_options
 from vomni_nb.grids import Axis, GridCell, ImageGrid, live_bundle
@@ -136,7 +136,7 @@ def _name(server: Any) -> str:
 
 
 async def _run(prompt: str, jobs: Sequence[_Job], targets: Sequence[Target], servers: Sequence[Sequence[Any]],
-               concurrency: int, timeout: float | None, cells: list[GridCell], log: bool) -> None:
+               concurrency: int, timeout: float | None, cells: list[GridCell], log: Log) -> None:
     from vomni_nb._plans import failed_image
 
     queues: list[asyncio.Queue[int]] = [asyncio.Queue() for _ in targets]
@@ -186,7 +186,7 @@ def sweep(
     concurrency: int = 4,
     strict: bool = False,
     save: PathLike | None = None,
-    log: bool = True,
+    log: Log = True,
     timeout: float | None = None,
     status: Status = None,
 ) -> ImageGrid:
@@ -237,7 +237,7 @@ def _snapshot(prompt: str, axes: Sequence[Axis], cells: Sequence[GridCell], name
 
 def _wait(prompt: str, axes: Sequence[Axis], jobs: Sequence[_Job], targets: Sequence[Target],
           servers: Sequence[Sequence[Any]], cells: list[GridCell], names: tuple[str, ...], concurrency: int,
-          timeout: float | None, status: Status, log: bool, save: Any, strict: bool) -> ImageGrid:
+          timeout: float | None, status: Status, log: Log, save: Any, strict: bool) -> ImageGrid:
     line, owned = wait_line(status)
     previews: dict[int, str] = {}
     shown = {"at": float("-inf"), "done": -1}

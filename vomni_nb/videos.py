@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from vomni_nb._sources import check_source, fetch_source
-from vomni_nb._twins import Status, call, resolve_target, save_result
+from vomni_nb._twins import Log, Status, call, resolve_target, save_result
 from vomni_nb.errors import InvalidRequestError
 from vomni_nb.protocol.validate import check_float, check_int, check_prompt, check_seed, format_size
 
@@ -79,7 +79,7 @@ def video(
     poll_interval: float = 0.5,
     job_timeout: float | None = 1800.0,
     save: PathLike | None = None,
-    log: bool = True,
+    log: Log = True,
     extra: Mapping[str, Any] | None = None,
     status: Status = None,
 ) -> VideoResult:
@@ -93,7 +93,7 @@ def video(
     twin stops waiting but the job goes on: the :class:`~vomni_nb.errors.JobTimeoutError` names
     ``wait_video(job_id)`` (on ``OmniClient``) to pick it up. Ctrl-C cancels the job on the server
     (DELETE). ``save``: a folder for the MP4 (never overwriting);
-    ``log=False`` keeps it out of the history; ``extra`` adds wire fields; ``status`` the live status line
+    ``log=False`` keeps it out of the history (``log=`` a store or path records there); ``extra`` adds wire fields; ``status`` the live status line
     (``False``: none). Every argument is checked before anything is sent.
     """
     check_prompt(prompt)

@@ -27,9 +27,9 @@ def test_loading_the_extension_imports_only_the_magics() -> None:
         shell = InteractiveShell.instance()
         before = set(sys.modules)  # IPython's own history already loads sqlite3: count only what loading adds
         shell.run_line_magic("load_ext", "vomni_nb")
-        for name in ("omni_image", "omni_speak", "omni_chat", "omni_video"):
+        for name in ("omni_image", "omni_edit", "omni_speak", "omni_chat", "omni_video"):
             assert name in shell.magics_manager.magics["cell"], name
-        for name in ("omni_server", "omni_voice"):
+        for name in ("omni_server", "omni_voice", "omni_history", "omni_rerun", "omni_studio"):
             assert name in shell.magics_manager.magics["line"], name
         print(sorted(name for name in {HEAVY!r} if name in sys.modules and name not in before))
     """)
@@ -52,4 +52,4 @@ def test_reload_ext_keeps_the_magics_and_the_settings() -> None:
         print("omni_image" in shell.magics_manager.magics["cell"])
     """)
     assert out.splitlines() == ["['ChatMagics', 'EditMagics', 'HistoryMagics', 'ImageMagics', 'ServerMagics', "
-                                "'SpeechMagics', 'VideoMagics', 'VomniMagics'] {'64x32'}", "False"]
+                                "'SpeechMagics', 'StudioMagics', 'VideoMagics', 'VomniMagics'] {'64x32'}", "False"]

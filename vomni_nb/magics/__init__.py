@@ -5,10 +5,11 @@
 ``server``   ``%omni_server`` (``ServerMagics``)
 ``image``    ``%%omni_image`` (``ImageMagics``): one image, or a sweep / X/Y grid
 ``edit``     ``%%omni_edit SOURCE`` (``EditMagics``)
-``history``  ``%omni_history`` (``HistoryMagics``)
+``history``  ``%omni_history`` and ``%omni_rerun`` (``HistoryMagics``)
 ``speech``   ``%%omni_speak`` and ``%omni_voice`` (``SpeechMagics``)
 ``chat``     ``%%omni_chat`` (``ChatMagics``)
 ``video``    ``%%omni_video`` (``VideoMagics``)
+``studio``   ``%omni_studio`` (``StudioMagics``)
 
 ``%load_ext vomni_nb`` registers every class in :data:`MAGICS` (plus ``VomniMagics`` itself, so ``%config
 VomniMagics`` lists the settings); ``%unload_ext`` removes them again, so ``%reload_ext vomni_nb`` works
@@ -30,13 +31,14 @@ from vomni_nb.magics.history import HistoryMagics
 from vomni_nb.magics.image import ImageMagics
 from vomni_nb.magics.server import ServerCommandError, ServerMagics
 from vomni_nb.magics.speech import SpeechMagics
+from vomni_nb.magics.studio import StudioMagics
 from vomni_nb.magics.video import VideoMagics
 
 __all__ = ["VomniMagics", "ServerMagics", "ImageMagics", "EditMagics", "HistoryMagics", "SpeechMagics", "ChatMagics",
-           "VideoMagics", "ServerCommandError", "MAGICS", "load_ipython_extension", "unload_ipython_extension"]
+           "VideoMagics", "StudioMagics", "ServerCommandError", "MAGICS", "load_ipython_extension", "unload_ipython_extension"]
 
 MAGICS: tuple[type[VomniMagics], ...] = (ServerMagics, ImageMagics, EditMagics, HistoryMagics, SpeechMagics, ChatMagics,
-                                         VideoMagics)
+                                         VideoMagics, StudioMagics)
 _ALL: tuple[type[VomniMagics], ...] = (VomniMagics, *MAGICS)
 
 

@@ -69,7 +69,7 @@ if TYPE_CHECKING:
 
 __all__ = ["VomniMagics", "Settings", "ENVIRONMENT", "MagicCall", "generation_flags", "common_arguments", "parse_line",
            "split_quiet", "number", "one_value", "fill_prompt", "usage_errors", "short_error", "cause_and_advice", "run_generation",
-           "interrupted"]
+           "interrupted", "log_setting", "reading_store"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -102,6 +102,7 @@ class Settings:
     default_voice: str | None = None
     concurrency: int = 4
     history: bool = True
+    history_path: str | None = None
 
 
 @magics_class
@@ -111,7 +112,8 @@ class VomniMagics(Magics):
     Every family of magics (``ServerMagics``, ``ImageMagics``, ...) subclasses this class, so a setting
     configured here reaches all of them. An unset setting falls back to its environment variable:
     ``VOMNI_SERVER``, ``VOMNI_DEFAULT_SIZE``, ``VOMNI_DEFAULT_STEPS``, ``VOMNI_DEFAULT_GUIDANCE``,
-    ``VOMNI_DEFAULT_FORMAT``, ``VOMNI_DEFAULT_VOICE``, ``VOMNI_CONCURRENCY``, ``VOMNI_HISTORY=off``.
+    ``VOMNI_DEFAULT_FORMAT``, ``VOMNI_DEFAULT_VOICE``, ``VOMNI_CONCURRENCY``, ``VOMNI_HISTORY=off``
+    (``history_path`` has none: unset, the client's own ``VOMNI_HISTORY`` or the user cache dir holds it).
     """
 
     default_server = Unicode(None, allow_none=True, config=True,
@@ -131,6 +133,10 @@ class VomniMagics(Magics):
                       help="Requests at once per server in a sweep [env VOMNI_CONCURRENCY]; unset: 4.")
     history = Bool(None, allow_none=True, config=True,
                    help="Record generations in the history [env VOMNI_HISTORY=off turns it off]; unset: on.")
+    history_path = Unicode(None, allow_none=True, config=True,
+                           help="The history the magics record into and %omni_history / %omni_rerun read (a "
+                                "folder or a .sqlite3 file); unset: the default one (VOMNI_HISTORY, else the "
+                                "user cache dir).")
 
     @validate("default_size")
     def _check_size(self, proposal: Any) -> Any:
@@ -168,6 +174,8 @@ class VomniMagics(Magics):
             if configured is not None:
                 values[field.name] = configured
                 continue
+            if field.name not in ENVIRONMENT:  # history_path: the client reads VOMNI_HISTORY itself
+                continue
             text = environ.get(ENVIRONMENT[field.name], "").strip()
             if text:
                 values[field.name] = _from_environment(field.name, text)
@@ -202,6 +210,7 @@ class MagicCall:
     kwargs: Mapping[str, Any]
     out: str | None = None
     quiet: bool = False
+    waiting: str | None = None  # a twin without status=: this static line stands while it runs
 
     def twin_function(self) -> Callable[..., Any]:
         module, name = self.twin.split(":")
@@ -231,7 +240,28 @@ def common_arguments(args: Any, settings: Settings) -> dict[str, Any]:
     if args.out is not None and (not args.out.isidentifier() or keyword.iskeyword(args.out)):
         raise UsageError(f"--out takes a variable name; {args.out!r} is not one.")
     server = args.server if args.server is not None else (settings.default_server if args.model is None else None)
-    return {"model": args.model, "server": server, "save": args.save, "log": bool(args.log and settings.history)}
+    return {"model": args.model, "server": server, "save": args.save, "log": log_setting(args.log, settings)}
+
+
+def log_setting(log: bool, settings: Settings) -> bool | str:
+    """A twin's ``log`` for a magic: False with ``--no-log`` or ``%config VomniMagics.history = False``,
+    else ``history_path`` when it is set (recorded there), else True (the default history)."""
+    if not (log and settings.history):
+        return False
+    return settings.history_path or True
+
+
+def reading_store(settings: Settings) -> Any:
+    """The HistoryStore ``%omni_history`` and ``%omni_rerun`` read: ``history_path``'s, else None (the default)."""
+    if settings.history_path is None:
+        return None
+    from vomni_nb._history.store import _database_path, _shared_store
+
+    path = _database_path(settings.history_path)
+    if not path.exists():
+        raise UsageError(f"There is no history at {path} (%config VomniMagics.history_path); nothing has been recorded "
+                         "there yet.")
+    return _shared_store(path)
 
 
 def split_quiet(line: str) -> tuple[str, bool]:
@@ -373,9 +403,12 @@ def run_generation(shell: Any, call: MagicCall, *, line: WaitLine | None = None)
     from vomni_nb.display import WaitLine
 
     line = line or WaitLine()
+    kwargs = {**call.kwargs, "status": line} if call.waiting is None else dict(call.kwargs)
+    if call.waiting is not None:
+        line.update(call.waiting, force=True)
     try:
         with usage_errors():
-            result = call.twin_function()(**call.kwargs, status=line)
+            result = call.twin_function()(**kwargs)
     except KeyboardInterrupt as exc:
         partial = getattr(exc, "partial", None)  # a sweep keeps what finished
         if partial is None:

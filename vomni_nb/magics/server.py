@@ -25,10 +25,11 @@ from vomni_nb.magics._common import VomniMagics
 
 if TYPE_CHECKING:
     from vomni_nb.server import Server, ServerManager
+    from vomni_nb.widgets import ServerPanel
 
 __all__ = ["ServerMagics", "ServerCommandError"]
 
-_ACTIONS = ("start", "status", "logs", "stop", "restart", "list", "attach", "use")
+_ACTIONS = ("start", "status", "logs", "stop", "restart", "list", "attach", "use", "panel")
 
 
 class ServerCommandError(Exception):
@@ -82,11 +83,12 @@ class ServerMagics(VomniMagics):
               help="start a real model even though another kernel serves it (a second copy)")
     @argument("-n", "--lines", type=int, default=40, help="log lines to show (logs)")
     @line_magic
-    def omni_server(self, line: str) -> Server | None:
+    def omni_server(self, line: str) -> Server | ServerPanel | None:
         """Start, watch and stop vLLM-Omni servers; everything after `--` goes to `vllm serve`.
 
         ``start``, ``restart`` and ``attach`` return the ``Server`` (``server = %omni_server start ...``;
-        ``server.client()`` then talks to it).
+        ``server.client()`` then talks to it). ``panel`` returns a ``ServerPanel``: a live table of this
+        kernel's servers with Stop and Restart, refreshed every 2 s (``panel.close()`` leaves it static).
 
         Examples::
 
@@ -96,6 +98,7 @@ class ServerMagics(VomniMagics):
             %omni_server use Qwen/Qwen-Image        # the default for requests naming no model
             %omni_server attach http://gpu-box:8091 --name remote
             %omni_server restart [NAME]  /  stop [NAME]
+            %omni_server panel
         """
         try:
             head, extra = _split_extra(line)
@@ -122,8 +125,14 @@ class ServerMagics(VomniMagics):
             manager.reporter_factory = StartStatusLine
         return manager
 
-    def _run(self, manager: ServerManager, args: Any, extra: list[str]) -> Server | None:
+    def _run(self, manager: ServerManager, args: Any, extra: list[str]) -> Server | ServerPanel | None:
         action = args.action
+        if action == "panel":
+            if args.target:
+                raise UsageError("%omni_server panel takes no NAME: it shows every server of this kernel")
+            from vomni_nb.widgets import ServerPanel
+
+            return ServerPanel(manager)
         if action in ("start", "attach", "use") and not args.target:
             raise UsageError(f"%omni_server {action} needs a {'URL' if action == 'attach' else 'MODEL' if action == 'start' else 'NAME'}")
         if action == "start":

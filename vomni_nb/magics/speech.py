@@ -55,6 +55,10 @@ def speak_call(line: str, cell: str, namespace: Mapping[str, Any], settings: Set
         "instructions": args.instructions,
         "language": args.language,
     }
+    if args.ref_audio is not None:  # a voice cloned from a sample (Qwen3-TTS -Base checkpoints)
+        options["ref_audio"] = parse_source("--ref-audio", args.ref_audio, namespace, kind="audio")
+    if args.ref_text is not None:
+        options["ref_text"] = args.ref_text
     from vomni_nb.speech import check_speech_options
 
     if args.batch:
@@ -112,6 +116,9 @@ class SpeechMagics(VomniMagics):
     @argument("--speed", metavar="X", default=None, help="speaking speed, 0.25-4 (1.0 when streaming)")
     @argument("--instructions", metavar="TEXT", default=None, help="a speaking style, e.g. 'slow and warm'")
     @argument("--language", metavar="LANG", default=None, help="the language, e.g. English")
+    @argument("--ref-audio", metavar="SRC", default=None,
+              help="clone the voice of this sample: a path, URL, result variable or history id (-Base checkpoints)")
+    @argument("--ref-text", metavar="TEXT", default=None, help="what the --ref-audio sample says")
     @argument("--stream", action="store_true", help="play it while it is generated (live player, then a static one)")
     @argument("--batch", action="store_true", help="one utterance per line of the cell, shown as a list of players")
     @generation_flags
@@ -126,7 +133,8 @@ class SpeechMagics(VomniMagics):
         plays it while it is generated (a live player in JupyterLab and Notebook 7, a status line when run
         headless) and ends as the same static player. ``--batch`` speaks each line of the cell as its own
         utterance and shows a list of players (a line that fails shows its error in its place). A trailing
-        ``;`` shows nothing more. Default voice: ``%config VomniMagics.default_voice = "vivian"`` (or
+        ``;`` shows nothing more. ``--ref-audio SRC --ref-text T`` clones the voice of a sample (on a
+        Qwen3-TTS ``-Base`` checkpoint). Default voice: ``%config VomniMagics.default_voice = "vivian"`` (or
         VOMNI_DEFAULT_VOICE). The Python twins are ``vomni_nb.speak(text, voice=..., stream=...)`` and
         ``vomni_nb.speak_batch(texts, ...)``.
 
