@@ -240,7 +240,8 @@ def speech_bundle(speech: SpeechResult) -> MimeBundle:
               f"</audio>{_caption(speech_caption(speech))}</figure>")
     record = output_record(speech, format=speech.format, sample_rate=speech.sample_rate, duration_s=speech.duration_s,
                            usage=dict(speech.usage))
-    return {"text/plain": _with_note(repr(speech), speech), "text/html": player + _note_html(speech)}, {"vomni_nb": record}
+    data = {"text/plain": _with_note(repr(speech), speech), "text/html": player + _note_html(speech)}
+    return data, {"vomni_nb": record}
 
 
 # Inline code (a run of backticks, then the same run) and fenced blocks are left as written.
@@ -294,7 +295,8 @@ def chat_bundle(chat: ChatResult) -> MimeBundle:
     stored = chat.stored
     if stored is not None and stored.note:  # Markdown, like the rest (an HTML part would win over it)
         pieces.append(f"*⚠ not in the history: {markdown_safe(stored.note)}*")
-    data: dict[str, Any] = {"text/plain": _with_note(chat.text or repr(chat), chat), "text/markdown": "\n\n".join(pieces)}
+    data: dict[str, Any] = {"text/plain": _with_note(chat.text or repr(chat), chat),
+                            "text/markdown": "\n\n".join(pieces)}
     record = output_record(chat, id=chat.id, finish_reason=chat.finish_reason, usage=dict(chat.usage),
                            audio_format=chat.audio_format)
     return data, {"vomni_nb": record}
@@ -302,4 +304,5 @@ def chat_bundle(chat: ChatResult) -> MimeBundle:
 
 def video_bundle(video: VideoResult) -> MimeBundle:
     player = f'<video controls src="{_data_url(video.mime_type, video.data)}"></video>' + _note_html(video)
-    return {"text/plain": _with_note(repr(video), video), "text/html": player}, {"vomni_nb": output_record(video, id=video.id)}
+    data = {"text/plain": _with_note(repr(video), video), "text/html": player}
+    return data, {"vomni_nb": output_record(video, id=video.id)}

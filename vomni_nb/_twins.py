@@ -56,7 +56,8 @@ if TYPE_CHECKING:
     from vomni_nb.async_client import AsyncOmniClient
     from vomni_nb.display import WaitLine
 
-__all__ = ["Status", "Log", "history_setting", "run_waiting", "resolve_target", "client_for", "call", "call_stream", "StreamView",
+__all__ = ["Status", "Log", "history_setting", "run_waiting", "resolve_target", "client_for", "call", "call_stream",
+           "StreamView",
            "save_result", "wait_line", "CANCEL_GRACE_S"]
 
 T = TypeVar("T")

@@ -94,9 +94,9 @@ def image(
     "WIDTHxHEIGHT"; ``steps`` 1-200; ``guidance`` 0-20; ``seed`` (chosen and recorded when not given);
     ``n`` images from one request (1-10); ``negative`` what to avoid; ``format`` png, jpeg or webp;
     ``via="chat"`` sends it through chat completions. ``save``: a folder to write the files into (never
-    overwriting); ``log=False`` keeps it out of the history (``log=`` a store or path records there); ``timeout`` seconds to wait for the answer;
-    ``extra`` adds wire fields; ``status`` the live wait line (``False``: none). Every argument is
-    checked before anything is sent.
+    overwriting); ``log=False`` keeps it out of the history (``log=`` a store or a path records there);
+    ``timeout`` seconds to wait for the answer; ``extra`` adds wire fields; ``status`` the live wait line
+    (``False``: none). Every argument is checked before anything is sent.
     """
     check_prompt(prompt)
     options = check_image_options(size=size, steps=steps, guidance=guidance, seed=seed, n=n, format=format, via=via)

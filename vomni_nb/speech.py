@@ -98,12 +98,12 @@ def speak(
     mp3 or opus (default wav; pcm when streaming); ``speed`` 0.25-4; ``instructions`` a speaking style;
     ``language``; ``sample_rate`` Hz; ``seed``. ``ref_audio`` clones a voice from a sample (a path, a URL,
     a result, bytes or a history id such as ``"#12"``; Qwen3-TTS ``-Base`` checkpoints) with ``ref_text``
-    what the sample says. ``stream=True`` plays it while it is generated (in a
-    notebook, the live player, which ends as the static ``<audio controls>`` output: the result is then
-    already shown, so assign it); outside a kernel it is just read as it comes. ``save``: a folder to
-    write the file into (never overwriting); ``log=False`` keeps it out of the history (``log=`` a store or path records there); ``timeout`` seconds
-    to wait; ``extra`` adds wire fields; ``status`` the live wait line (``False``: none). Every argument is
-    checked before anything is sent.
+    what the sample says. ``stream=True`` plays it while it is generated (in a notebook, the live player,
+    which ends as the static ``<audio controls>`` output: the result is then already shown, so assign it);
+    outside a kernel it is just read as it comes. ``save``: a folder to write the file into (never
+    overwriting); ``log=False`` keeps it out of the history (``log=`` a store or a path records there);
+    ``timeout`` seconds to wait; ``extra`` adds wire fields; ``status`` the live wait line (``False``:
+    none). Every argument is checked before anything is sent.
     """
     check_prompt(text, "text")
     options = check_speech_options(voice=voice, format=format, speed=speed, sample_rate=sample_rate, seed=seed,

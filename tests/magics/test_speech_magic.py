@@ -240,3 +240,26 @@ def test_a_stream_refused_before_it_began_leaves_no_output_behind(magic_shell: A
     with capture_output() as captured, pytest.raises(InsufficientStorageError) as caught:
         magic_shell.run_cell_magic("omni_speak", "--stream", "hi")
     assert len(rendered(caught.value).splitlines()) == 2 and outputs_of(captured) == []
+
+
+def test_ref_audio_clones_the_voice_of_a_history_entry(magic_shell: Any, tts_server: Any, start_sim: Any) -> None:
+    base = start_sim(BASE_TTS_MODEL)
+    default_manager().attach(tts_server.url)
+    _run(magic_shell, "--voice vivian --out sample;", "This is my voice sample.")
+    sample_id = magic_shell.user_ns["sample"].history_id
+    assert sample_id is not None
+    _run(magic_shell, f"--server {base.url} --ref-audio #{sample_id} --ref-text 'This is my voice sample.' "
+                      "--out cloned;", "Hello in my voice.")
+    cloned = magic_shell.user_ns["cloned"]
+    assert cloned.model == BASE_TTS_MODEL and cloned.params["ref_text"] == "This is my voice sample."
+    import vomni_nb
+
+    again = vomni_nb.speak("Hello in my voice.", server=base.url, ref_audio=magic_shell.user_ns["sample"],
+                           ref_text="This is my voice sample.", log=False)
+    assert again.audio == cloned.audio  # the history id and the result are the same sample
+    before = generations(base)
+    with pytest.raises(UsageError, match="ref_audio needs ref_text="):
+        _run(magic_shell, f"--server {base.url} --ref-audio #{sample_id}", "Hello.")
+    with pytest.raises(UsageError, match="--ref-audio 'nowhere.wav': no such file"):
+        _run(magic_shell, f"--server {base.url} --ref-audio nowhere.wav --ref-text x", "Hello.")
+    assert generations(base) == before

@@ -35,7 +35,8 @@ from vomni_nb.magics.studio import StudioMagics
 from vomni_nb.magics.video import VideoMagics
 
 __all__ = ["VomniMagics", "ServerMagics", "ImageMagics", "EditMagics", "HistoryMagics", "SpeechMagics", "ChatMagics",
-           "VideoMagics", "StudioMagics", "ServerCommandError", "MAGICS", "load_ipython_extension", "unload_ipython_extension"]
+           "VideoMagics", "StudioMagics", "ServerCommandError", "MAGICS", "load_ipython_extension",
+           "unload_ipython_extension"]
 
 MAGICS: tuple[type[VomniMagics], ...] = (ServerMagics, ImageMagics, EditMagics, HistoryMagics, SpeechMagics, ChatMagics,
                                          VideoMagics, StudioMagics)

@@ -30,7 +30,8 @@ def studio_call(line: str, namespace: Mapping[str, Any], settings: Settings) -> 
     args = parse_line(StudioMagics.omni_studio, line)
     kwargs: dict[str, Any] = {"prompt": fill_prompt(" ".join(args.prompt), namespace).strip()}
     size = one_value("--size", args.size) or settings.default_size
-    steps = number("--steps", one_value("--steps", args.steps), int) if args.steps is not None else settings.default_steps
+    steps = number("--steps", one_value("--steps", args.steps), int) if args.steps is not None \
+        else settings.default_steps
     guidance = number("--guidance", one_value("--guidance", args.guidance), float) if args.guidance is not None \
         else settings.default_guidance
     chosen = {"size": size, "steps": steps, "guidance": guidance,
