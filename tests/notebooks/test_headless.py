@@ -86,6 +86,58 @@ def _check_quickstart(nb: Any, html: str) -> None:
     assert "Qwen/Qwen3-Omni-30B-A3B-Instruct" in _texts(outs)  # the last cell listed the servers
 
 
+def _cell(nb: Any, start: str) -> Any:
+    """The one code cell whose source starts with ``start``."""
+    (found,) = [cell for cell in nb.cells if cell.cell_type == "code" and cell.source.startswith(start)]
+    return found
+
+
+def _kinds(outs: list[Any]) -> list[str]:
+    """The provenance kind of every output that carries one (the static form of each result)."""
+    return [out["metadata"]["vomni_nb"].get("kind") for out in outs if "vomni_nb" in out.get("metadata", {})]
+
+
+def _check_images(nb: Any, html: str) -> None:
+    outs = outputs(nb)
+    assert len(_pictures(_cell(nb, "%%omni_image --size 256x256 --steps 8 --seed 1..8").outputs)) == 8
+    assert len(_pictures(_cell(nb, "%%omni_image --size 256x256 --seed 7 --guidance").outputs)) == 6
+    assert "model Qwen-Image" in _texts(_cell(nb, "%%omni_image --model").outputs)  # the comparison's labels
+    assert "True" in _texts(_cell(nb, "import vomni_nb").outputs)  # the twin made the magic's bytes again
+    assert "Qwen/Qwen-Image-Edit" in _texts(_cell(nb, "%%omni_edit").outputs)
+    assert html.count("<video controls") == 1
+    assert "image" in _kinds(outs) and "video" in _kinds(outs)
+
+
+def _check_speech(nb: Any, html: str) -> None:
+    # One player each: the greeting, the styled line, the stream's static player, three batch lines, the clone.
+    assert html.count("<audio controls") == 7
+    text = _texts(outputs(nb))
+    assert "vivian" in _texts(_cell(nb, "%omni_voice list").outputs)
+    assert "voice 'keeper' uploaded" in text and "voice 'keeper' deleted" in text
+    assert "voice='keeper', model='Qwen/Qwen3-TTS-12Hz-1.7B-Base'" in text
+
+
+def _check_chat(nb: Any, html: str) -> None:
+    chats = [cell for cell in nb.cells if cell.cell_type == "code" and cell.source.startswith("%%omni_chat")]
+    assert len(chats) == 5
+    for cell in chats:  # each answer ended whole, as Markdown (with a player when spoken) and plain text
+        final = [out for out in cell.outputs if "Simulated reply" in str(out.get("data", {}).get("text/plain", ""))]
+        assert len(final) == 1 and "▌" not in _texts(final), cell.source
+        assert {"text/markdown", "text/html"} & set(final[0]["data"]), final[0]["data"].keys()
+    assert "You sent a 512x512 image" in _texts(_cell(nb, "%%omni_chat --image").outputs)
+    assert "1.00 s of audio" in _texts(_cell(nb, "%%omni_chat --audio").outputs)
+    assert "<audio controls" in _texts(_cell(nb, "%%omni_chat --voice").outputs)  # the spoken answer's player
+    assert "(5," in _texts(_cell(nb, "import vomni_nb").outputs)  # system + two exchanges in the Conversation
+
+
+def _check_history(nb: Any, html: str) -> None:
+    table = _texts(_cell(nb, "%omni_history").outputs)
+    assert "a red fox in the snow" in table and "speech" in table
+    assert "byte-identical" in _texts(_cell(nb, "import vomni_nb").outputs)  # the rerun by history id
+    assert "byte-identical" in _texts(_cell(nb, "vomni_nb.rerun(saved)").outputs)  # the rerun from a file
+    assert "'schema': 'vomni_nb/1'" in _texts(_cell(nb, "saved = fox.save").outputs)  # the PNG's own recipe
+
+
 def _check_gpu_server(nb: Any, html: str) -> None:
     text = _texts(outputs(nb))
     # Without a GPU the manager ran the stand-in `vllm` (kind vllm), read its log, and explained its failure.
@@ -93,11 +145,16 @@ def _check_gpu_server(nb: Any, html: str) -> None:
     assert "vllm serve: error: unrecognized arguments: --stage-configs-path" in text
     assert "--stage-configs-path is now --deploy-config" in text  # the advice line
     assert "Application startup complete." in text  # %omni_server logs
-    assert "replica-1" in text and _pictures(outputs(nb)), "the attached replicas made pictures"
+    assert "6 images in" in text and "on replica-0, replica-1" in text, "the sweep ran on both attached replicas"
+    assert len(_pictures(_cell(nb, "%%omni_image --model black-forest-labs/FLUX.1-dev").outputs)) == 6
 
 
 CHECKS: dict[str, Callable[[Any, str], None]] = {
     "01_quickstart": _check_quickstart,
+    "02_images_and_sweeps": _check_images,
+    "03_speech": _check_speech,
+    "04_chat_and_vision": _check_chat,
+    "05_history_and_provenance": _check_history,
     "06_gpu_server": _check_gpu_server,
 }
 
@@ -111,4 +168,9 @@ def test_notebook_runs_headless(notebook: Path, tmp_path: Path, monkeypatch: pyt
     html = run_headless(work / notebook.name, tmp_path / "out", cwd=work)
     executed = nbformat.read(tmp_path / "out" / notebook.name, as_version=4)
     assert errors(executed) == []
-    CHECKS[notebook.stem](executed, html.read_text(encoding="utf-8"))
+    text = html.read_text(encoding="utf-8")
+    # What a reader of the saved notebook or its HTML gets: static outputs only, players that wait for a click.
+    assert not [out for out in outputs(executed) if "application/vnd.jupyter.widget-view+json" in out.get("data", {})]
+    assert not executed.metadata.get("widgets"), "a widget was left in the saved notebook"
+    assert not re.search(r"<(audio|video)[^>]*\b(autoplay|loop)\b", text)
+    CHECKS[notebook.stem](executed, text)
