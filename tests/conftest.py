@@ -14,7 +14,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
+from tests.support.hostile import HostileServer, launch_hostile
 from tests.support.sims import (
     EDIT_MODEL,
     IMAGE_MODEL,
@@ -25,6 +27,11 @@ from tests.support.sims import (
     chromium_path,
     launch_sim,
 )
+
+# No per-example deadline: on a busy 2-core machine a slow example is load, not a bug (issue 16.10);
+# every hypothesis test inherits this profile.
+settings.register_profile("vomni_nb", deadline=None)
+settings.load_profile("vomni_nb")
 
 
 @pytest.fixture
@@ -40,6 +47,21 @@ def start_sim(tmp_path: Path) -> Iterator[Callable[..., SimHandle]]:
     yield start
     for handle in started:
         handle.stop()
+
+
+@pytest.fixture
+def hostile() -> Iterator[Callable[..., HostileServer]]:
+    """Factory: ``hostile(mode, *args)`` starts a hostile server (``tests/support/hostile.py``); all killed at teardown."""
+    started: list[HostileServer] = []
+
+    def start(mode: str, *args: str) -> HostileServer:
+        server = launch_hostile(mode, *args)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
 
 
 def _session_sim(tmp_path_factory: pytest.TempPathFactory, model: str, *args: str) -> Iterator[SimHandle]:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
     from vomni_nb._history.replay import Rerun, rerun
     from vomni_nb.async_client import AsyncOmniClient
     from vomni_nb.client import OmniClient
+    from vomni_nb.protocol.limits import Limits
     from vomni_nb.results import ChatResult, ImageBatch, ImageResult, SpeechResult, VideoResult
     from vomni_nb.server import Server, ServerManager, ServerStatus, default_manager
     from vomni_nb.streams import AsyncChatStream, AsyncSpeechStream, ChatStream, SpeechStream
@@ -35,6 +36,7 @@ __all__ = [
     "load_ipython_extension",
     "OmniClient",
     "AsyncOmniClient",
+    "Limits",
     "ImageResult",
     "ImageBatch",
     "SpeechResult",
@@ -61,6 +63,7 @@ _LAZY = {
     "default_manager": "vomni_nb.server",
     "OmniClient": "vomni_nb.client",
     "AsyncOmniClient": "vomni_nb.async_client",
+    "Limits": "vomni_nb.protocol.limits",
     "ImageResult": "vomni_nb.results",
     "ImageBatch": "vomni_nb.results",
     "SpeechResult": "vomni_nb.results",
