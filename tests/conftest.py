@@ -126,3 +126,35 @@ def _collect_garbage_after_each_test() -> Iterator[None]:
     it (warnings are errors), not by whichever test happens to run when the collector does."""
     yield
     gc.collect()
+
+
+@pytest.fixture
+def magic_shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    """An in-process IPython shell with vomni_nb's magics loaded and a private, empty server manager
+    (attach the test's simulators to ``vomni_nb.default_manager()``). The magics' environment settings
+    are cleared and the history goes to the test's folder; settings made with ``%config`` end with the test
+    (the magics stay registered: the shell is IPython's one instance, which other tests load into too)."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from vomni_nb.magics import VomniMagics, load_ipython_extension
+    from vomni_nb.magics._common import ENVIRONMENT
+    from vomni_nb.server import ServerManager, set_default_manager
+
+    for variable in ENVIRONMENT.values():
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.delenv("VOMNI_BASE_URL", raising=False)
+    monkeypatch.setenv("VOMNI_HISTORY", str(tmp_path / "history"))
+    manager = ServerManager(registry_dir=tmp_path / "registry", register_atexit=False)
+    with set_default_manager(manager):
+        shell = InteractiveShell.instance()
+        load_ipython_extension(shell)
+        try:
+            yield shell
+        finally:
+            for section in [name for name in shell.config if name.endswith("Magics")]:
+                del shell.config[section]
+            for magics in shell.configurables:
+                if isinstance(magics, VomniMagics):
+                    for name in magics.trait_names(config=True):
+                        setattr(magics, name, None)
+            manager.shutdown(grace=2.0)

@@ -68,10 +68,15 @@ class Sleep:
 
 @dataclasses.dataclass(frozen=True)
 class Gather:
-    """Run ``plans`` concurrently, at most ``concurrency`` at a time; the outcome is their results, in order."""
+    """Run ``plans`` concurrently, at most ``concurrency`` at a time; the outcome is their results, in order.
+
+    ``settle``: a plan that raises an ``Exception`` has that exception as its outcome, in its place, and
+    the others run on (a sweep is never all-or-nothing); Ctrl-C and cancellation still end them all.
+    """
 
     plans: Sequence[Generator[Any, Any, Any]]
     concurrency: int
+    settle: bool = False
 
 
 @dataclasses.dataclass

@@ -116,7 +116,12 @@ class AsyncOmniClient(BaseClient[httpx.AsyncBaseTransport, Callable[[float], Awa
 
         async def one(plan: Plan[Any]) -> Any:
             async with gate:
-                return await self._run(plan)
+                if not step.settle:
+                    return await self._run(plan)
+                try:
+                    return await self._run(plan)
+                except Exception as exc:  # settled: the plan's own failure is its outcome, in its place
+                    return exc
 
         return list(await asyncio.gather(*(one(plan) for plan in step.plans)))
 

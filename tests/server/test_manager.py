@@ -558,7 +558,7 @@ def test_every_omni_server_line_in_advice_parses() -> None:
     import re
 
     from vomni_nb import _advice
-    from vomni_nb.magics import VomniMagics
+    from vomni_nb.magics import ServerMagics
     from IPython.core.magic_arguments import parse_argstring
 
     texts = [_advice.START_ONE, _advice.PICK_ONE, _advice.server_logs("img", 200), _advice.server_restart("img"),
@@ -569,7 +569,7 @@ def test_every_omni_server_line_in_advice_parses() -> None:
     lines = [found.split(" -- ")[0] for text in texts for found in re.findall(r"`%omni_server ([^`]+)`", text)]
     assert len(lines) >= len(texts)
     for line in lines:
-        parse_argstring(VomniMagics.omni_server, line)
+        parse_argstring(ServerMagics.omni_server, line)
 
 
 def test_start_keep_on_a_running_server_keeps_it(manager: ServerManager) -> None:
