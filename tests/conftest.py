@@ -14,7 +14,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
+from tests.support.hostile import HostileServer, launch_hostile
 from tests.support.sims import (
     EDIT_MODEL,
     IMAGE_MODEL,
@@ -25,6 +27,11 @@ from tests.support.sims import (
     chromium_path,
     launch_sim,
 )
+
+# No per-example deadline: on a busy 2-core machine a slow example is load, not a bug (issue 16.10);
+# every hypothesis test inherits this profile.
+settings.register_profile("vomni_nb", deadline=None)
+settings.load_profile("vomni_nb")
 
 
 @pytest.fixture
@@ -40,6 +47,21 @@ def start_sim(tmp_path: Path) -> Iterator[Callable[..., SimHandle]]:
     yield start
     for handle in started:
         handle.stop()
+
+
+@pytest.fixture
+def hostile() -> Iterator[Callable[..., HostileServer]]:
+    """Factory: ``hostile(mode, *args)`` starts a hostile server (``tests/support/hostile.py``); all killed at teardown."""
+    started: list[HostileServer] = []
+
+    def start(mode: str, *args: str) -> HostileServer:
+        server = launch_hostile(mode, *args)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
 
 
 def _session_sim(tmp_path_factory: pytest.TempPathFactory, model: str, *args: str) -> Iterator[SimHandle]:
@@ -104,3 +126,35 @@ def _collect_garbage_after_each_test() -> Iterator[None]:
     it (warnings are errors), not by whichever test happens to run when the collector does."""
     yield
     gc.collect()
+
+
+@pytest.fixture
+def magic_shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    """An in-process IPython shell with vomni_nb's magics loaded and a private, empty server manager
+    (attach the test's simulators to ``vomni_nb.default_manager()``). The magics' environment settings
+    are cleared and the history goes to the test's folder; settings made with ``%config`` end with the test
+    (the magics stay registered: the shell is IPython's one instance, which other tests load into too)."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from vomni_nb.magics import VomniMagics, load_ipython_extension
+    from vomni_nb.magics._common import ENVIRONMENT
+    from vomni_nb.server import ServerManager, set_default_manager
+
+    for variable in ENVIRONMENT.values():
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.delenv("VOMNI_BASE_URL", raising=False)
+    monkeypatch.setenv("VOMNI_HISTORY", str(tmp_path / "history"))
+    manager = ServerManager(registry_dir=tmp_path / "registry", register_atexit=False)
+    with set_default_manager(manager):
+        shell = InteractiveShell.instance()
+        load_ipython_extension(shell)
+        try:
+            yield shell
+        finally:
+            for section in [name for name in shell.config if name.endswith("Magics")]:
+                del shell.config[section]
+            for magics in shell.configurables:
+                if isinstance(magics, VomniMagics):
+                    for name in magics.trait_names(config=True):
+                        setattr(magics, name, None)
+            manager.shutdown(grace=2.0)

@@ -115,17 +115,25 @@ def jupyterlab(executed_notebook: Path, chromium: str) -> Iterator[str]:
     process.wait(15)
 
 
+# Inside the output area only: the cells' own source (a prompt about foxes) is on the page too, so a
+# check of the whole page would pass with no outputs at all (issue 16 item 3).
+OUTPUTS = "[...document.querySelectorAll('.jp-OutputArea-output')]"
+
+
 def _check_media(page: object) -> None:
-    # The image decoded (naturalWidth > 0), the audio player loaded its data, the chat text is on the page.
+    # The image decoded (naturalWidth > 0), the audio player loaded its data, the chat answer is there:
+    # the simulator marks every chat reply with "[vomni-sim]", which no cell's source contains.
     page.wait_for_function(  # type: ignore[attr-defined]
-        "() => [...document.querySelectorAll('img')].some(i => i.complete && i.naturalWidth === 256)", timeout=60_000
-    )
-    page.wait_for_function(  # type: ignore[attr-defined]
-        "() => [...document.querySelectorAll('audio')].some(a => a.controls && !a.autoplay && a.duration > 0.5)",
+        f"() => {OUTPUTS}.some(o => [...o.querySelectorAll('img')].some(i => i.complete && i.naturalWidth === 256))",
         timeout=60_000,
     )
     page.wait_for_function(  # type: ignore[attr-defined]
-        "() => document.body.innerText.includes('foxes')", timeout=60_000
+        f"() => {OUTPUTS}.some(o => [...o.querySelectorAll('audio')]"
+        ".some(a => a.controls && !a.autoplay && a.duration > 0.5))",
+        timeout=60_000,
+    )
+    page.wait_for_function(  # type: ignore[attr-defined]
+        f"() => {OUTPUTS}.some(o => o.innerText.includes('[vomni-sim]'))", timeout=60_000
     )
 
 

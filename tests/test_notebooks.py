@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 from pathlib import Path
 
 import nbformat
@@ -57,3 +58,22 @@ def test_notebook_runs_headless(notebook: Path, isolated_kernel_env: Path) -> No
         assert any("text/markdown" in out.get("data", {}) for out in outputs)
         # Static rendering keeps the provenance in the output metadata.
         assert any("vomni_nb" in out.get("metadata", {}) for out in outputs)
+    if notebook.name == "media_magics.ipynb":
+        _every_result_is_static(executed, outputs, text)
+
+
+def _every_result_is_static(executed: nbformat.NotebookNode, outputs: list[dict], text: str) -> None:
+    """media_magics.ipynb (every generating magic, its servers started with %omni_server ... --sim): the
+    HTML shows an <img> per image, an <audio> per speech, the chat text and a <video>; nothing is a widget."""
+    kinds = [out["metadata"]["vomni_nb"].get("kind") for out in outputs if "vomni_nb" in out.get("metadata", {})]
+    images = sum("image/png" in out.get("data", {}) for out in outputs)
+    assert images == kinds.count("image") >= 1 and text.count("<img ") == images
+    spoken = kinds.count("speech") + 3 * kinds.count("speech_batch") + 1  # the chat's spoken answer too
+    assert kinds.count("speech") == 2 and kinds.count("speech_batch") == 1 and text.count("<audio controls") == spoken
+    chats = [out["data"]["text/markdown"] for out in outputs if "text/markdown" in out.get("data", {})]
+    assert len(chats) == kinds.count("chat") == 3 and all(chat.split(". ")[0] in text for chat in chats)
+    assert "▌" not in "".join(chats)  # the streamed answers ended whole
+    assert kinds.count("video") == 1 and text.count("<video controls") == 1
+    assert not re.search(r"<(audio|video)[^>]*\b(autoplay|loop)\b", text)  # players never start or loop by themselves
+    assert not [out for out in outputs if "application/vnd.jupyter.widget-view+json" in out.get("data", {})]
+    assert not executed.metadata.get("widgets"), "a widget was left in the saved notebook"

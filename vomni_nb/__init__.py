@@ -16,9 +16,16 @@ from vomni_nb.errors import __all__ as _error_names
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
     from vomni_nb._history import HistoryStore, history, read_recipe
     from vomni_nb._history.replay import Rerun, rerun
+    from vomni_nb.conversation import Conversation, chat
+    from vomni_nb.generation import edit, image
+    from vomni_nb.grids import ImageGrid
+    from vomni_nb.speech import speak, speak_batch
+    from vomni_nb.sweeps import sweep
+    from vomni_nb.videos import video
     from vomni_nb.async_client import AsyncOmniClient
     from vomni_nb.client import OmniClient
-    from vomni_nb.results import ChatResult, ImageBatch, ImageResult, SpeechResult, VideoResult
+    from vomni_nb.protocol.limits import Limits
+    from vomni_nb.results import ChatResult, FailedImage, ImageBatch, ImageResult, SpeechResult, VideoResult
     from vomni_nb.server import Server, ServerManager, ServerStatus, default_manager
     from vomni_nb.streams import AsyncChatStream, AsyncSpeechStream, ChatStream, SpeechStream
     from vomni_nb.widgets import ServerPanel, Studio
@@ -33,8 +40,10 @@ __all__ = [
     "ServerStatus",
     "default_manager",
     "load_ipython_extension",
+    "unload_ipython_extension",
     "OmniClient",
     "AsyncOmniClient",
+    "Limits",
     "ImageResult",
     "ImageBatch",
     "SpeechResult",
@@ -51,6 +60,16 @@ __all__ = [
     "rerun",
     "Rerun",
     "read_recipe",
+    "image",
+    "edit",
+    "sweep",
+    "ImageGrid",
+    "FailedImage",
+    "speak",
+    "speak_batch",
+    "chat",
+    "Conversation",
+    "video",
 ]
 
 # Public name -> the module that defines it, imported on first access.
@@ -61,6 +80,7 @@ _LAZY = {
     "default_manager": "vomni_nb.server",
     "OmniClient": "vomni_nb.client",
     "AsyncOmniClient": "vomni_nb.async_client",
+    "Limits": "vomni_nb.protocol.limits",
     "ImageResult": "vomni_nb.results",
     "ImageBatch": "vomni_nb.results",
     "SpeechResult": "vomni_nb.results",
@@ -77,6 +97,16 @@ _LAZY = {
     "rerun": "vomni_nb._history.replay",
     "Rerun": "vomni_nb._history.replay",
     "read_recipe": "vomni_nb._history",
+    "image": "vomni_nb.generation",
+    "edit": "vomni_nb.generation",
+    "sweep": "vomni_nb.sweeps",
+    "ImageGrid": "vomni_nb.grids",
+    "FailedImage": "vomni_nb.results",
+    "speak": "vomni_nb.speech",
+    "speak_batch": "vomni_nb.speech",
+    "chat": "vomni_nb.conversation",
+    "Conversation": "vomni_nb.conversation",
+    "video": "vomni_nb.videos",
 }
 
 
@@ -98,3 +128,10 @@ def load_ipython_extension(ipython: object) -> None:
     from vomni_nb.magics import load_ipython_extension as load
 
     load(ipython)
+
+
+def unload_ipython_extension(ipython: object) -> None:
+    """``%unload_ext vomni_nb`` (and so ``%reload_ext vomni_nb``): removes the magics again."""
+    from vomni_nb.magics import unload_ipython_extension as unload
+
+    unload(ipython)

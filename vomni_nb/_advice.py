@@ -21,6 +21,8 @@ __all__ = [
     "server_stop",
     "server_start",
     "serve_model",
+    "start_for_task",
+    "use_server",
     "attach_instead",
     "keep_to_share",
     "stops_with_kernel",
@@ -151,6 +153,18 @@ def server_start(model: str, *flags: str) -> str:
 def serve_model(model: str) -> str:
     """What to do when no server serves ``model``."""
     return f"start it with {server_start(model)} (add --sim without a GPU)"
+
+
+def start_for_task(model: str) -> str:
+    """What to run when no server can do a task: ``model`` is one whose family does it."""
+    return (f"Start one: {server_start(model)} on a GPU, or {server_start(model, '--sim')} without one "
+            "(vomni-sim, the CPU simulator); the magic then finds it.")
+
+
+def use_server(names: list[str]) -> str:
+    """Naming the servers that can do a request, for a magic's --server flag and a twin's server=."""
+    first = names[0]
+    return f"Servers that can: {', '.join(names)}; pass --server {first} (server={first!r} in Python)."
 
 
 def attach_instead(url: str) -> str:

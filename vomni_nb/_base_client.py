@@ -25,6 +25,7 @@ import httpx
 from vomni_nb._core import ClientCore, Plan
 from vomni_nb._recording import CallRecording, HistorySetting, check_setting
 from vomni_nb._transport import DEFAULT_TIMEOUT, TimeoutLike, as_timeout
+from vomni_nb.protocol.limits import Limits
 from vomni_nb.protocol.retry import RetryPolicy
 from vomni_nb.protocol.validate import check_names
 
@@ -73,9 +74,10 @@ class BaseClient(Generic[TransportT, SleepT]):
         transport: TransportT | None = None,
         sleep: SleepT | None = None,
         history: HistorySetting = None,
+        limits: Limits | None = None,
     ) -> None:
         core = ClientCore(server, base_url=base_url, api_key=api_key, model=model, max_retries=max_retries,
-                          retry_policy=retry_policy)
+                          retry_policy=retry_policy, limits=limits)
         self._setup(core, as_timeout(timeout), transport, sleep, http=None, history=check_setting(history))
 
     def _setup(self, core: ClientCore, timeout: httpx.Timeout, transport: TransportT | None, sleep: SleepT | None,
@@ -135,6 +137,7 @@ class BaseClient(Generic[TransportT, SleepT]):
         max_retries: int | None = None,
         retry_policy: RetryPolicy | None = None,
         history: HistorySetting | Literal[_Unchanged.UNCHANGED] = UNCHANGED,
+        limits: Limits | None = None,
     ) -> C:
         """A copy of this client with some settings changed; this one is left as it is.
 
@@ -145,7 +148,8 @@ class BaseClient(Generic[TransportT, SleepT]):
         """
         if max_retries is not None and retry_policy is None:
             retry_policy = dataclasses.replace(self._core.policy, max_retries=max_retries)
-        core = self._core.with_options(base_url=base_url, api_key=api_key, model=model, retry_policy=retry_policy)
+        core = self._core.with_options(base_url=base_url, api_key=api_key, model=model, retry_policy=retry_policy,
+                                       limits=limits)
         new_timeout = self._timeout if timeout is UNCHANGED else as_timeout(timeout)
         new_history = self._history if history is UNCHANGED else check_setting(history)
         return self._from_core(core, new_timeout, transport=self._transport, sleep=self._sleep, http=self._http,

@@ -14,7 +14,11 @@ Rules:
    (unless it says the model cannot do this at all) and 429. Never a stream once it has begun.
 3. An exception while a step is performed (Ctrl-C, task cancellation) is thrown into the plan at
    its ``yield``, so a plan can clean up (a video job is DELETEd) before it re-raises.
-4. Every log line goes through :func:`vomni_nb.errors.redact` with the client's key.
+4. Every log line goes through :func:`vomni_nb.errors.redact` with the client's key, and every error
+   a plan raises leaves through :func:`~vomni_nb.protocol.status.redact_error` (``Stepper``): what
+   a server echoes (a key sent in a field) never reaches a message, ``.body`` or ``.partial``.
+5. Only a 2xx answer is a result: a redirect is an error naming its target (never followed, so the
+   request and its key go only where the user said).
 """
 
 from __future__ import annotations
@@ -28,11 +32,21 @@ import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from typing import Any, Generic, TypeVar, Union, cast
 
-from vomni_nb.errors import APIConnectionError, APIStatusError, InvalidRequestError, NotFoundError, redact
+from vomni_nb.errors import (
+    APIConnectionError,
+    APIStatusError,
+    Interrupted,
+    InvalidRequestError,
+    NotFoundError,
+    VomniError,
+    redact,
+)
+from vomni_nb.protocol.body import ACCEPT_ENCODING
 from vomni_nb.protocol.build import RequestSpec
+from vomni_nb.protocol.limits import DEFAULT_LIMITS, Limits
 from vomni_nb.protocol.parse import parse_models
 from vomni_nb.protocol.retry import RetryPolicy, backoff_delay, retry_delay
-from vomni_nb.protocol.status import error_from_response, is_wrong_kind_of_server
+from vomni_nb.protocol.status import error_from_response, is_redirect, is_wrong_kind_of_server, redact_error
 
 __all__ = ["ClientCore", "Send", "Sleep", "Gather", "Reply", "Failure", "Step", "Outcome", "Plan", "Stepper",
            "call_arguments", "resolve_target", "resolve_api_key", "normalize_base_url", "log"]
@@ -54,10 +68,15 @@ class Sleep:
 
 @dataclasses.dataclass(frozen=True)
 class Gather:
-    """Run ``plans`` concurrently, at most ``concurrency`` at a time; the outcome is their results, in order."""
+    """Run ``plans`` concurrently, at most ``concurrency`` at a time; the outcome is their results, in order.
+
+    ``settle``: a plan that raises an ``Exception`` has that exception as its outcome, in its place, and
+    the others run on (a sweep is never all-or-nothing); Ctrl-C and cancellation still end them all.
+    """
 
     plans: Sequence[Generator[Any, Any, Any]]
     concurrency: int
+    settle: bool = False
 
 
 @dataclasses.dataclass
@@ -100,11 +119,13 @@ class Stepper(Generic[T]):
         return stepper.result()
 
     What performing a step raises (Ctrl-C, cancellation included) is thrown into the plan at its
-    ``yield``; an error the plan raises ends the loop. ``outcome``/``error`` may also be set directly.
+    ``yield``; an error the plan raises ends the loop, with ``secrets`` redacted from it (rule 4).
+    ``outcome``/``error`` may also be set directly.
     """
 
-    def __init__(self, plan: Plan[T]) -> None:
+    def __init__(self, plan: Plan[T], secrets: Sequence[str | None] = ()) -> None:
         self._plan = plan
+        self._secrets = tuple(secrets)
         self.outcome: Outcome = None
         self.error: BaseException | None = None
         self.value: T | None = None
@@ -120,6 +141,9 @@ class Stepper(Generic[T]):
         except StopIteration as stop:
             self.value = stop.value
             raise StopIteration from None
+        except (VomniError, Interrupted) as raised:
+            redact_error(raised, self._secrets)
+            raise
 
     def performing(self) -> Stepper[T]:
         """Catch what performing a step raises, to throw it into the plan at the next step."""
@@ -210,6 +234,7 @@ class ClientCore:
         retry_policy: RetryPolicy | None = None,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        limits: Limits | None = None,
     ) -> None:
         self.base_url, handle_model, handle_key = resolve_target(server, base_url)
         # A handle's model id may differ from a --served-model-name, so only an explicit model is sent.
@@ -220,6 +245,7 @@ class ClientCore:
         self.policy = retry_policy or RetryPolicy(max_retries=max_retries)
         self.rng = rng or random.Random()
         self.clock = clock
+        self.limits = limits or DEFAULT_LIMITS
 
     def with_options(
         self,
@@ -228,6 +254,7 @@ class ClientCore:
         api_key: str | None = None,
         model: str | None = None,
         retry_policy: RetryPolicy | None = None,
+        limits: Limits | None = None,
     ) -> ClientCore:
         """A copy with these settings changed (None: unchanged); what was learned stays unless the server changed."""
         new = copy.copy(self)
@@ -241,10 +268,14 @@ class ClientCore:
             new.request_model = new.recorded_model = model
         if retry_policy is not None:
             new.policy = retry_policy
+        if limits is not None:
+            new.limits = limits
         return new
 
     def headers(self) -> dict[str, str]:
-        headers = {"User-Agent": _USER_AGENT, "X-Request-Id": f"vomni-{os.urandom(8).hex()}"}
+        # Only the encodings protocol.body decodes within its limits (httpx would also offer br/zstd).
+        headers = {"User-Agent": _USER_AGENT, "X-Request-Id": f"vomni-{os.urandom(8).hex()}",
+                   "Accept-Encoding": ACCEPT_ENCODING}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
         return headers
@@ -289,6 +320,10 @@ class ClientCore:
                 raise outcome.error
             assert isinstance(outcome, Reply)
             self.log(logging.DEBUG, "%s answered %d in %.3f s", target, outcome.status_code, outcome.elapsed)
+            if is_redirect(outcome.status_code):
+                error = self.status_error(outcome, spec)
+                self._log_give_up(target, attempt, str(error))
+                raise error
             if outcome.status_code < 400 or not raise_for_status:
                 return outcome
             error = self.status_error(outcome, spec)

@@ -19,7 +19,15 @@ from typing import Any, Union
 
 from vomni_nb import _advice
 from vomni_nb._core import ClientCore, Gather, Plan, Reply, call_arguments
-from vomni_nb.errors import APIStatusError, Interrupted, InvalidRequestError, ResponseFormatError, WrongServerError
+from vomni_nb.errors import (
+    APIError,
+    APIStatusError,
+    Interrupted,
+    InvalidRequestError,
+    PartialBatchError,
+    ResponseFormatError,
+    WrongServerError,
+)
 from vomni_nb.protocol import build as B
 from vomni_nb.protocol import capabilities
 from vomni_nb.protocol.media import MediaSource
@@ -35,7 +43,7 @@ from vomni_nb.protocol.validate import (
     fold_wire_spellings,
 )
 from vomni_nb.provenance import Provenance
-from vomni_nb.results import ChatResult, ImageBatch, ImageResult
+from vomni_nb.results import ChatResult, FailedImage, ImageBatch, ImageResult
 
 __all__ = [
     "ImageOutput",
@@ -49,6 +57,7 @@ __all__ = [
     "send_generation",
     "provenance_for",
     "sweep_jobs",
+    "failed_image",
     "image",
     "images",
     "edit",
@@ -221,6 +230,7 @@ def images(
     seeds: Sequence[int] | None = None,
     grid: Grid | None = None,
     concurrency: int = 4,
+    strict: bool = False,
     size: str | tuple[int, int] | None = None,
     steps: int | None = None,
     guidance: float | None = None,
@@ -242,22 +252,53 @@ def images(
     sweep of them. The other arguments are image()'s, for every request. From sync code the requests
     run on a private event loop in a background thread (never ``asyncio.run`` in the caller's loop,
     so this works in a Jupyter cell); Ctrl-C cancels them all and closes their connections.
+
+    A sweep is never all-or-nothing: a request that fails leaves a ``FailedImage`` in its place and the
+    other images are returned (``batch.failures``); ``strict=True`` raises ``PartialBatchError`` instead,
+    which carries that batch (``.partial``).
     """
-    options = call_arguments(locals(), "core", "prompt", "seeds", "grid", "concurrency", "seed")
+    options = call_arguments(locals(), "core", "prompt", "seeds", "grid", "concurrency", "seed", "strict")
     jobs = sweep_jobs(seeds, grid, seed)
     if concurrency < 1:
         raise InvalidRequestError("concurrency must be at least 1.")
     yield from core.ensure_recorded_model()
     check_server(core, "image", model)  # once, not once per cell of the grid
+    plans = [image(core, prompt, **{**options, **job}) for job in jobs]
     try:
-        outputs = yield Gather([image(core, prompt, **{**options, **job}) for job in jobs], concurrency)
+        outputs = yield Gather(plans, concurrency, settle=True)
     except KeyboardInterrupt as exc:
         if isinstance(exc, Interrupted):
             raise
         raise Interrupted(_advice.interrupted("the server aborted the sweep's requests"), url=core.base_url) from exc
     assert isinstance(outputs, list)
-    return ImageBatch(tuple(item for output in outputs
-                            for item in (output.images if isinstance(output, ImageBatch) else (output,))))
+    for output in outputs:  # bad input (the same for every cell) is the sweep's error, not a cell's
+        if isinstance(output, Exception) and not isinstance(output, APIError):
+            raise output
+    placed = [failed_image(output, prompt, {**options, **job}, server_url=core.base_url, model=core.recorded_model)
+              if isinstance(output, APIError) else output for output, job in zip(outputs, jobs)]
+    batch = ImageBatch(tuple(item for output in placed
+                             for item in (output.images if isinstance(output, ImageBatch) else (output,))))
+    if strict and batch.failures:
+        raise PartialBatchError(f"{len(batch.failures)} of {len(jobs)} requests of the sweep failed (first: "
+                                f"{batch.failures[0].message}); the images that were made are in .partial.",
+                                partial=batch, errors=[failed.error for failed in batch.failures])
+    return batch
+
+
+_WIRE_NAMES = {"steps": "num_inference_steps", "guidance": "guidance_scale", "negative": "negative_prompt"}
+
+
+def failed_image(error: Exception, prompt: str, options: Mapping[str, Any], *, server_url: str | None = None,
+                 model: str | None = None) -> FailedImage:
+    """The place of a failed request of a sweep: what was asked (params under their wire names) and why it failed."""
+    params = {_WIRE_NAMES.get(key, key): value for key, value in options.items()
+              if value is not None and key not in ("extra", "seed")}
+    if isinstance(params.get("size"), (tuple, list)):
+        params["size"] = "x".join(str(side) for side in params["size"])
+    seed = options.get("seed")
+    provenance = Provenance(kind="image", server_url=server_url, model=model or options.get("model"), prompt=prompt,
+                            params=params, seed=seed if isinstance(seed, int) else None)
+    return FailedImage(error, provenance)
 
 
 def edit(

@@ -190,7 +190,7 @@ def _passing_on(plan: Plan[T], setting: HistorySetting) -> Generator[Any, Any, T
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
         if isinstance(step, Gather):
-            step = Gather([CallRecording(sub, setting).plan for sub in step.plans], step.concurrency)
+            step = dataclasses.replace(step, plans=[CallRecording(sub, setting).plan for sub in step.plans])
         try:
             outcome, error = (yield step), None
         except GeneratorExit:
@@ -257,7 +257,7 @@ def _record(store: HistoryStore, result: R, inputs: Sequence[bytes]) -> R:
 
     images: tuple[ImageResult, ...] = ()
     if isinstance(result, (ImageResult, ImageBatch)):
-        images = (result,) if isinstance(result, ImageResult) else result.images
+        images = (result,) if isinstance(result, ImageResult) else result.ok  # one request: no failed places
         if not images:
             return result
         first: Any = images[0]

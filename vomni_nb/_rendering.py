@@ -15,6 +15,7 @@ import base64
 import dataclasses
 import html
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from vomni_nb import _embeds
@@ -22,11 +23,12 @@ from vomni_nb import _embeds
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from vomni_nb.results import ChatResult, ImageBatch, ImageResult, SpeechResult, VideoResult
+    from vomni_nb.results import ChatResult, FailedImage, ImageBatch, ImageResult, SpeechResult, VideoResult
 
 __all__ = ["MimeBundle", "AUDIO_MIME", "PREVIEW_SIDE", "output_record", "image_bundle", "preview_bundle",
-           "FullImage", "batch_bundle", "speech_bundle", "speech_caption", "chat_bundle", "markdown_safe",
-           "video_bundle", "short"]
+           "FullImage", "batch_bundle", "failed_bundle", "speech_bundle", "speech_caption", "chat_bundle",
+           "markdown_safe", "video_bundle", "short", "SWEPT", "swept_value", "varying", "label", "file_name",
+           "rerun_note", "failed_figure"]
 
 MimeBundle = tuple[dict[str, Any], dict[str, Any]]
 
@@ -123,15 +125,102 @@ class FullImage:
         return data, {"vomni_nb": _image_record(image)}
 
 
+# What a sweep may vary: (wire name in params, the word captions and file names use).
+SWEPT = (("model", "model"), ("size", "size"), ("num_inference_steps", "steps"), ("guidance_scale", "guidance"),
+         ("seed", "seed"))
+
+
+def swept_value(image: ImageResult | FailedImage, key: str) -> Any:
+    """The value of one swept setting for an image (the model it came from, its seed, or a param)."""
+    if key == "seed":
+        return image.seed
+    if key == "model":
+        return image.model or image.params.get("model")
+    return image.params.get(key)
+
+
+def _n(image: ImageResult | FailedImage) -> int:
+    count = image.params.get("n", image.params.get("num_outputs_per_prompt", 1))
+    return count if isinstance(count, int) else 1
+
+
+def varying(images: Sequence[ImageResult | FailedImage]) -> tuple[str, ...]:
+    """The settings (wire names) whose values differ across ``images``; just the seed when none does."""
+    keys = tuple(key for key, _ in SWEPT if len({repr(swept_value(image, key)) for image in images}) > 1)
+    return keys or ("seed",)
+
+
+def _shown_value(key: str, value: Any) -> str:
+    if key == "model" and isinstance(value, str):
+        return value.rsplit("/", 1)[-1]
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def label(image: ImageResult | FailedImage, keys: Sequence[str]) -> str:
+    """A caption naming the swept values (``guidance 4 · steps 8``); ``seed 5 #1`` for image 1 of n."""
+    words = dict(SWEPT)
+    text = " · ".join(f"{words[key]} {_shown_value(key, swept_value(image, key))}" for key in keys)
+    return text + (f" #{image.index}" if _n(image) > 1 else "")
+
+
+def file_name(image: ImageResult, keys: Sequence[str]) -> str:
+    """A file name carrying the swept values: ``image-guidance4-steps8.png``, ``image-seed5-n1.png``."""
+    from vomni_nb._files import IMAGE_EXTENSIONS
+
+    words = dict(SWEPT)
+    parts = [f"{words[key]}{_shown_value(key, swept_value(image, key))}" for key in keys]
+    if _n(image) > 1:
+        parts.append(f"n{image.index}")
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", "-".join(["image", *parts]))
+    return stem + IMAGE_EXTENSIONS.get(image.format, ".img")
+
+
+def rerun_note(images: Sequence[ImageResult | FailedImage]) -> str:
+    """Said under images made n at a time: their seed is the request's, so only #0 reruns alone."""
+    if not any(_n(image) > 1 for image in images):
+        return ""
+    return ("#1, #2 … were made in the same request as #0 and share its seed: only #0 reruns alone "
+            "(that seed with n=1); the others rerun with the same seed and n.")
+
+
+def failed_bundle(failed: FailedImage) -> MimeBundle:
+    text = f"✗ {failed.message}"
+    return ({"text/plain": text, "text/html": f"<div style='color:#c62828'>{html.escape(text)}</div>"},
+            {"vomni_nb": {**failed.provenance.to_record(), "error": failed.message}})
+
+
 def batch_bundle(batch: ImageBatch) -> MimeBundle:
     # Previews, not the full files: sixteen 1024x1024 PNGs would put ~30 MB into the saved notebook.
-    figures = [_embeds.figure(image, side=_embeds.settings.cell_side, caption=f"seed {image.seed}")
-               for image in batch.images]
+    # Captions carry what varies across the batch (issue 7.14); a failed request shows its error in its place.
+    from vomni_nb.results import ImageResult
+
+    keys = varying(batch.images)
+    cells, lines = [], [repr(batch)]
+    for image in batch.images:
+        if isinstance(image, ImageResult):
+            figure = _embeds.figure(image, side=_embeds.settings.cell_side, caption=label(image, keys))
+            cells.append(figure.html)
+            if figure.file is not None:
+                lines.append(f"  {figure.text}")
+        else:
+            cells.append(failed_figure(image, label(image, keys)))
     notes = "".join(dict.fromkeys(_note_html(image) for image in batch.images))
-    items = [_image_record(image) for image in batch.images]
-    text = "\n".join([repr(batch), *(f"  {figure.text}" for figure in figures if figure.file is not None)])
-    return ({"text/plain": text, "text/html": f"<div>{''.join(f.html for f in figures)}{notes}</div>"},
+    note = rerun_note(batch.images)
+    items = [_image_record(image) if isinstance(image, ImageResult) else failed_bundle(image)[1]["vomni_nb"]
+             for image in batch.images]
+    page = f"<div>{''.join(cells)}{notes}</div>" + (f"<p><small>{html.escape(note)}</small></p>" if note else "")
+    return ({"text/plain": "\n".join(lines + ([note] if note else [])), "text/html": page},
             {"vomni_nb": {"kind": "image_batch", "items": items}})
+
+
+def failed_figure(failed: FailedImage, caption: str) -> str:
+    """A failed request's place in a grid: its error where the picture would be, and its caption."""
+    side = _embeds.settings.cell_side
+    return (f"<figure style='display:inline-block;margin:4px;vertical-align:top'><div style='max-width:{side}px;"
+            f"color:#c62828;white-space:normal'>✗ {html.escape(short(failed.message, 200))}</div>"
+            f"<figcaption style='font-size:90%'>{html.escape(caption)}</figcaption></figure>")
 
 
 def speech_caption(speech: SpeechResult) -> str:
@@ -151,7 +240,8 @@ def speech_bundle(speech: SpeechResult) -> MimeBundle:
               f"</audio>{_caption(speech_caption(speech))}</figure>")
     record = output_record(speech, format=speech.format, sample_rate=speech.sample_rate, duration_s=speech.duration_s,
                            usage=dict(speech.usage))
-    return {"text/plain": repr(speech), "text/html": player}, {"vomni_nb": record}
+    data = {"text/plain": _with_note(repr(speech), speech), "text/html": player + _note_html(speech)}
+    return data, {"vomni_nb": record}
 
 
 # Inline code (a run of backticks, then the same run) and fenced blocks are left as written.
@@ -202,12 +292,17 @@ def chat_bundle(chat: ChatResult) -> MimeBundle:
         mime = AUDIO_MIME.get(chat.audio_format or "wav", "audio/wav")
         pieces.append(f'<audio controls src="{_data_url(mime, chat.audio)}"></audio>')
     pieces += [f'<img src="{_embeds.preview(image, 512).data_url}" style="max-width:512px"/>' for image in chat.images]
-    data: dict[str, Any] = {"text/plain": chat.text or repr(chat), "text/markdown": "\n\n".join(pieces)}
+    stored = chat.stored
+    if stored is not None and stored.note:  # Markdown, like the rest (an HTML part would win over it)
+        pieces.append(f"*⚠ not in the history: {markdown_safe(stored.note)}*")
+    data: dict[str, Any] = {"text/plain": _with_note(chat.text or repr(chat), chat),
+                            "text/markdown": "\n\n".join(pieces)}
     record = output_record(chat, id=chat.id, finish_reason=chat.finish_reason, usage=dict(chat.usage),
                            audio_format=chat.audio_format)
     return data, {"vomni_nb": record}
 
 
 def video_bundle(video: VideoResult) -> MimeBundle:
-    player = f'<video controls src="{_data_url(video.mime_type, video.data)}"></video>'
-    return {"text/plain": repr(video), "text/html": player}, {"vomni_nb": output_record(video, id=video.id)}
+    player = f'<video controls src="{_data_url(video.mime_type, video.data)}"></video>' + _note_html(video)
+    data = {"text/plain": _with_note(repr(video), video), "text/html": player}
+    return data, {"vomni_nb": output_record(video, id=video.id)}

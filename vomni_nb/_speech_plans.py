@@ -24,6 +24,7 @@ from vomni_nb.protocol import build as B
 from vomni_nb.protocol.batch import build_speech_batch_request, parse_speech_batch
 from vomni_nb.protocol.capabilities import tts_variant
 from vomni_nb.protocol.media import MediaSource
+from vomni_nb.protocol.status import redact_error
 from vomni_nb.protocol.parse import parse_speech
 from vomni_nb.protocol.streaming import SpeechStreamState
 from vomni_nb.protocol.validate import SpeechFormat, SpeechStreamMode, StreamingSpeechFormat
@@ -201,7 +202,12 @@ def speak_batch(
     provenances = [provenance_for(core, "speech", sent, item.params, item.text, None) for item in batch]
     results = parse_speech_batch(sent.reply.content, provenances, [item.params["response_format"] for item in batch],
                                  url=core.base_url + spec.path)
-    return [_with_checkpoint_advice(entry, served) for entry in results]
+    entries = [_with_checkpoint_advice(entry, served) for entry in results]
+    # A failed item's reason is the server's text, and it is returned, not raised past the Stepper: redact it here.
+    for entry in entries:
+        if isinstance(entry, BatchItemError):
+            redact_error(entry, (core.api_key,))
+    return entries
 
 
 def _with_checkpoint_advice(entry: SpeechResult | BatchItemError, model: str | None) -> SpeechResult | BatchItemError:

@@ -230,5 +230,7 @@ def video_jobs(
 ) -> Plan[list[dict[str, Any]]]:
     """The server's video jobs, newest first by default."""
     reply = yield from core.call(B.RequestSpec("GET", "/v1/videos", params={"limit": limit, "order": order}))
-    body = load_json(reply.content)
-    return list(body.get("data", [])) if isinstance(body, dict) else []
+    body = load_json(reply.content, "video job list")
+    jobs = body.get("data") if isinstance(body, dict) else None
+    # Only job records: a hostile list's other entries (or a "data" that is no list) must not reach the caller.
+    return [job for job in jobs if isinstance(job, dict)] if isinstance(jobs, list) else []

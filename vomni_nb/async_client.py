@@ -8,7 +8,6 @@ connection at once, so the server aborts the request.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
@@ -18,7 +17,7 @@ from vomni_nb import _plans, _service_plans, _speech_plans, _video_plans
 from vomni_nb._base_client import BaseClient, BaseVoices, capability_method, checked
 from vomni_nb._core import ClientCore, Failure, Gather, Plan, Reply, Sleep, Step, Stepper
 from vomni_nb._recording import Record
-from vomni_nb._transport import Exchange
+from vomni_nb._transport import Exchange, new_async_transport
 from vomni_nb.protocol.build import RequestSpec
 from vomni_nb.streams import AsyncChatStream, AsyncSpeechStream
 
@@ -101,13 +100,13 @@ class AsyncOmniClient(BaseClient[httpx.AsyncBaseTransport, Callable[[float], Awa
         return asyncio.sleep
 
     def _new_http(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(timeout=self._timeout, transport=self._transport)
+        return httpx.AsyncClient(timeout=self._timeout, transport=self._transport or new_async_transport())
 
     async def _perform(self, spec: RequestSpec) -> Reply | Failure:
         exchange = Exchange(self._http, self._core, spec, self._timeout)
         with exchange.failures():
             response = await self._http.send(exchange.request, stream=True)
-            return exchange.reply(response, b"" if exchange.streams(response) else await _read_and_close(response))
+            return exchange.reply(response, b"" if exchange.streams(response) else await exchange.aread(response))
         assert exchange.failure is not None
         return exchange.failure
 
@@ -117,12 +116,17 @@ class AsyncOmniClient(BaseClient[httpx.AsyncBaseTransport, Callable[[float], Awa
 
         async def one(plan: Plan[Any]) -> Any:
             async with gate:
-                return await self._run(plan)
+                if not step.settle:
+                    return await self._run(plan)
+                try:
+                    return await self._run(plan)
+                except Exception as exc:  # settled: the plan's own failure is its outcome, in its place
+                    return exc
 
         return list(await asyncio.gather(*(one(plan) for plan in step.plans)))
 
     async def _run(self, plan: Plan[T]) -> T:
-        stepper = Stepper(plan)
+        stepper = Stepper(plan, (self._core.api_key,))
         for step in stepper:
             with stepper.performing():
                 stepper.outcome = await self._perform_step(step)
@@ -135,11 +139,6 @@ class AsyncOmniClient(BaseClient[httpx.AsyncBaseTransport, Callable[[float], Awa
             await self._sleep(step.seconds)
             return None
         return await (self._gather(step) if isinstance(step, Gather) else self._perform(step.spec))
-
-
-async def _read_and_close(response: httpx.Response) -> bytes:
-    async with contextlib.aclosing(response):
-        return await response.aread()
 
 
 class AsyncVoices(BaseVoices):

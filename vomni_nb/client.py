@@ -9,7 +9,6 @@ thread. Each method is a plan (written once, with its signature and docstring, i
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
@@ -20,7 +19,7 @@ from vomni_nb import _plans, _service_plans, _speech_plans, _video_plans
 from vomni_nb._base_client import BaseClient, BaseVoices, capability_method, checked
 from vomni_nb._core import ClientCore, Failure, Gather, Plan, Reply, Sleep, Step, Stepper
 from vomni_nb._recording import Record
-from vomni_nb._transport import Exchange, run_on_private_loop
+from vomni_nb._transport import Exchange, new_transport, run_on_private_loop
 from vomni_nb.protocol.build import RequestSpec
 from vomni_nb.streams import ChatStream, SpeechStream
 
@@ -62,10 +61,13 @@ class OmniClient(BaseClient[httpx.BaseTransport, Callable[[float], None]]):
     with a Server handle. The API key comes from ``api_key``, the handle, ``VOMNI_API_KEY`` or
     ``VLLM_API_KEY`` and never appears in a repr, a log line or an error. ``model`` is sent with every
     request (leave it unset to use the server's own). ``timeout``: seconds or an ``httpx.Timeout``
-    (default 10 s to connect, 600 s to read); ``max_retries`` bounds the safe retries (503, 429,
-    refused connections). ``history``: where every result (and failure) is recorded: None for the
-    default history (``VOMNI_HISTORY``, else the user cache dir), a ``HistoryStore``, or False for none.
-    ``transport`` and ``sleep`` exist for tests.
+    (default 10 s to connect, 600 s to read): the read part bounds each request's *whole* answer, and
+    the wait for a stream's next event, so a server that trickles bytes cannot hold a call.
+    ``limits`` (:class:`~vomni_nb.protocol.limits.Limits`) bounds what a server may send: body sizes,
+    decompression, stream text and lines, a stream's duration. ``max_retries`` bounds the safe retries
+    (503, 429, refused connections). ``history``: where every result (and failure) is recorded: None
+    for the default history (``VOMNI_HISTORY``, else the user cache dir), a ``HistoryStore``, or False
+    for none. ``transport`` and ``sleep`` exist for tests.
     """
 
     _http: httpx.Client
@@ -106,13 +108,13 @@ class OmniClient(BaseClient[httpx.BaseTransport, Callable[[float], None]]):
         return time.sleep
 
     def _new_http(self) -> httpx.Client:
-        return httpx.Client(timeout=self._timeout, transport=self._transport)
+        return httpx.Client(timeout=self._timeout, transport=self._transport or new_transport())
 
     def _perform(self, spec: RequestSpec) -> Reply | Failure:
         exchange = Exchange(self._http, self._core, spec, self._timeout)
         with exchange.failures():
             response = self._http.send(exchange.request, stream=True)
-            return exchange.reply(response, b"" if exchange.streams(response) else _read_and_close(response))
+            return exchange.reply(response, b"" if exchange.streams(response) else exchange.read(response))
         assert exchange.failure is not None
         return exchange.failure
 
@@ -129,7 +131,7 @@ class OmniClient(BaseClient[httpx.BaseTransport, Callable[[float], None]]):
 
     def _run(self, plan: Plan[T]) -> T:
         """Perform a plan's steps; an exception while performing one (Ctrl-C included) is thrown into it."""
-        stepper = Stepper(plan)
+        stepper = Stepper(plan, (self._core.api_key,))
         for step in stepper:
             with stepper.performing():
                 stepper.outcome = self._perform_step(step)
@@ -142,11 +144,6 @@ class OmniClient(BaseClient[httpx.BaseTransport, Callable[[float], None]]):
             self._sleep(step.seconds)
             return None
         return self._gather(step) if isinstance(step, Gather) else self._perform(step.spec)
-
-
-def _read_and_close(response: httpx.Response) -> bytes:
-    with contextlib.closing(response):
-        return response.read()
 
 
 class Voices(BaseVoices):

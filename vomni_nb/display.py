@@ -1,10 +1,12 @@
 """Output helpers: a live status line (one display handle, updated in place, throttled) that ends as
-a static summary. Every bundle has ``text/plain`` and ``text/html``, so a saved notebook, nbconvert
-and GitHub show the final state. IPython is imported only when something is displayed.
+a static summary, and the wait line of a generation, which is replaced by its result. Every bundle has
+``text/plain`` and ``text/html``, so a saved notebook, nbconvert and GitHub show the final state.
+IPython is imported only when something is displayed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import time
 from collections.abc import Callable
@@ -16,7 +18,8 @@ if TYPE_CHECKING:
     from vomni_nb.errors import ServerManagerError
     from vomni_nb.server.handle import Server
 
-__all__ = ["LiveLine", "StartStatusLine", "bundle", "status_table", "show", "show_stream", "ashow_stream"]
+__all__ = ["LiveLine", "StartStatusLine", "WaitLine", "StaticOutput", "in_kernel", "bundle", "status_table", "show",
+           "show_stream", "ashow_stream"]
 
 Bundle = dict[str, str]
 Sink = Callable[[Bundle, bool], None]  # (bundle, first) -> shows or updates the one output
@@ -202,3 +205,130 @@ def status_table(rows: list[dict[str, Any]], columns: list[str]) -> Bundle:
     body = "".join("<tr>" + "".join(f"<td style='text-align:left'>{html.escape(c)}</td>" for c in line) + "</tr>"
                    for line in cells)
     return bundle("\n".join(line.rstrip() for line in lines), f"<table><tr>{head}</tr>{body}</table>")
+
+
+def in_kernel() -> bool:
+    """Whether this runs in a Jupyter kernel, whose front end can update one output in place (a terminal
+    IPython would print every update on a line of its own, and plain Python shows nothing)."""
+    import sys
+
+    if "IPython" not in sys.modules:  # never import IPython just to ask (a script stays light)
+        return False
+    from IPython import get_ipython
+
+    return getattr(get_ipython(), "kernel", None) is not None
+
+
+Output = tuple[dict[str, Any], dict[str, Any]]  # (data, metadata)
+
+
+class _Handle(Protocol):
+    """One output: ``show`` creates it, ``update`` replaces what it shows."""
+
+    def show(self, output: Output) -> None: ...
+
+    def update(self, output: Output) -> None: ...
+
+
+class _DisplayHandle:
+    def __init__(self) -> None:
+        self.display_id = f"vomni-wait-{time.monotonic_ns()}"
+
+    def show(self, output: Output) -> None:
+        from IPython.display import display
+
+        display(output[0], metadata=output[1], raw=True, display_id=self.display_id)
+
+    def update(self, output: Output) -> None:
+        from IPython.display import update_display
+
+        update_display(output[0], metadata=output[1], raw=True, display_id=self.display_id)
+
+
+def _output_of(obj: Any) -> Output:
+    """(data, metadata) of a result (its ``_repr_mimebundle_``), a bundle dict, or anything else (its repr)."""
+    if isinstance(obj, dict):
+        return obj, {}
+    method = getattr(obj, "_repr_mimebundle_", None)
+    if method is not None:
+        found = method()
+        return (found[0], found[1]) if isinstance(found, tuple) else (found, {})
+    return {"text/plain": repr(obj)}, {}
+
+
+class WaitLine:
+    """The live status of a wait (what is being made, on which server, elapsed), replaced by its result.
+
+    Nothing shows for the first ``delay`` seconds (a quick answer never flickers a status line); after
+    that ``update`` shows the line, at most every ``interval`` seconds. ``replace(result)`` puts the
+    result's static bundle (with its metadata) in the line's place, or displays it afresh when the line
+    never showed; ``finish(text)`` ends it as a static line (a failure, an interrupt); ``clear()``
+    empties it. ``live=False`` (default: only in a kernel) never shows the line, but ``replace`` still
+    displays the result. All calls come from the thread that runs the cell.
+    """
+
+    def __init__(self, *, delay: float = 1.0, interval: float = 0.25, live: bool | None = None,
+                 handle: _Handle | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.delay = delay
+        self.interval = interval
+        self.live = in_kernel() if live is None else live
+        self._handle = handle
+        self._clock = clock
+        self._started = clock()
+        self._last = float("-inf")
+        self.shown = False
+        self.ended = False
+
+    def _out(self) -> _Handle:
+        if self._handle is None:
+            self._handle = _DisplayHandle()
+        return self._handle
+
+    def _emit(self, output: Output) -> None:
+        if self.shown:
+            self._out().update(output)
+        else:
+            self._out().show(output)
+            self.shown = True
+
+    def update(self, text: str, html_text: str | None = None, *, force: bool = False) -> bool:
+        """Show the status (after ``delay``, throttled; ``force`` skips both); True when shown."""
+        if self.ended or not self.live:
+            return False
+        now = self._clock()
+        if not force and (now - self._started < self.delay or now - self._last < self.interval):
+            return False
+        self._emit((bundle(text, html_text), {}))
+        self._last = now
+        return True
+
+    def replace(self, result: Any) -> None:
+        """The result, in the line's place (its static bundle and metadata)."""
+        if not self.ended:
+            self.ended = True
+            self._emit(_output_of(result))
+
+    def finish(self, text: str, html_text: str | None = None) -> None:
+        """End as a static line (shown even when the wait was short)."""
+        if not self.ended:
+            self.ended = True
+            self._emit((bundle(text, html_text), {}))
+
+    def clear(self) -> None:
+        """Leave nothing visible (a silenced result, or a twin that showed its own wait)."""
+        if not self.ended:
+            self.ended = True
+            if self.shown:
+                self._out().update(({"text/plain": ""}, {}))
+
+
+@dataclasses.dataclass(frozen=True)
+class StaticOutput:
+    """A finished output (data and metadata) that displays as it is: a result shown in pieces (a streamed
+    answer's text apart from its player) or several results in one output (a speech batch)."""
+
+    data: dict[str, Any]
+    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Output:
+        return self.data, self.metadata

@@ -4,7 +4,7 @@
 
     VomniError                          everything below; catch this to catch all of ours
     ├── InvalidRequestError (+ValueError) bad input, caught before any request is sent
-    │   └── WrongServerError            the server's model cannot do this task (.model, .task)
+    │   └── WrongServerError            the server's model cannot do this task (.model, .task, .servers that can)
     ├── APIError                        a request was sent and did not give a usable result
     │   ├── APIStatusError              the server answered with an error status (.status_code, .body)
     │   │   ├── BadRequestError          400
@@ -24,7 +24,8 @@
     │   ├── StreamError                 an in-band error after a stream started (.partial)
     │   ├── ResponseFormatError         a body we cannot read (HTML from a proxy, truncated JSON, bad base64)
     │   ├── JobFailedError              a video job ended with status "failed" (.job)
-    │   └── BatchItemError              one item of a batch failed; it stands in the item's place (.index)
+    │   ├── BatchItemError              one item of a batch failed; it stands in the item's place (.index)
+    │   └── PartialBatchError           some images of a sweep failed, asked for with strict=True (.partial, .errors)
     ├── ServerManagerError              the kernel-side server manager
     │   ├── ServerStartError            a launch failed (.cause, .advice, .log_tail)
     │   │   ├── ServerExited            the process exited before it was ready (.returncode)
@@ -54,6 +55,7 @@ from typing import Any
 __all__ = [
     "VomniError",
     "InvalidRequestError",
+    "WrongServerError",
     "APIError",
     "APIStatusError",
     "BadRequestError",
@@ -71,6 +73,7 @@ __all__ = [
     "APITimeoutError",
     "StreamError",
     "ResponseFormatError",
+    "PartialBatchError",
     "JobFailedError",
     "ServerManagerError",
     "ServerStartError",
@@ -79,7 +82,6 @@ __all__ = [
     "PortInUseError",
     "NoGPUError",
     "HistoryError",
-    "WrongServerError",
     "JobTimeoutError",
     "BatchItemError",
     "Interrupted",
@@ -128,13 +130,17 @@ class WrongServerError(InvalidRequestError):
 
     Raised before sending when the client knows the model (``model``, ``task``: what was asked), or
     made from the server's own refusal when it does not (``__cause__`` is then that status error).
+    ``servers`` names the servers of this kernel that can (the magics' routing fills it in; empty: none
+    runs, or the client alone could not know).
     """
 
-    def __init__(self, message: str, *, model: str | None = None, task: str | None = None, advice: str = "") -> None:
+    def __init__(self, message: str, *, model: str | None = None, task: str | None = None, advice: str = "",
+                 servers: Any = ()) -> None:
         super().__init__(message)
         self.model = model
         self.task = task
         self.advice = advice
+        self.servers = list(servers)
 
 
 class APIError(VomniError):
@@ -280,6 +286,19 @@ class StreamError(APIError):
 
 class ResponseFormatError(APIError):
     """A response body that does not match the protocol."""
+
+
+class PartialBatchError(APIError):
+    """Some requests of a sweep failed and the caller asked for strictness (``strict=True``).
+
+    ``partial`` is the whole batch (or grid) with each failure marked in its place, ``errors`` the
+    failures' errors; without strictness that batch is returned instead of this error.
+    """
+
+    def __init__(self, message: str, *, partial: Any = None, errors: Any = ()) -> None:
+        super().__init__(message)
+        self.partial = partial
+        self.errors = list(errors)
 
 
 class JobFailedError(APIError):

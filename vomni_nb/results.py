@@ -21,7 +21,8 @@ from vomni_nb._rendering import MimeBundle, short
 from vomni_nb.errors import InvalidRequestError
 from vomni_nb.provenance import Provenance
 
-__all__ = ["ImageResult", "ImageBatch", "SpeechResult", "ChatResult", "VideoResult", "Stored", "SUFFIXES"]
+__all__ = ["ImageResult", "FailedImage", "ImageBatch", "SpeechResult", "ChatResult", "VideoResult", "Stored",
+           "SUFFIXES"]
 
 
 def _duration_s(frames: int | None, sample_rate: int | None) -> float | None:
@@ -175,47 +176,93 @@ class ImageResult(_FromProvenance):
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
-class ImageBatch:
-    """Several images from one request (``n`` > 1) or a sweep; indexable like a tuple."""
+class FailedImage(_FromProvenance):
+    """The place of an image that could not be made, in a sweep: ``error`` says why, ``provenance`` what
+    was asked (prompt, params under their wire names, seed). A sweep never drops its finished images
+    because one request failed: the failure stands in its place (``batch.failures`` lists them)."""
 
-    images: tuple[ImageResult, ...]
+    error: Exception
+    provenance: Provenance = _provenance_of("image")
+    index: int = 0
+    stored: Stored | None = None  # a failure is not in the history's file store
+    ok = False
+
+    @property
+    def prompt(self) -> str:
+        return self.provenance.prompt
+
+    @property
+    def message(self) -> str:
+        return f"{type(self.error).__name__}: {self.error}"
+
+    def __repr__(self) -> str:
+        return f"FailedImage(seed={self.seed}, {type(self.error).__name__}: {short(str(self.error), 80)!r})"
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> MimeBundle:
+        return _rendering.failed_bundle(self)
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class ImageBatch:
+    """Several images from one request (``n`` > 1) or a sweep; indexable like a tuple.
+
+    In a sweep a failed request leaves a :class:`FailedImage` in its place: ``ok`` holds the images,
+    ``failures`` the failed places (``client.images(..., strict=True)`` raises instead).
+    """
+
+    images: tuple[ImageResult | FailedImage, ...]
     timings: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def __iter__(self) -> Iterator[ImageResult]:
+    def __iter__(self) -> Iterator[ImageResult | FailedImage]:
         return iter(self.images)
 
     @overload
-    def __getitem__(self, index: int) -> ImageResult: ...
+    def __getitem__(self, index: int) -> ImageResult | FailedImage: ...
 
     @overload
     def __getitem__(self, index: slice) -> ImageBatch: ...
 
-    def __getitem__(self, index: int | slice) -> ImageResult | ImageBatch:
-        """One image, or (a slice) an ImageBatch of some: ``batch[:2]`` displays and saves like the batch."""
+    def __getitem__(self, index: int | slice) -> ImageResult | FailedImage | ImageBatch:
+        """One image (or the failure in its place), or (a slice) an ImageBatch of some: ``batch[:2]`` displays
+        and saves like the batch."""
         if isinstance(index, slice):
             return ImageBatch(self.images[index], timings=self.timings)
         return self.images[index]
 
+    @property
+    def ok(self) -> tuple[ImageResult, ...]:
+        """The images that were made."""
+        return tuple(image for image in self.images if isinstance(image, ImageResult))
+
+    @property
+    def failures(self) -> tuple[FailedImage, ...]:
+        """The places whose request failed."""
+        return tuple(image for image in self.images if isinstance(image, FailedImage))
+
     def __repr__(self) -> str:
         seeds = [image.seed for image in self.images]
+        failed = f", {len(self.failures)} failed" if self.failures else ""
         ids = sorted({image.history_id for image in self.images if image.history_id is not None})
-        return f"ImageBatch({len(self.images)} images, seeds={seeds}" + (f", history_ids={ids})" if ids else ")")
+        return (f"ImageBatch({len(self.images)} images{failed}, seeds={seeds}"
+                + (f", history_ids={ids})" if ids else ")"))
 
     @property
     def history_ids(self) -> list[int | None]:
-        """Each image's history id, in order (images of one request share theirs)."""
+        """Each image's history id, in order (images of one request share theirs; a failed place has none)."""
         return [image.history_id for image in self.images]
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> MimeBundle:
         return _rendering.batch_bundle(self)
 
     def save(self, directory: PathLike = ".") -> list[Path]:
-        """Save every image into ``directory``; returns the paths."""
+        """Save every image into ``directory`` (failed places have no file); returns the paths. File names
+        carry what varies across the batch (``image-seed3-guidance4.png``, ``image-seed5-n1.png``)."""
         Path(directory).mkdir(parents=True, exist_ok=True)
-        return [image.save(Path(directory)) for image in self.images]
+        keys = _rendering.varying(self.images)
+        return [image.save(Path(directory) / _rendering.file_name(image, keys)) for image in self.ok]
 
 
 @dataclasses.dataclass(frozen=True, repr=False)

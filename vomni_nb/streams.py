@@ -6,6 +6,11 @@ generator that closes the response in its ``finally``, so any exception while re
 and CancelledError included) closes the connection at once, which makes the server abort the
 generation; nothing is retried once a stream began; what the stream carries (chat or speech, SSE or
 raw audio) is the state's business (:class:`~vomni_nb.protocol.streaming.StreamState`), not the stream's.
+
+A stream from a server we do not control is bounded: the wait for the next *event* (not the next
+byte, which a trickling server sends for ever) ends after the client's timeout, the whole stream
+after ``Limits.stream_timeout``; the body is decompressed within ``Limits.max_stream_bytes``, and
+the state bounds text and lines. Every error leaves with the client's key redacted.
 """
 
 from __future__ import annotations
@@ -13,13 +18,17 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
-from typing import Generic, TypeVar, Union
+from typing import Generic, TypeVar, Union, cast
 
 import httpx
 
 from vomni_nb import _advice
 from vomni_nb._core import Reply
-from vomni_nb.errors import APITimeoutError, Interrupted, StreamError
+from vomni_nb._deadline import clock, deadline_scope
+from vomni_nb._transport import OpenBody, deadline_error
+from vomni_nb.errors import APIError, APITimeoutError, Interrupted, ResponseFormatError, StreamError
+from vomni_nb.protocol.body import BoundedBody
+from vomni_nb.protocol.status import redact_error
 from vomni_nb.protocol.streaming import AudioDelta, ImageDelta, StreamEvent, StreamState, TextDelta
 from vomni_nb.results import ChatResult, SpeechResult
 
@@ -42,13 +51,18 @@ class _StreamBase(Generic[R]):
 
     def __init__(self, reply: Reply, state: StreamState[R], *, started: float, url: str) -> None:
         self._reply = reply
-        self._response: httpx.Response = reply.stream
+        self._body: OpenBody = reply.stream
+        self._response: httpx.Response = self._body.response
         self._state: StreamState[R] = state
         self._url = url
         self._started = started
         self._first_event: float | None = None
         self._result: R | None = None
         self._ended_by: BaseException | None = None  # what stopped the stream before its end
+        state.bound(self._body.limits)
+        self._decoder: BoundedBody | None = None  # made when reading starts, where its errors close the response
+        self._opened = clock()
+        self._waiting_since = self._opened  # since when the next event is awaited (the reader's own time is not)
 
     def __repr__(self) -> str:
         # Echoing a stream in a cell must say what to do with it, not print an object address.
@@ -68,35 +82,89 @@ class _StreamBase(Generic[R]):
     def response_headers(self) -> dict[str, str]:
         return dict(self._reply.headers)
 
-    def _events(self, chunk: bytes) -> list[StreamEvent]:
-        events = self._state.feed_body(chunk)
-        if events and self._first_event is None:
-            self._first_event = time.perf_counter() - self._started
+    def _deadline(self) -> tuple[float | None, bool]:
+        """When the wait for the next event ends, and whether that is the whole stream's end (not an idle gap)."""
+        idle, whole = self._body.idle_timeout, self._body.limits.stream_timeout
+        idle_end = None if idle is None else self._waiting_since + idle
+        whole_end = None if whole is None else self._opened + whole
+        if whole_end is not None and (idle_end is None or whole_end <= idle_end):
+            return whole_end, True
+        return idle_end, False
+
+    def _waiting(self) -> contextlib.AbstractContextManager[None]:
+        """Around one read of the body: socket waits end by the deadline of the next event."""
+        return deadline_scope(self._deadline()[0])
+
+    def _late(self) -> APITimeoutError:
+        deadline, whole = self._deadline()
+        if whole:
+            return APITimeoutError(
+                f"The stream from {self._url} was still going after {self._body.limits.stream_timeout:g} s "
+                "(Limits.stream_timeout): stopped; what arrived is in the stream's .text and .audio. Raise the "
+                "limit for longer streams.", url=self._url)
+        return deadline_error(self._url, self._body.idle_timeout, stream=True)
+
+    def _start_decoding(self) -> BoundedBody:
+        try:
+            return BoundedBody(self._response.headers, self._body.limits.max_stream_bytes,
+                               what=f"The stream from {self._url}", setting="Limits.max_stream_bytes")
+        except ResponseFormatError as exc:
+            raise self._limit_error(exc) from exc
+
+    def _events(self, raw: bytes) -> list[StreamEvent]:
+        if self._decoder is None:
+            self._decoder = self._start_decoding()
+        try:
+            chunk = self._decoder.feed(raw)
+        except ResponseFormatError as exc:
+            raise self._limit_error(exc) from exc
+        events = self._state.feed_body(chunk) if chunk else []
+        if events:
+            if self._first_event is None:
+                self._first_event = time.perf_counter() - self._started
+        else:
+            deadline = self._deadline()[0]
+            if deadline is not None and clock() > deadline:  # bytes, but no event, for too long
+                raise self._late()
         return events
 
+    def _resume(self) -> None:
+        """The reader asked for more: the wait for the next event starts now."""
+        self._waiting_since = clock()
+
     def _last_events(self) -> list[StreamEvent]:
-        events = self._state.end_body()
+        if self._decoder is None:
+            self._decoder = self._start_decoding()
+        try:
+            rest = self._decoder.end()
+        except ResponseFormatError as exc:
+            raise self._limit_error(exc) from exc
+        events = (self._state.feed_body(rest) if rest else []) + self._state.end_body()
         timings = {"total_s": time.perf_counter() - self._started}
         if self._first_event is not None:
             timings["first_event_s"] = self._first_event
         self._result = self._state.result(timings)
         return events
 
+    def _limit_error(self, exc: ResponseFormatError) -> StreamError:
+        return StreamError(f"{exc} What arrived before it is in .partial.", url=self._url,
+                           partial=self._state.partial)
+
     @contextlib.contextmanager
     def _reading(self) -> Iterator[None]:
         """Around the reading of the body: a transport failure becomes our error; the stream remembers
-        what ended it early (for finish())."""
+        what ended it early (for finish()); no error leaves with the key in it."""
         try:
             yield
         except BaseException as exc:
-            error = self._reading_error(exc)
+            error = redact_error(self._reading_error(exc), self._body.secrets)
             if error is exc:
                 raise
             raise error from exc
 
     def _reading_error(self, exc: BaseException) -> BaseException:
-        if isinstance(exc, httpx.TimeoutException):
-            exc = APITimeoutError(f"The stream from {self._url} stalled (read timeout); raise timeout=....", url=self._url)
+        if isinstance(exc, httpx.TimeoutException):  # a read that waited until the next event's deadline
+            exc = self._late()
         elif isinstance(exc, KeyboardInterrupt) and not isinstance(exc, Interrupted):
             # Ctrl-C: closing the response (on the way out) makes the server abort; what arrived is kept.
             exc = Interrupted(_advice.interrupted() + "; what arrived is in .partial (and on the stream)",
@@ -114,11 +182,12 @@ class _StreamBase(Generic[R]):
 
     def _unfinished(self) -> BaseException:
         """finish() on a stream that ended early: the error that ended it, or one saying it was closed."""
-        if isinstance(self._ended_by, StreamError | APITimeoutError):
+        if isinstance(self._ended_by, APIError):
             return self._ended_by
         reason = "interrupted" if self._ended_by is not None else "closed"
-        return StreamError(f"The stream was {reason} before it finished (by this client, not the server); what "
-                           "arrived is in .partial.", url=self._url, partial=self._state.partial)
+        return redact_error(StreamError(
+            f"The stream was {reason} before it finished (by this client, not the server); what arrived is in "
+            ".partial.", url=self._url, partial=self._state.partial), self._body.secrets)
 
 
 class _SyncStream(_StreamBase[R]):
@@ -128,9 +197,17 @@ class _SyncStream(_StreamBase[R]):
 
     def _read(self) -> Generator[StreamEvent, None, None]:
         # closing(): whatever ends the reading (the end, an error, Ctrl-C, close()), the connection goes.
-        with contextlib.closing(self._response), self._reading():
-            for chunk in self._response.iter_bytes():
-                yield from self._events(chunk)
+        raw = cast(Generator[bytes, None, None], self._response.iter_raw())
+        with contextlib.closing(self._response), contextlib.closing(raw), self._reading():
+            while True:
+                with self._waiting():
+                    chunk = next(raw, None)
+                if chunk is None:
+                    break
+                events = self._events(chunk)
+                if events:
+                    yield from events
+                    self._resume()
             yield from self._last_events()
 
     def __iter__(self) -> Iterator[StreamEvent]:
@@ -176,11 +253,20 @@ class _AsyncStream(_StreamBase[R]):
 
     async def _read(self) -> AsyncGenerator[StreamEvent, None]:
         # aclosing(): whatever ends the reading (the end, an error, cancellation, aclose()), the connection goes.
-        async with contextlib.aclosing(self._response):
+        raw = cast(AsyncGenerator[bytes, None], self._response.aiter_raw())
+        async with contextlib.aclosing(self._response), contextlib.aclosing(raw):
             with self._reading():
-                async for chunk in self._response.aiter_bytes():
-                    for event in self._events(chunk):
-                        yield event
+                while True:
+                    with self._waiting():
+                        try:
+                            chunk = await raw.__anext__()
+                        except StopAsyncIteration:
+                            break
+                    events = self._events(chunk)
+                    if events:
+                        for event in events:
+                            yield event
+                        self._resume()
                 for event in self._last_events():
                     yield event
 

@@ -123,6 +123,16 @@ def test_a_failed_job_is_not_cancelled() -> None:
     assert "DELETE /v1/videos/video_gen_1" not in driver.requests
 
 
+@pytest.mark.parametrize(("body", "jobs"), [
+    ({"data": [{"id": "a"}, 3, "b", None]}, [{"id": "a"}]),
+    ({"data": 5}, []), ({"data": "abc"}, []), ([1, 2], []),
+])
+def test_video_jobs_returns_only_job_records(body: Any, jobs: list[dict[str, Any]]) -> None:
+    # A hostile list (issue 14.14): list(5) would raise TypeError, list("abc") would give letters.
+    driver = PlanDriver(lambda spec: reply(200, body))
+    assert driver.run(_video_plans.video_jobs(plan_core())) == jobs
+
+
 def _image_body() -> dict[str, Any]:
     return {"created": 1, "data": [{"b64_json": base64.b64encode(tiny_png()).decode(), "url": None,
                                     "revised_prompt": None}], "metrics": {}}

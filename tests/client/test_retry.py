@@ -1,11 +1,12 @@
-"""Retries only where safe: maths, Retry-After, and the client's behaviour on injected faults."""
+"""Retries only where safe: maths, Retry-After, and the client's behaviour on faults a real vomni-sim injects."""
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
-import json
 import random
+import signal
+import threading
 import time
 
 import httpx
@@ -27,19 +28,8 @@ from vomni_nb.errors import (
 )
 from vomni_nb.protocol.retry import RetryPolicy, backoff_delay, parse_retry_after, retry_delay
 
-from tests.support.sims import IMAGE_MODEL, OMNI_MODEL, TTS_MODEL
+from tests.support.sims import IMAGE_MODEL, OMNI_MODEL, TTS_MODEL, SimHandle, free_port, launch_sim
 
-
-
-def _png_b64() -> str:
-    import base64
-    import io
-
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.new("RGB", (8, 4), "red").save(buffer, "PNG")
-    return base64.b64encode(buffer.getvalue()).decode()
 
 
 POLICY = RetryPolicy(max_retries=3, base_delay=0.5, max_delay=8.0, max_retry_after=30.0)
@@ -71,74 +61,58 @@ def test_retry_after_parsing() -> None:
     assert retry_delay(0, 2.0, POLICY) == 2.0
 
 
-IMAGE_BODY = json.dumps({"created": 1, "data": [{"b64_json": _png_b64(), "url": None, "revised_prompt": None}],
-                         "output_format": "png", "size": "8x4", "cot_output": None, "metrics": {}}).encode()
-MODELS_BODY = json.dumps({"object": "list", "data": [{"id": IMAGE_MODEL}]}).encode()
+# Every fault below is served by a real vomni-sim (issue 16 item 8); the client's sleep is a recorder,
+# so Retry-After values are checked exactly and nothing waits. --fault-seed makes the fault sequence
+# repeatable: seed 7 rolls 0.32, 0.15, 0.65 (two faults at rate 0.5, then an answer), seed 1 rolls
+# 0.13, 0.85 (one fault, then an answer).
+TWO_FAULTS_THEN_OK = ("--fault-seed", "7")
+ONE_FAULT_THEN_OK = ("--fault-seed", "1")
+GENERATIONS = "POST /v1/images/generations"
 
 
-class Script:
-    """A MockTransport handler answering generation requests from a script; /v1/models always works."""
-
-    def __init__(self, *answers: object) -> None:
-        self.answers = list(answers)
-        self.calls = 0
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        if request.url.path == "/v1/models":
-            return httpx.Response(200, content=MODELS_BODY)
-        self.calls += 1
-        answer = self.answers.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        assert isinstance(answer, httpx.Response)
-        return answer
+def test_retry_after_is_honoured_then_success(start_sim) -> None:  # type: ignore[no-untyped-def]
+    sim = start_sim(IMAGE_MODEL, "--rate-503", "0.5", "--retry-after", "2", *TWO_FAULTS_THEN_OK)
+    waits: list[float] = []
+    with OmniClient(sim.url, sleep=waits.append) as client:
+        result = client.image("fox", size="64x64")
+    assert result.width == 64 and waits == [2.0, 2.0]
+    log = sim.log()
+    assert log.count(GENERATIONS) == 3 and log.count(f'{GENERATIONS} HTTP/1.1" 503') == 2
 
 
-def _busy(retry_after: str | None = None, status: int = 503) -> httpx.Response:
-    headers = {"Retry-After": retry_after} if retry_after is not None else {}
-    body = {"error": {"message": "busy", "type": "Service Unavailable", "param": None, "code": status}}
-    return httpx.Response(status, json=body, headers=headers)
-
-
-def _client(script: Script, waits: list[float], **kwargs: object) -> OmniClient:
-    return OmniClient("http://mock", transport=httpx.MockTransport(script), sleep=waits.append, **kwargs)  # type: ignore[arg-type]
-
-
-def test_retry_after_is_honoured_then_success() -> None:
-    script, waits = Script(_busy("2"), _busy("1.5"), httpx.Response(200, content=IMAGE_BODY)), []
-    with _client(script, waits) as client:
-        result = client.image("fox", size="8x4")
-    assert result.width == 8 and script.calls == 3 and waits == [2.0, 1.5]
-
-
-def test_retry_after_is_capped_and_attempts_bounded() -> None:
-    script, waits = Script(_busy("3600"), _busy("3600"), _busy("3600")), []
-    with _client(script, waits, retry_policy=RetryPolicy(max_retries=2, max_retry_after=4.0)) as client:
+def test_retry_after_is_capped_and_attempts_bounded(start_sim) -> None:  # type: ignore[no-untyped-def]
+    sim = start_sim(IMAGE_MODEL, "--rate-503", "1", "--retry-after", "3600")
+    waits: list[float] = []
+    with OmniClient(sim.url, sleep=waits.append, retry_policy=RetryPolicy(max_retries=2, max_retry_after=4.0)) as client:
         with pytest.raises(OverloadedError, match="retry later") as caught:
-            client.image("fox")
-    assert waits == [4.0, 4.0] and script.calls == 3 and caught.value.retry_after == 3600
+            client.image("fox", size="64x64")
+    assert waits == [4.0, 4.0] and caught.value.retry_after == 3600
+    assert sim.log().count(GENERATIONS) == 3
 
 
-def test_429_backs_off_with_jitter_without_retry_after() -> None:
-    script, waits = Script(_busy(status=429), httpx.Response(200, content=IMAGE_BODY)), []
-    with _client(script, waits) as client:
-        client.image("fox")
-    assert len(waits) == 1 and 0.0 <= waits[0] <= 0.5
+def test_429_is_retried_after_its_retry_after(start_sim) -> None:  # type: ignore[no-untyped-def]
+    sim = start_sim(IMAGE_MODEL, "--rate-429", "0.5", "--retry-after", "1.5", *TWO_FAULTS_THEN_OK)
+    waits: list[float] = []
+    with OmniClient(sim.url, sleep=waits.append) as client:
+        assert client.image("fox", size="64x64").width == 64
+    assert waits == [1.5, 1.5] and sim.log().count(f'{GENERATIONS} HTTP/1.1" 429') == 2
 
 
-def test_429_exhausted_raises_rate_limit() -> None:
-    script, waits = Script(*[_busy(status=429)] * 3), []
-    with _client(script, waits) as client, pytest.raises(RateLimitError):
-        client.image("fox")
-    assert script.calls == 3
+def test_429_exhausted_raises_rate_limit(start_sim) -> None:  # type: ignore[no-untyped-def]
+    sim = start_sim(IMAGE_MODEL, "--rate-429", "1", "--retry-after", "0.5")
+    waits: list[float] = []
+    with OmniClient(sim.url, sleep=waits.append) as client, pytest.raises(RateLimitError, match="429"):
+        client.image("fox", size="64x64")
+    assert waits == [0.5, 0.5] and sim.log().count(GENERATIONS) == 3
 
 
-def test_400_is_never_retried() -> None:
-    bad = httpx.Response(400, json={"error": {"message": "no", "type": "Bad Request", "param": None, "code": 400}})
-    script, waits = Script(bad), []
-    with _client(script, waits) as client, pytest.raises(BadRequestError):
-        client.image("fox")
-    assert script.calls == 1 and waits == []
+def test_400_is_never_retried(image_server) -> None:  # type: ignore[no-untyped-def]
+    before = image_server.log().count(f'{GENERATIONS} HTTP/1.1" 400')
+    waits: list[float] = []
+    with OmniClient(image_server.url, sleep=waits.append) as client, pytest.raises(BadRequestError):
+        client.image("fox", size="64x64", extra={"num_inference_steps": "many"})  # the server's validation refuses it
+    assert waits == []
+    assert image_server.log().count(f'{GENERATIONS} HTTP/1.1" 400') - before == 1
 
 
 def test_an_image_request_to_a_model_without_diffusion_is_not_retried(tts_server, start_sim) -> None:  # type: ignore[no-untyped-def]
@@ -157,46 +131,64 @@ def test_an_image_request_to_a_model_without_diffusion_is_not_retried(tts_server
     assert renamed.log().count("POST /v1/images/generations") == 1
 
 
-def test_connection_refused_is_retried_but_a_broken_read_is_not() -> None:
-    refused = httpx.ConnectError("[Errno 111] Connection refused")
-    script, waits = Script(refused, httpx.Response(200, content=IMAGE_BODY)), []
-    with _client(script, waits) as client:
-        client.image("fox")
-    assert script.calls == 2 and len(waits) == 1
-    script, waits = Script(httpx.ReadError("connection reset"), httpx.Response(200, content=IMAGE_BODY)), []
-    with _client(script, waits) as client, pytest.raises(APIConnectionError, match="mid-request"):
-        client.image("fox")
-    assert script.calls == 1 and waits == []
+def test_connection_refused_is_retried_until_the_server_is_up(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    port = free_port()
+    started: list[SimHandle] = []
+
+    def start_during_the_wait(seconds: float) -> None:
+        assert 0.0 <= seconds <= 0.5  # the first backoff: full jitter under base_delay
+        if not started:
+            started.append(launch_sim(IMAGE_MODEL, log_dir=tmp_path, port=port))
+
+    try:
+        with OmniClient(f"http://127.0.0.1:{port}", sleep=start_during_the_wait) as client:
+            assert client.image("fox", size="64x64").width == 64
+        assert len(started) == 1 and started[0].log().count(GENERATIONS) == 1
+    finally:
+        for sim in started:
+            sim.stop()
 
 
-def test_midstream_error_is_not_retried_and_keeps_partial_text() -> None:
-    chunk = {"id": "c", "object": "chat.completion.chunk", "model": "m", "modality": "text",
-             "choices": [{"index": 0, "delta": {"content": "Hello "}, "finish_reason": None}]}
-    body = (f"data: {json.dumps(chunk)}\n\ndata: {json.dumps(chunk)}\n\n"
-            'data: {"error": {"message": "engine died", "type": "InternalServerError", "param": null, "code": 500}}\n\n'
-            "data: [DONE]\n\n").encode()
-    script, waits = Script(httpx.Response(200, content=body, headers={"content-type": "text/event-stream"})), []
-    with _client(script, waits) as client:
-        stream = client.chat_stream("hi")
-        with pytest.raises(StreamError, match="engine died") as caught:
-            stream.finish()
-    assert caught.value.partial == "Hello Hello " and caught.value.code == 500
-    assert script.calls == 1 and waits == []
+def _wait_until_in_flight(sim: SimHandle) -> None:
+    """Until the server holds a request (its /load counts it): then the request has surely been sent."""
+    deadline = time.monotonic() + 30
+    while httpx.get(sim.url + "/load", timeout=5).json()["server_load"] < 1:
+        assert time.monotonic() < deadline, "the request never reached the server"
+        time.sleep(0.02)
 
 
-def test_async_client_retries_the_same_way() -> None:
-    script = Script(_busy("1"), httpx.Response(200, content=IMAGE_BODY))
+def test_a_broken_read_after_the_request_went_out_is_not_retried(start_sim) -> None:  # type: ignore[no-untyped-def]
+    sim = start_sim(IMAGE_MODEL, "--latency", "30")
+    waits: list[float] = []
+
+    def kill_once_in_flight() -> None:
+        _wait_until_in_flight(sim)
+        sim.process.send_signal(signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_once_in_flight)
+    killer.start()
+    try:
+        with OmniClient(sim.url, model=IMAGE_MODEL, sleep=waits.append) as client:
+            with pytest.raises(APIConnectionError, match="failed mid-request"):
+                client.image("fox", size="64x64")
+    finally:
+        killer.join()
+    assert waits == []  # the server may have started the work: resending could run it twice
+
+
+def test_async_client_retries_the_same_way(start_sim) -> None:  # type: ignore[no-untyped-def]
+    sim = start_sim(IMAGE_MODEL, "--rate-503", "0.5", "--retry-after", "1", *ONE_FAULT_THEN_OK)
     waits: list[float] = []
 
     async def record(seconds: float) -> None:
         waits.append(seconds)
 
     async def main() -> None:
-        async with AsyncOmniClient("http://mock", transport=httpx.MockTransport(script), sleep=record) as client:
-            assert (await client.image("fox")).width == 8
+        async with AsyncOmniClient(sim.url, sleep=record) as client:
+            assert (await client.image("fox", size="64x64")).width == 64
 
     asyncio.run(main())
-    assert waits == [1.0] and script.calls == 2
+    assert waits == [1.0] and sim.log().count(GENERATIONS) == 2
 
 
 def test_recovers_from_a_real_503_fault_rate(start_sim) -> None:  # type: ignore[no-untyped-def]

@@ -101,20 +101,14 @@ def test_sse_speech_stream_header_first_then_done_and_errors() -> None:
     assert caught.value.partial == b"\x05\x00" * 4
 
 
-def test_stream_repr_says_what_to_do_then_shows_the_result() -> None:
-    import httpx
+def test_stream_repr_says_what_to_do_then_shows_the_result(tts_server) -> None:  # type: ignore[no-untyped-def]
+    from vomni_nb import OmniClient
 
-    from vomni_nb._core import Reply
-    from vomni_nb.streams import SpeechStream
-
-    pcm = b"\x01\x00" * 2400
-    response = httpx.Response(200, headers={"content-type": "audio/pcm"}, content=pcm)
-    state = SpeechStreamState(Provenance(prompt="hi"), "pcm", "audio")
-    stream = SpeechStream(Reply(200, response.headers, b"", 0.0, stream=response), state, started=0.0,
-                          url="http://127.0.0.1:8091")
-    assert repr(stream).startswith("SpeechStream(http://127.0.0.1:8091, open:") and ".finish()" in repr(stream)
-    stream.finish()
-    assert repr(stream).startswith("SpeechStream(http://127.0.0.1:8091, finished: SpeechResult(pcm, 0.10s")
+    with OmniClient(tts_server.url) as client:
+        stream = client.speak_stream("Hello there.", response_format="pcm")
+        assert repr(stream) == f"SpeechStream({tts_server.url}, open: iterate it for events, or call .finish() for the result)"
+        result = stream.finish()
+    assert repr(stream).startswith(f"SpeechStream({tts_server.url}, finished: SpeechResult(pcm, {result.duration_s:.2f}s")
 
 
 def test_a_stream_closed_early_says_so_and_frees_its_connection(start_sim) -> None:  # type: ignore[no-untyped-def]
@@ -140,3 +134,47 @@ def test_a_stream_closed_early_says_so_and_frees_its_connection(start_sim) -> No
         with pytest.raises(StreamError, match="closed before it finished"):
             interrupted.finish()
     assert sim.wait_for_log("aborted.")
+
+
+def test_compressed_audio_chunks_and_the_stream_byte_limit() -> None:
+    from vomni_nb.protocol.limits import Limits
+
+    state = ChatStreamState(Provenance(params={"audio": {"format": "mp3"}}))
+    (delta,) = state.feed(_chunk({"content": base64.b64encode(b"ID3-not-a-wav").decode()}, modality="audio",
+                                 audio_metadata={"format": "mp3", "sample_rate_hz": "fast"}))
+    assert isinstance(delta, AudioDelta) and delta.pcm is None and delta.sample_rate is None
+    assert state.audio == b"ID3-not-a-wav"
+    bounded = SpeechStreamState(Provenance(), "pcm", "audio", Limits(max_stream_bytes=8))
+    bounded.feed_body(b"\x01\x00" * 4)
+    with pytest.raises(StreamError, match="more than 8 bytes.*Limits.max_stream_bytes") as caught:
+        bounded.feed_body(b"\x02\x00")
+    assert caught.value.partial == b"\x01\x00" * 4
+
+
+def test_both_stream_kinds_through_every_accessor(image_server, tts_server) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    from vomni_nb import AsyncOmniClient, OmniClient
+
+    with OmniClient(tts_server.url) as client:
+        stream = client.speak_stream("Hello.", response_format="pcm")
+        assert stream.response_headers["content-type"].startswith("audio/")
+        first = next(stream)
+        assert isinstance(first, AudioDelta) and stream.result.frames > 0  # .result finishes the stream
+
+    async def main() -> None:
+        # A pure-diffusion server answers a streamed chat with one JSON body: its events come at the end.
+        async with AsyncOmniClient(image_server.url) as client:
+            stream = await client.chat_stream("a red fox", extra={"size": "64x64"})
+            events = [event async for event in stream]
+            assert [type(e) for e in events] == [ImageDelta] and (await stream.finish()).images
+            cut = await client.chat_stream("a red fox", extra={"size": "64x64"})
+            await cut.aclose()
+            with pytest.raises(StreamError, match="closed before it finished"):
+                await cut.finish()
+        async with AsyncOmniClient(tts_server.url) as client:
+            raw = await client.speak_stream("Hello.", response_format="pcm")
+            assert isinstance(await raw.__anext__(), AudioDelta)
+            await raw.aclose()
+
+    asyncio.run(main())

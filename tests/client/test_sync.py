@@ -12,6 +12,7 @@ from vomni_nb.errors import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    BatchItemError,
     InvalidRequestError,
     JobFailedError,
     NotFoundError,
@@ -260,7 +261,7 @@ def test_constructor_arguments(start_sim, monkeypatch) -> None:  # type: ignore[
         with pytest.raises(APIConnectionError):
             refused.models()
     assert len(waits) == 3
-    # A float timeout is the read limit: a server slower than it times out, and says after how long.
+    # A float timeout bounds the whole answer: a server slower than it times out, and says after how long.
     slow = start_sim(IMAGE_MODEL, "--latency", "2")
     with OmniClient(slow.url, timeout=0.3, model=IMAGE_MODEL) as impatient:
         with pytest.raises(APITimeoutError, match="after 0.3 s"):
@@ -362,6 +363,12 @@ def test_a_key_echoed_by_the_server_never_reaches_an_error(start_sim) -> None:  
     with OmniClient(video_sim.url, api_key=secret) as client, pytest.raises(JobFailedError) as job_error:
         client.video(f"a boat [[fail]] {secret}", size="64x64", seconds=1, fps=8, poll_interval=0.05)
     errors.append(job_error.value)
+    # A failed batch item quotes its voice and comes back in the list, never raised past the client's guard.
+    with OmniClient(tts.url, api_key=secret) as client:
+        spoken, refused = client.speak_batch(["hello", {"text": "bye", "voice": secret}])
+    assert isinstance(spoken, SpeechResult) and isinstance(refused, BatchItemError)
+    assert refused.reason.startswith("Invalid voice '***'")
+    errors.append(refused)
     for error in errors:
         dumped = json.dumps([getattr(error, "body", None), getattr(error, "job", None)], default=str)
         assert secret not in str(error) and secret not in repr(error) and secret not in dumped, error

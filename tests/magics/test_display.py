@@ -119,3 +119,46 @@ def test_an_async_stream_is_shown_by_ashow_stream_and_show_stream_leaves_no_empt
     result = asyncio.run(main())
     texts = [data["text/plain"] for data, _ in shown]
     assert texts[-1] == result.text and len(texts) > 2 and [first for _, first in shown].count(True) == 1  # type: ignore[attr-defined]
+
+
+class RecordingHandle:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, object]] = []
+
+    def show(self, output: object) -> None:
+        self.calls.append(("show", output))
+
+    def update(self, output: object) -> None:
+        self.calls.append(("update", output))
+
+
+def test_wait_line_shows_only_after_its_delay_and_is_replaced_by_the_result() -> None:
+    from vomni_nb.display import WaitLine
+
+    handle, clock = RecordingHandle(), FakeClock()
+    line = WaitLine(delay=1.0, interval=0.25, live=True, handle=handle, clock=clock)  # type: ignore[arg-type]
+    assert not line.update("waiting")  # a quick answer never shows a status line
+    clock.now = 1.1
+    assert line.update("◔ an image on img … 1.1 s")
+    clock.now = 1.2
+    assert not line.update("◔ … 1.2 s")  # throttled
+    line.replace({"text/plain": "the image"})
+    assert [kind for kind, _ in handle.calls] == ["show", "update"]  # one output: the result took the line's place
+    assert handle.calls[-1][1] == ({"text/plain": "the image"}, {})
+    assert not line.update("late")
+
+
+def test_a_quick_result_is_displayed_afresh_and_a_silenced_one_leaves_nothing() -> None:
+    from vomni_nb.display import WaitLine
+
+    handle = RecordingHandle()
+    WaitLine(live=True, handle=handle).replace({"text/plain": "quick"})  # type: ignore[arg-type]
+    assert handle.calls == [("show", ({"text/plain": "quick"}, {}))]
+    handle, clock = RecordingHandle(), FakeClock()
+    line = WaitLine(delay=0, live=True, handle=handle, clock=clock)  # type: ignore[arg-type]
+    line.update("waiting")
+    line.clear()
+    assert handle.calls[-1] == ("update", ({"text/plain": ""}, {}))
+    quiet = RecordingHandle()
+    WaitLine(live=True, handle=quiet).clear()  # type: ignore[arg-type]
+    assert quiet.calls == []

@@ -15,7 +15,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
 from tests.support.sims import free_port
-from vomni_nb.magics import ServerCommandError, _split_extra
+from vomni_nb.magics.server import ServerCommandError, _split_extra
 from vomni_nb.server import ServerManager, set_default_manager
 
 from tests.support.sims import STAND_IN  # noqa: E402

@@ -113,3 +113,35 @@ def test_load_media_from_results_and_quoting() -> None:
     assert B.load_media(image).mime_type == "image/png"
     body, _ = B.encode_multipart({'we"ird\r\nname': "v"})
     assert b'name="we%22ird%0D%0Aname"' in body
+
+
+def test_media_from_every_kind_of_source(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from vomni_nb.protocol.media import MediaFile, load_media, sniff_mime
+
+    given = MediaFile("a.png", b"\x89PNG", "image/png")
+    assert load_media(given) is given
+    wav = b"RIFF\x00\x00\x00\x00WAVEfmt "
+
+    class Speech:  # a result that holds audio, not data
+        audio = wav
+        mime_type = ""
+
+    assert load_media(Speech()).mime_type == "audio/wav" and load_media(Speech()).filename.startswith("upload")
+    with pytest.raises(InvalidRequestError, match="Cannot use int as media"):
+        load_media(5)
+    with pytest.raises(InvalidRequestError, match="No such file"):
+        load_media(tmp_path / "missing.png")
+    assert [sniff_mime(d) for d in (b"\xff\xd8x", b"RIFF\0\0\0\0WEBP", b"\0\0\0\0ftypmp4", b"??")] == \
+        ["image/jpeg", "image/webp", "video/mp4", None]
+
+
+def test_chat_and_speech_options_are_checked_and_sent() -> None:
+    spec, params = B.build_chat_request([{"role": "user", "content": "hi"}], system="be brief", temperature=0.5,
+                                        images=None)
+    assert spec.json["messages"][0] == {"role": "system", "content": "be brief"} and spec.json["temperature"] == 0.5
+    with pytest.raises(InvalidRequestError, match="temperature must be from 0.0 to 2.0"):
+        B.build_chat_request("hi", temperature=3)
+    spec, params = B.build_speech_request("hello", sample_rate=16000)
+    assert spec.json["sample_rate"] == 16000
+    with pytest.raises(InvalidRequestError, match="sample_rate must be"):
+        B.build_speech_request("hello", sample_rate=0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import struct
+import time
 
 import pytest
 from hypothesis import given
@@ -107,3 +108,44 @@ def test_data_url_errors_and_plain_payloads() -> None:
     with pytest.raises(ResponseFormatError, match="not valid base64"):
         decode_base64("abc")
     assert decode_base64(base64.b64encode(b"ok").decode()) == b"ok"
+
+
+def _line_cpu(size: int) -> float:
+    """CPU seconds to decode one ``size``-byte SSE line fed in 64 KB pieces (the least of three runs)."""
+    piece = b"a" * 65536
+    runs = []
+    for _ in range(3):
+        decoder = SSEDecoder(max_line_bytes=64 << 20)
+        started = time.process_time()
+        decoder.feed(b"data: ")
+        for _ in range(size // len(piece)):
+            decoder.feed(piece)
+        (event,) = decoder.feed(b"\n\n")
+        runs.append(time.process_time() - started)
+        assert len(event.data) == size
+    return min(runs)
+
+
+def test_a_50_mb_line_costs_ten_times_a_5_mb_line_not_a_hundred() -> None:
+    # Issue 14.13: a buffer rebuilt and rescanned for every piece made one long line cost its square.
+    # A ratio of CPU times is scale-free (the absolute figure is in benchmarks/cancel_latency.py):
+    # linear parsing gives ~10, the quadratic one gave ~100.
+    assert _line_cpu(50 << 20) < 30 * _line_cpu(5 << 20)
+
+
+def test_lines_and_events_past_the_limit_are_refused() -> None:
+    with pytest.raises(ResponseFormatError, match="longer than 16 bytes"):
+        SSEDecoder(max_line_bytes=16).feed(b"data: " + b"x" * 20)
+    decoder = SSEDecoder(max_line_bytes=16)
+    decoder.feed(b"data: 0123456789\n")  # one line fits; the event's data keeps growing
+    with pytest.raises(ResponseFormatError, match="Limits.max_line_bytes"):
+        decoder.feed(b"data: 0123456789\n")
+    # Just under the limit, split anywhere, a line still decodes.
+    assert _decode_in_pieces(b"data: 0123456789\n\n", [3, 9]) == [SSEEvent("0123456789")]
+
+
+def test_sse_without_a_trailing_newline_or_with_keep_alives_only() -> None:
+    # Issue 16.11: the last line counts without its newline, but an event without its blank line is
+    # dropped (WHATWG); keep-alive comments make no events.
+    assert _decode_in_pieces(b"data: a\n\ndata: [DONE]", []) == [SSEEvent("a")]
+    assert _decode_in_pieces(b": keep-alive\n\n: keep-alive\r\n\r\n:\r\r", [5, 17]) == []

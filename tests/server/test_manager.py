@@ -134,19 +134,16 @@ FAILURES = {
 
 
 @pytest.mark.parametrize("kind", sorted(FAILURES))
-def test_each_start_failure_names_its_cause_soon_after_the_exit(
+def test_each_start_failure_names_its_cause(
     manager: ServerManager, monkeypatch: pytest.MonkeyPatch, kind: str
 ) -> None:
+    # How soon a failure is noticed is a latency: benchmarks/ready_latency.py measures it (issue 16 item 10).
     monkeypatch.setenv("STANDIN_FAIL", kind)
     with pytest.raises(ServerStartError) as caught:
         manager.start(MODEL, timeout=20)
-    noticed = time.time()
     error = caught.value
     assert FAILURES[kind] in error.cause, error.cause
     assert error.advice and error.log_tail and error.log_path
-    # The process wrote its last line just before it exited (or turned unhealthy).
-    last_write = os.path.getmtime(error.log_path)
-    assert noticed - last_write < 2.0
     if kind == "engine-death":
         assert not isinstance(error, ServerExited)
     else:
@@ -165,13 +162,15 @@ def test_a_failed_start_leaves_no_worker_behind(manager: ServerManager, monkeypa
 
 def test_timeout_stops_the_launch(manager: ServerManager, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STANDIN_DELAY", "60")
-    started = time.monotonic()
     # 3 s leaves a loaded CI machine time to start the stand-in and reach its loading phase.
     with pytest.raises(ServerStartTimeout) as caught:
         manager.start(MODEL, timeout=3.0)
-    assert time.monotonic() - started < 12
     assert "not ready within 3 s" in caught.value.cause and "loading weights" in str(caught.value)
     assert manager.registry.entries() == []
+    # Stopped, not left loading for its 60 s: the stand-in's whole group is gone when start() returns.
+    log = Path(caught.value.log_path or "").read_text()
+    pid = int(log.split("pid=")[1].split(")")[0])
+    assert not group_alive(pid)
 
 
 def test_a_port_held_by_another_program_is_a_clear_error(manager: ServerManager) -> None:
@@ -559,7 +558,7 @@ def test_every_omni_server_line_in_advice_parses() -> None:
     import re
 
     from vomni_nb import _advice
-    from vomni_nb.magics import VomniMagics
+    from vomni_nb.magics import ServerMagics
     from IPython.core.magic_arguments import parse_argstring
 
     texts = [_advice.START_ONE, _advice.PICK_ONE, _advice.server_logs("img", 200), _advice.server_restart("img"),
@@ -570,7 +569,7 @@ def test_every_omni_server_line_in_advice_parses() -> None:
     lines = [found.split(" -- ")[0] for text in texts for found in re.findall(r"`%omni_server ([^`]+)`", text)]
     assert len(lines) >= len(texts)
     for line in lines:
-        parse_argstring(VomniMagics.omni_server, line)
+        parse_argstring(ServerMagics.omni_server, line)
 
 
 def test_start_keep_on_a_running_server_keeps_it(manager: ServerManager) -> None:

@@ -77,6 +77,13 @@ class PlanDriver:
         """What was sent, as ``"METHOD /path"`` lines."""
         return [f"{spec.method} {spec.path}" for spec in self.sent]
 
+    def _settled(self, plan: Plan[Any]) -> Any:
+        """A plan of a settled Gather: its own failure is its outcome, as a client's gather makes it."""
+        try:
+            return self.run(plan)
+        except Exception as exc:  # noqa: BLE001 - kept in its place
+            return exc
+
     def run(self, plan: Plan[Any]) -> Any:
         stepper = Stepper(plan)
         for step in stepper:
@@ -86,7 +93,7 @@ class PlanDriver:
                 continue
             if isinstance(step, Gather):
                 try:
-                    stepper.outcome = [self.run(each) for each in step.plans]
+                    stepper.outcome = [self._settled(each) if step.settle else self.run(each) for each in step.plans]
                 except BaseException as exc:  # noqa: BLE001 - thrown into the plan, as a client does
                     stepper.error = exc
                 continue

@@ -101,9 +101,11 @@ def launch_sim(
     api_key: str | None = None,
     wait: bool = True,
     env: dict[str, str] | None = None,
+    port: int | None = None,
 ) -> SimHandle:
-    """Start ``python -m vomni_nb.sim MODEL --port P ...``; wait for /health == 200 unless ``wait=False``."""
-    port = free_port()
+    """Start ``python -m vomni_nb.sim MODEL --port P ...`` (a free port unless ``port``); wait for /health == 200
+    unless ``wait=False``."""
+    port = free_port() if port is None else port
     log_path = log_dir / f"vomni-sim-{port}.log"
     cmd = [sys.executable, "-m", "vomni_nb.sim", model, "--host", "127.0.0.1", "--port", str(port), *args]
     if api_key:

@@ -21,6 +21,7 @@ from vomni_nb.errors import BatchItemError, InvalidRequestError, ResponseFormatE
 from vomni_nb.protocol.build import RequestSpec, build_speech_request
 from vomni_nb.protocol.dataurl import decode_base64
 from vomni_nb.protocol.parse import field, load_json, parse_speech
+from vomni_nb.protocol.untrusted import reads_untrusted
 from vomni_nb.protocol.validate import check_names
 from vomni_nb.provenance import Provenance
 from vomni_nb.results import SpeechResult
@@ -91,6 +92,7 @@ def _item_error(index: int, text: str, reason: str, url: str | None) -> BatchIte
                           input=text, reason=reason, advice=advice)
 
 
+@reads_untrusted("a speech batch answer")
 def parse_speech_batch(content: bytes, provenances: Sequence[Provenance], formats: Sequence[str], *,
                        url: str | None = None) -> list[SpeechResult | BatchItemError]:
     """One entry per item, in order: its SpeechResult, or a BatchItemError for an item that failed."""
@@ -98,7 +100,9 @@ def parse_speech_batch(content: bytes, provenances: Sequence[Provenance], format
     results = field(body, "results", what="speech batch answer")
     if not isinstance(results, list):
         raise ResponseFormatError("The speech batch answer's 'results' is not a list.")
-    by_index = {item.get("index"): item for item in results if isinstance(item, Mapping)}
+    # A hostile answer may put anything in "index" (a list is not even hashable): only whole numbers count.
+    by_index = {item["index"]: item for item in results
+                if isinstance(item, Mapping) and isinstance(item.get("index"), int) and not isinstance(item["index"], bool)}
     out: list[SpeechResult | BatchItemError] = []
     for index, (provenance, fmt) in enumerate(zip(provenances, formats)):
         item = by_index.get(index)

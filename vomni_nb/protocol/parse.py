@@ -1,7 +1,9 @@
 """Parse every success body into result objects; malformed bodies raise ResponseFormatError.
 
 Never a KeyError or IndexError: every lookup goes through :func:`field`, which names what was
-missing. Each parser takes the request's :class:`~vomni_nb.provenance.Provenance` (what was asked,
+missing; numbers and names a result keeps are checked for their type (:func:`_number`), so a hostile
+body cannot plant a dict where a display expects an int. Each public parser sits behind
+:func:`~vomni_nb.protocol.untrusted.reads_untrusted` (only our errors escape). Each parser takes the request's :class:`~vomni_nb.provenance.Provenance` (what was asked,
 of whom, and when) and hands it to the results it builds.
 """
 
@@ -11,14 +13,17 @@ import dataclasses
 import io
 import json
 import struct
+import warnings
 import zipfile
 from collections.abc import Mapping
 from typing import Any
 
 from vomni_nb.errors import ResponseFormatError
 from vomni_nb.protocol.dataurl import decode_base64, decode_data_url
+from vomni_nb.protocol.limits import DEFAULT_LIMITS, format_size
 from vomni_nb.protocol.mp4 import mp4_info
 from vomni_nb.protocol.status import error_from_response
+from vomni_nb.protocol.untrusted import load_json, reads_untrusted
 from vomni_nb.protocol.wav import parse_wav
 from vomni_nb.provenance import Provenance
 from vomni_nb.results import ChatResult, ImageResult, SpeechResult, VideoResult
@@ -50,16 +55,6 @@ def answered_by(provenance: Provenance, model: Any) -> Provenance:
     return provenance
 
 
-def load_json(content: bytes, what: str = "response") -> Any:
-    """JSON from a body; an HTML page or truncated JSON raises ResponseFormatError."""
-    try:
-        return json.loads(content)
-    except (ValueError, UnicodeDecodeError) as exc:
-        snippet = content[:80].decode("utf-8", errors="replace")
-        hint = " (an HTML page: a proxy in between?)" if snippet.lstrip().lower().startswith(("<!doctype", "<html")) else ""
-        raise ResponseFormatError(f"The {what} is not valid JSON{hint}: {snippet!r}...") from exc
-
-
 def field(obj: Any, *path: str | int, what: str = "response") -> Any:
     """``obj[path0][path1]...`` or ResponseFormatError naming the missing piece."""
     current = obj
@@ -72,6 +67,22 @@ def field(obj: Any, *path: str | int, what: str = "response") -> Any:
     return current
 
 
+def _number(value: Any) -> float | None:
+    """A number a result keeps (fps, a duration), or None: a hostile body may put anything there."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        return None
+    return value
+
+
+def _whole(value: Any) -> int | None:
+    """A count a result keeps (frames, a sample rate), or None when it is not a whole, positive-or-zero number."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 def _embedded_error(body: Any, url: str | None = None) -> None:
     """A 200 answer whose body is an error object (e.g. chat on a TTS-only server) raises, worded like any
     other error answer (``400 Bad Request from URL: ...``)."""
@@ -81,21 +92,43 @@ def _embedded_error(body: Any, url: str | None = None) -> None:
         raise error_from_response(code, json.dumps(body).encode(), {}, url=url, path=url or "the server")
 
 
+def _check_pixels(width: int, height: int) -> None:
+    """Refuse an image whose header claims more pixels than Pillow decodes safely (a decompression bomb)."""
+    from PIL import Image
+
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and width * height > limit:
+        raise ResponseFormatError(
+            f"The server sent an image claiming {width}x{height} pixels, more than Pillow decodes safely "
+            f"({limit:,}): refused as a decompression bomb. If you trust this server, raise "
+            "PIL.Image.MAX_IMAGE_PIXELS.")
+
+
 def image_info(data: bytes) -> tuple[str, int, int]:
-    """(format, width, height) of an encoded image; reads only the header."""
+    """(format, width, height) of an encoded image; reads only the header. A decompression bomb (a header
+    claiming more pixels than Pillow's ``MAX_IMAGE_PIXELS``) raises ResponseFormatError."""
     if data[:8] == PNG_SIGNATURE and data[12:16] == b"IHDR" and len(data) >= 24:
         # PNG is the common case; reading IHDR directly skips Pillow's per-image setup.
         width, height = struct.unpack(">II", data[16:24])
         if width and height:
+            _check_pixels(width, height)
             return "png", width, height
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            fmt = (image.format or "").lower()
-            return ("jpeg" if fmt == "jpg" else fmt), image.width, image.height
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise ResponseFormatError(f"The server sent image data that cannot be read ({exc}).") from exc
+        with warnings.catch_warnings():
+            # Pillow only warns between MAX_IMAGE_PIXELS and twice that; both are bombs to us.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                fmt = (image.format or "").lower()
+                width, height = image.width, image.height
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ResponseFormatError(f"The server sent an image that is a decompression bomb ({exc}).") from exc
+    except Exception as exc:  # noqa: BLE001 - Pillow's plugins raise many kinds on hostile headers
+        raise ResponseFormatError(f"The server sent image data that cannot be read ({type(exc).__name__}: "
+                                  f"{str(exc)[:160]}).") from exc
+    _check_pixels(width, height)
+    return ("jpeg" if fmt == "jpg" else fmt), width, height
 
 
 def _image(data: bytes, provenance: Provenance, index: int, metrics: Mapping[str, Any] | None) -> ImageResult:
@@ -104,6 +137,7 @@ def _image(data: bytes, provenance: Provenance, index: int, metrics: Mapping[str
                        metrics=dict(metrics or {}), index=index)
 
 
+@reads_untrusted("an image response")
 def parse_images_json(content: bytes, provenance: Provenance) -> list[ImageResult]:
     """``ImageGenerationResponse``: ``data[i].b64_json`` plus ``metrics``."""
     body = load_json(content, "image response")
@@ -118,19 +152,27 @@ def parse_images_json(content: bytes, provenance: Provenance) -> list[ImageResul
     ]
 
 
-def parse_images_file(content: bytes, content_type: str, provenance: Provenance) -> list[ImageResult]:
-    """``response_format: "file"``: one raw image, or a ZIP of ``image_<i>.<ext>`` members."""
+@reads_untrusted("an image file")
+def parse_images_file(content: bytes, content_type: str, provenance: Provenance, *,
+                      max_bytes: int = DEFAULT_LIMITS.max_decoded_bytes) -> list[ImageResult]:
+    """``response_format: "file"``: one raw image, or a ZIP of ``image_<i>.<ext>`` members (which
+    together may expand to at most ``max_bytes``: a ZIP is compressed, so it can be a bomb)."""
     if content_type.startswith("application/zip") or content.startswith(b"PK\x03\x04"):
         try:
             with zipfile.ZipFile(io.BytesIO(content)) as archive:
-                names = sorted(archive.namelist())
-                blobs = [archive.read(name) for name in names]
-        except (zipfile.BadZipFile, OSError) as exc:
+                members = sorted(archive.infolist(), key=lambda member: member.filename)
+                # A member cannot expand past its declared size (zipfile stops there and checks the CRC).
+                if sum(member.file_size for member in members) > max_bytes:
+                    raise ResponseFormatError(f"The server sent a ZIP of images that expands past "
+                                              f"{format_size(max_bytes)}: refused.")
+                blobs = [archive.read(member) for member in members]
+        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as exc:
             raise ResponseFormatError(f"The server sent a broken ZIP of images ({exc}).") from exc
         return [_image(blob, provenance, i, None) for i, blob in enumerate(blobs)]
     return [_image(content, provenance, 0, None)]
 
 
+@reads_untrusted("chat images")
 def chat_images(content: Any, provenance: Provenance) -> list[ImageResult]:
     """Images from a chat content list (``image_url`` items with PNG data URLs)."""
     images: list[ImageResult] = []
@@ -150,6 +192,7 @@ def _content_text(content: Any) -> str:
     return ""
 
 
+@reads_untrusted("a chat response")
 def parse_chat_json(content: bytes, provenance: Provenance) -> ChatResult:
     """A ``chat.completion``: string or list content, merged text+audio choice, ``audio_metadata``."""
     body = load_json(content, "chat response")
@@ -165,8 +208,8 @@ def parse_chat_json(content: bytes, provenance: Provenance) -> ChatResult:
         audio_bytes = decode_base64(audio["data"], "chat audio")
         meta = choice.get("audio_metadata") if isinstance(choice.get("audio_metadata"), Mapping) else {}
         audio_format = str(meta.get("format") or provenance.params.get("audio", {}).get("format") or "wav")
-        sample_rate = meta.get("sample_rate_hz")
-        frames = meta.get("frame_count")
+        sample_rate = _whole(meta.get("sample_rate_hz"))
+        frames = _whole(meta.get("frame_count"))
         if audio_format == "wav":
             info = parse_wav(audio_bytes)
             sample_rate, frames = info.sample_rate, info.frames
@@ -181,8 +224,8 @@ def parse_chat_json(content: bytes, provenance: Provenance) -> ChatResult:
         sample_rate=sample_rate,
         audio_frames=frames,
         images=tuple(chat_images(message.get("content"), provenance)),
-        finish_reason=choice.get("finish_reason"),
-        id=body.get("id"),
+        finish_reason=_text_or_none(choice.get("finish_reason")),
+        id=_text_or_none(body.get("id")),
         provenance=answered_by(provenance, body.get("model")),
         usage=dict(usage),
         metrics=dict(metrics),
@@ -198,6 +241,7 @@ def _usage_headers(headers: Mapping[str, str]) -> dict[str, int]:
     return usage
 
 
+@reads_untrusted("a speech response")
 def parse_speech(content: bytes, headers: Mapping[str, str], provenance: Provenance, response_format: str) -> SpeechResult:
     """A whole speech file: decode WAV headers (raw PCM uses the requested or native rate)."""
     if not content:
@@ -222,6 +266,7 @@ def parse_speech(content: bytes, headers: Mapping[str, str], provenance: Provena
     )
 
 
+@reads_untrusted("a video job")
 def parse_video_job(content: bytes) -> dict[str, Any]:
     """A video job record; must have an ``id`` and a ``status``."""
     job = load_json(content, "video job")
@@ -231,6 +276,7 @@ def parse_video_job(content: bytes) -> dict[str, Any]:
     return job
 
 
+@reads_untrusted("a video")
 def video_result(data: bytes, job: Mapping[str, Any], provenance: Provenance) -> VideoResult:
     """A downloaded video: its size, frames and duration read from the MP4 itself, the job's record where
     the file says nothing (the job echoes what was asked, the file holds what was made)."""
@@ -238,7 +284,7 @@ def video_result(data: bytes, job: Mapping[str, Any], provenance: Provenance) ->
     size = job.get("size") or provenance.params.get("size")
     if isinstance(size, str) and "x" in size:
         left, _, right = size.partition("x")
-        if left.isdigit() and right.isdigit():
+        if left.isascii() and left.isdigit() and right.isascii() and right.isdigit():
             width, height = int(left), int(right)
     info = mp4_info(data)
     metrics: Mapping[str, Any] = job["metrics"] if isinstance(job.get("metrics"), Mapping) else {}
@@ -247,15 +293,16 @@ def video_result(data: bytes, job: Mapping[str, Any], provenance: Provenance) ->
         id=str(job.get("id")),
         width=info.width or width,
         height=info.height or height,
-        fps=job.get("fps") or info.fps,
-        num_frames=info.num_frames or job.get("num_frames"),
-        duration_s=info.duration_s if info.duration_s is not None else job.get("duration_s"),
+        fps=_number(job.get("fps")) or info.fps,
+        num_frames=info.num_frames or _whole(job.get("num_frames")),
+        duration_s=info.duration_s if info.duration_s is not None else _number(job.get("duration_s")),
         provenance=answered_by(provenance, job.get("model")),
         metrics=dict(metrics),
         job=dict(job),
     )
 
 
+@reads_untrusted("a model list")
 def parse_models(content: bytes) -> list[str]:
     body = load_json(content, "model list")
     data = field(body, "data", what="model list")

@@ -7,18 +7,28 @@ video job record ``{"status": "failed", "error": {...}}``; and anything else (an
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
 from vomni_nb import _advice
-from vomni_nb.errors import APIConnectionError, APIStatusError, APITimeoutError, redact, status_error
+from vomni_nb.errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    Interrupted,
+    ResponseFormatError,
+    VomniError,
+    redact,
+    status_error,
+)
 from vomni_nb.protocol.retry import parse_retry_after
+from vomni_nb.protocol.untrusted import load_json
 
 __all__ = ["error_from_response", "connection_error", "timeout_error", "advice_for", "is_wrong_kind_of_server",
-           "already_advised", "redact_data"]
+           "already_advised", "redact_data", "redact_error", "is_redirect"]
 
+MAX_MESSAGE_CHARS = 2000  # of a server's error message in ours: enough to read, not a megabyte of echo
 
 # What vLLM-Omni 0.30.0 answers when a server's model has no handler for the route (503 for images and
 # videos, an error body for chat on a TTS model): the task goes to another server, retrying never helps.
@@ -54,6 +64,33 @@ def redact_data(value: Any, secrets: Sequence[str | None]) -> Any:
     if isinstance(value, (list, tuple)):
         return [redact_data(item, secrets) for item in value]
     return value
+
+
+def redact_error(error: BaseException, secrets: Sequence[str | None]) -> BaseException:
+    """``error`` (and the errors of ours it was raised from) with every string it carries redacted, in place.
+
+    The one place where what a server echoed leaves the client: the message, ``.body`` (an error
+    answer), ``.partial`` (a stream's text, an interrupted one's too), ``.job`` (a failed video job),
+    ``.reason`` (a failed batch item), ``.advice``, ``.param`` and ``.url``.
+    """
+    if not any(secrets):
+        return error
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (VomniError, Interrupted)):
+            current.args = tuple(redact_data(arg, secrets) if isinstance(arg, str) else arg for arg in current.args)
+            for name in ("message", "body", "partial", "job", "reason", "input", "advice", "param", "url"):
+                value = getattr(current, name, None)
+                if isinstance(value, (str, Mapping, list, tuple)):
+                    setattr(current, name, redact_data(value, secrets))
+        current = current.__cause__ or current.__context__
+    return error
+
+
+def is_redirect(status_code: int) -> bool:
+    return 300 <= status_code < 400
 
 _ADVICE = {
     400: "Check the request parameters against what this model supports.",
@@ -105,10 +142,11 @@ def _body_fields(body: Any) -> tuple[str | None, str | None, str | None, str | N
     if isinstance(detail, str):
         return detail, None, None, None
     if isinstance(detail, list):  # FastAPI validation details
-        parts = [
-            f"{'.'.join(str(p) for p in item.get('loc', ()))}: {item.get('msg')}" if isinstance(item, Mapping) else str(item)
-            for item in detail
-        ]
+        parts = []
+        for item in detail[:20]:
+            location = item.get("loc") if isinstance(item, Mapping) else None
+            where = ".".join(str(p) for p in location) if isinstance(location, list) else ""
+            parts.append(f"{where}: {item.get('msg')}" if isinstance(item, Mapping) else str(item))
         return "; ".join(parts), None, None, None
     return None, None, None, None
 
@@ -123,14 +161,23 @@ def error_from_response(
     served_models: Sequence[str] | None = None,
     secrets: Sequence[str | None] = (),
 ) -> APIStatusError:
-    """The APIStatusError subclass for an error answer, with a message that says what to do."""
+    """The APIStatusError subclass for an error answer, with a message that says what to do.
+
+    A redirect (3xx) is an error too, naming where it points: the client never follows one, since the
+    request (and its key) must not go to an address the user did not give.
+    """
     try:
-        body: Any = json.loads(content) if content else None
-    except (ValueError, UnicodeDecodeError):
+        body: Any = load_json(content) if content else None
+    except ResponseFormatError:
         body = None
+    if is_redirect(status_code):
+        return _redirect_error(status_code, body, content, headers, url or path, secrets)
     message, error_type, param, request_id = _body_fields(body)
-    if message is None:
-        text = content[:200].decode("utf-8", errors="replace").strip()
+    # Redact before cutting: a cut through the key would leave a piece of it that redaction cannot find.
+    if message is not None:
+        message = redact(message, *secrets)[:MAX_MESSAGE_CHARS]
+    else:
+        text = _text_of(content, secrets)[:200].strip()
         looks_html = text.lower().startswith(("<!doctype", "<html"))
         message = "an HTML page instead of an API error (a proxy in between?)" if looks_html else (text or "no body")
     advice = advice_for(status_code)
@@ -141,7 +188,7 @@ def error_from_response(
                 if served_models
                 else "Use the model name the server was started with (see client.models())."
             )
-        elif message == "Not Found" and body is not None and "detail" in body:
+        elif message == "Not Found" and isinstance(body, Mapping) and "detail" in body:
             advice = f"The server has no route {path or url}: is it the right kind of server (image, omni, TTS, video)?"
         else:
             advice = "Check the name or id."
@@ -156,13 +203,34 @@ def error_from_response(
         redact(full, *secrets),
         status_code=status_code,
         url=url,
-        body=redact_data(body if body is not None else content[:2000].decode("utf-8", errors="replace"), secrets),
+        body=redact_data(body, secrets) if body is not None else _text_of(content, secrets)[:2000],
         error_type=error_type,
         param=redact(param, *secrets) if param is not None else None,
         request_id=request_id,
         retry_after=parse_retry_after(headers.get("retry-after")),
     )
     error.advice = redact(advice, *secrets)
+    return error
+
+
+def _text_of(content: bytes, secrets: Sequence[str | None]) -> str:
+    """The start of a body as redacted text, to be cut after redaction (64 KB: far past any cut we make)."""
+    return redact(content[:65536].decode("utf-8", errors="replace"), *secrets)
+
+
+def _redirect_error(status_code: int, body: Any, content: bytes, headers: Mapping[str, str], url: str,
+                    secrets: Sequence[str | None]) -> APIStatusError:
+    target = redact(headers.get("location") or "an address it did not give", *secrets)
+    message = (f"{status_code} {_reason(status_code)} from {url}: the server redirects to {target[:500]}. "
+               "vomni_nb does not follow redirects (the request and its key go only where you said); if you "
+               "trust that address, give it as the server's URL.")
+    error = status_error(
+        redact(message, *secrets),
+        status_code=status_code,
+        url=url,
+        body=redact_data(body, secrets) if body is not None else _text_of(content, secrets)[:2000],
+    )
+    error.advice = "If you trust that address, give it as the server's URL."
     return error
 
 

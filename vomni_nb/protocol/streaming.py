@@ -3,20 +3,25 @@
 Both clients drive the same state objects through one protocol, :class:`StreamState`; only the way
 bytes arrive differs. Rules: an in-band error event raises StreamError carrying what had arrived
 before it (``partial``: text for chat, audio for speech); a body that ends before its final event
-raises StreamError too, since a silently short answer would look complete.
+raises StreamError too, since a silently short answer would look complete. A stream is bounded by
+its :class:`~vomni_nb.protocol.limits.Limits` (bytes received, text collected, one SSE line): past
+one, StreamError names the limit and keeps what arrived. Only our errors escape (the stream may be
+hostile): every field read from an event is type-checked, and the entry points are guarded
+(:func:`~vomni_nb.protocol.untrusted.reads_untrusted`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping
 from typing import Any, Protocol, TypeVar, Union
 
 from vomni_nb.errors import ResponseFormatError, StreamError
 from vomni_nb.protocol.dataurl import decode_base64
+from vomni_nb.protocol.limits import DEFAULT_LIMITS, Limits, StreamBounds
 from vomni_nb.protocol.parse import DEFAULT_PCM_RATE, answered_by, chat_images, parse_chat_json
 from vomni_nb.protocol.sse import SSEDecoder, SSEEvent
+from vomni_nb.protocol.untrusted import load_json, reads_untrusted
 from vomni_nb.protocol.wav import parse_wav, pcm_to_wav
 from vomni_nb.provenance import Provenance
 from vomni_nb.results import ChatResult, ImageResult, SpeechResult
@@ -30,10 +35,15 @@ R_co = TypeVar("R_co", covariant=True)
 
 def _event_json(event: SSEEvent, what: str) -> Any:
     """The JSON payload of one SSE event; ``what`` names it in the error for a body that is not JSON."""
-    try:
-        return json.loads(event.data)
-    except ValueError as exc:
-        raise ResponseFormatError(f"{what} is not JSON: {event.data[:80]!r}") from exc
+    return load_json(event.data, what)
+
+
+def _whole(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 @dataclasses.dataclass(frozen=True)
 class TextDelta:
@@ -84,6 +94,9 @@ class StreamState(Protocol[R_co]):
     def result(self, timings: Mapping[str, float] | None = None) -> R_co:
         """The final result."""
 
+    def bound(self, limits: Limits) -> None:
+        """Read the rest of the stream under ``limits`` (the client's), rather than the defaults."""
+
 
 def _cut_short(partial: Any, url: str | None) -> StreamError:
     return StreamError(
@@ -93,17 +106,18 @@ def _cut_short(partial: Any, url: str | None) -> StreamError:
     )
 
 
-def _stream_error(payload: Mapping[str, Any], partial: Any, url: str | None) -> StreamError:
-    error = payload.get("error")
-    error = error if isinstance(error, Mapping) else {"message": str(error)}
-    message = str(error.get("message") or "unknown error")
+def _stream_error(payload: Any, partial: Any, url: str | None) -> StreamError:
+    error = payload.get("error") if isinstance(payload, Mapping) else None
+    error = error if isinstance(error, Mapping) else {"message": str(error)[:2000]}
+    message = str(error.get("message") or "unknown error")[:2000]
+    code = error.get("code")
     return StreamError(
         f"The server reported an error after the stream started: {message.rstrip('.')}. What arrived before it "
         "is in .partial; the request was not retried.",
         url=url,
         partial=partial,
-        error_type=error.get("type"),
-        code=error.get("code"),
+        error_type=_text_or_none(error.get("type")),
+        code=code if isinstance(code, (int, str)) and not isinstance(code, bool) else None,
     )
 
 
@@ -114,11 +128,13 @@ class ChatStreamState:
     JSON body, which is read whole at the end and replayed as events.
     """
 
-    def __init__(self, provenance: Provenance, content_type: str = "text/event-stream") -> None:
+    def __init__(self, provenance: Provenance, content_type: str = "text/event-stream",
+                 limits: Limits = DEFAULT_LIMITS) -> None:
         self.provenance = provenance
         self.done = False
         self._json_body = content_type.startswith("application/json")
-        self._sse = SSEDecoder()
+        self._sse = SSEDecoder(limits.max_line_bytes)
+        self._bounds = StreamBounds(limits)
         self._body = bytearray()
         self._text: list[str] = []
         self._pcm: list[bytes] = []
@@ -148,12 +164,19 @@ class ChatStreamState:
     def partial(self) -> str:
         return self.text
 
+    def bound(self, limits: Limits) -> None:
+        self._bounds.limits = limits
+        self._sse.max_line_bytes = limits.max_line_bytes
+
+    @reads_untrusted("a chat stream")
     def feed_body(self, chunk: bytes) -> list[StreamEvent]:
+        self._bounds.body(len(chunk), lambda: self.partial, self.provenance.server_url)
         if self._json_body:
             self._body += chunk
             return []
         return [event for sse in self._sse.feed(chunk) for event in self.feed(sse)]
 
+    @reads_untrusted("a chat stream")
     def end_body(self) -> list[StreamEvent]:
         if self._json_body:
             return self.events_from_json(bytes(self._body))
@@ -162,6 +185,7 @@ class ChatStreamState:
             raise _cut_short(self.partial, self.provenance.server_url)
         return events
 
+    @reads_untrusted("a chat stream event")
     def feed(self, event: SSEEvent) -> list[StreamEvent]:
         """The events of one SSE event (for callers that decode SSE themselves)."""
         if self.done:
@@ -174,15 +198,16 @@ class ChatStreamState:
             raise ResponseFormatError(f"A stream event is not a JSON object: {event.data[:80]!r}")
         if "error" in chunk and "choices" not in chunk:
             raise _stream_error(chunk, self.text, self.provenance.server_url)
-        self._id = self._id or chunk.get("id")
-        self._model = self._model or chunk.get("model")
+        self._id = self._id or _text_or_none(chunk.get("id"))
+        self._model = self._model or _text_or_none(chunk.get("model"))
         modality = chunk.get("modality")
         if isinstance(chunk.get("usage"), Mapping) and (modality != "audio" or not self._usage):
             self._usage = dict(chunk["usage"])
         if isinstance(chunk.get("metrics"), Mapping) and chunk["metrics"]:
             self._metrics = dict(chunk["metrics"])
         events: list[StreamEvent] = []
-        for choice in chunk.get("choices") or []:
+        choices = chunk.get("choices")
+        for choice in choices if isinstance(choices, list) else []:
             if not isinstance(choice, Mapping):
                 continue
             if choice.get("finish_reason"):
@@ -198,6 +223,7 @@ class ChatStreamState:
                 if modality == "audio" or "audio_metadata" in choice:
                     events.append(self._audio(content, choice.get("audio_metadata")))
                 else:
+                    self._bounds.more_text(len(content), lambda: self.text, self.provenance.server_url)
                     self._text.append(content)
                     events.append(TextDelta(content))
         return events
@@ -210,7 +236,7 @@ class ChatStreamState:
             self._pcm.append(info.pcm)
             return AudioDelta(info.pcm, info.sample_rate, info.channels, raw)
         self._raw_audio.append(raw)
-        rate = metadata.get("sample_rate_hz") if isinstance(metadata, Mapping) else None
+        rate = _whole(metadata.get("sample_rate_hz")) if isinstance(metadata, Mapping) else None
         return AudioDelta(None, rate, 1, raw)
 
     def events_from_json(self, content: bytes) -> list[StreamEvent]:
@@ -225,6 +251,7 @@ class ChatStreamState:
         events += [ImageDelta(image) for image in result.images]
         return events
 
+    @reads_untrusted("a chat stream")
     def result(self, timings: Mapping[str, float] | None = None) -> ChatResult:
         if self._final is not None:
             final = self._final.provenance
@@ -250,12 +277,14 @@ class ChatStreamState:
 class SpeechStreamState:
     """Accumulates streamed speech: raw bytes (``mode="audio"``) or SSE ``speech.audio.*`` events."""
 
-    def __init__(self, provenance: Provenance, response_format: str, mode: str) -> None:
+    def __init__(self, provenance: Provenance, response_format: str, mode: str,
+                 limits: Limits = DEFAULT_LIMITS) -> None:
         self.provenance = provenance
         self.format = response_format
         self.mode = mode
         self.done = False
-        self._sse = SSEDecoder() if mode == "sse" else None
+        self._sse = SSEDecoder(limits.max_line_bytes) if mode == "sse" else None
+        self._bounds = StreamBounds(limits)
         self.sample_rate = int(provenance.params.get("sample_rate") or DEFAULT_PCM_RATE)
         self.channels = 1
         self.usage: dict[str, Any] = {}
@@ -280,11 +309,19 @@ class SpeechStreamState:
     def partial(self) -> bytes:
         return self.audio
 
+    def bound(self, limits: Limits) -> None:
+        self._bounds.limits = limits
+        if self._sse is not None:
+            self._sse.max_line_bytes = limits.max_line_bytes
+
+    @reads_untrusted("a speech stream")
     def feed_body(self, chunk: bytes) -> list[StreamEvent]:
+        self._bounds.body(len(chunk), lambda: self.partial, self.provenance.server_url)
         if self._sse is not None:
             return [event for sse in self._sse.feed(chunk) for event in self.feed(sse)]
         return self._raw_audio(chunk)
 
+    @reads_untrusted("a speech stream")
     def end_body(self) -> list[StreamEvent]:
         if self._sse is None:
             return []  # a raw stream has no final event: its end is the end of the body
@@ -315,15 +352,16 @@ class SpeechStreamState:
         self._pcm.append(pcm)
         return [AudioDelta(pcm, self.sample_rate, self.channels, pcm)]
 
+    @reads_untrusted("a speech stream event")
     def feed(self, event: SSEEvent) -> list[StreamEvent]:
         """The events of one SSE event (``mode="sse"``; for callers that decode SSE themselves)."""
         if event.data.strip() == "[DONE]":
             self.done = True
             return []
-        payload = _event_json(event, "A speech stream event")
-        kind = payload.get("type") if isinstance(payload, Mapping) else None
-        kind = kind or event.event
-        if kind == "speech.audio.error" or (isinstance(payload, Mapping) and "error" in payload):
+        decoded = _event_json(event, "speech stream event")
+        payload: Mapping[str, Any] = decoded if isinstance(decoded, Mapping) else {}
+        kind = payload.get("type") or event.event
+        if kind == "speech.audio.error" or "error" in payload:
             raise _stream_error(payload, self.audio, self.provenance.server_url)
         if kind == "speech.audio.done":
             self.done = True
@@ -340,6 +378,7 @@ class SpeechStreamState:
             raw = info.pcm
         return self._pcm_piece(self._pending + raw)
 
+    @reads_untrusted("a speech stream")
     def result(self, timings: Mapping[str, float] | None = None) -> SpeechResult:
         return SpeechResult(
             audio=self.audio,

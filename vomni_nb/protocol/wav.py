@@ -11,10 +11,14 @@ import dataclasses
 import struct
 
 from vomni_nb.errors import ResponseFormatError
+from vomni_nb.protocol.untrusted import reads_untrusted
 
 __all__ = ["WavInfo", "parse_wav", "wav_header", "pcm_to_wav", "join_wav_chunks", "STREAMING_SIZE"]
 
 STREAMING_SIZE = 0xFFFFFFFF
+# Beyond these no audio is real; a header claiming them would only overflow what is built from it.
+MAX_CHANNELS = 64
+MAX_SAMPLE_RATE = 1_000_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +38,7 @@ class WavInfo:
         return self.frames / self.sample_rate if self.sample_rate else 0.0
 
 
+@reads_untrusted("audio")
 def parse_wav(data: bytes) -> WavInfo:
     """Read a RIFF/WAVE file: format and PCM data. A 0xFFFFFFFF (streaming) data size means "to the end"."""
     if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
@@ -54,8 +59,8 @@ def parse_wav(data: bytes) -> WavInfo:
                 raise ResponseFormatError("WAV file whose data chunk comes before its fmt chunk.")
             end = len(data) if size == STREAMING_SIZE else min(len(data), body + size)
             _, channels, rate, bits = fmt
-            if channels < 1 or bits not in (8, 16, 24, 32):
-                raise ResponseFormatError(f"Unsupported WAV format: {channels} channels, {bits} bits.")
+            if not 1 <= channels <= MAX_CHANNELS or bits not in (8, 16, 24, 32) or not 1 <= rate <= MAX_SAMPLE_RATE:
+                raise ResponseFormatError(f"Unsupported WAV format: {channels} channels, {bits} bits, {rate} Hz.")
             return WavInfo(sample_rate=rate, channels=channels, bits_per_sample=bits, pcm=data[body:end])
         if size == STREAMING_SIZE:
             break

@@ -1,7 +1,9 @@
 """Small, fast looks at a server: its /health code, its served models, and its log file.
 
 stdlib ``http.client`` on purpose: a start-up poll runs every 50 ms and must not pay for a
-connection pool or an import of httpx in the watchdog.
+connection pool or an import of httpx in the watchdog. A probe may meet a server we do not control
+(``attach URL``): its timeout bounds the whole exchange, not each read (a server trickling one byte
+every 2 s would otherwise hold it for ever), and its answer is read up to :data:`MAX_PROBE_BYTES`.
 """
 
 from __future__ import annotations
@@ -9,13 +11,18 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import socket
+import threading
 import urllib.parse
 from pathlib import Path
 
 from vomni_nb.errors import ServerManagerError, redact
 from vomni_nb.server.diagnose import strip_ansi, tail_lines
 
-__all__ = ["health_code", "served_models", "probe_remote", "LogFollower", "read_log", "read_log_tail", "split_url"]
+__all__ = ["health_code", "served_models", "probe_remote", "LogFollower", "read_log", "read_log_tail", "split_url",
+           "MAX_PROBE_BYTES"]
+
+MAX_PROBE_BYTES = 1 << 20  # a model list or a health answer is a few hundred bytes
 
 
 def split_url(url: str) -> tuple[str, str, int, str]:
@@ -27,17 +34,41 @@ def split_url(url: str) -> tuple[str, str, int, str]:
     return parsed.scheme, parsed.hostname, port, parsed.path.rstrip("/")
 
 
+def _cut(conn: http.client.HTTPConnection, expired: threading.Event) -> None:
+    """The deadline passed: wake the blocked read (shutdown, unlike close, does) so the probe gives up."""
+    expired.set()
+    if conn.sock is not None:
+        try:
+            conn.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
 def _request(url: str, path: str, *, timeout: float, api_key: str | None = None) -> tuple[int, bytes]:
     scheme, host, port, base = split_url(url)
     conn_cls = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
     conn = conn_cls(host, port, timeout=timeout)
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    expired = threading.Event()
+    watchdog = threading.Timer(timeout, _cut, args=(conn, expired))
+    watchdog.daemon = True
+    watchdog.start()
     try:
         conn.request("GET", base + path, headers=headers)
         response = conn.getresponse()
-        return response.status, response.read()
+        body = response.read(MAX_PROBE_BYTES + 1)
+    except (OSError, http.client.HTTPException) as exc:
+        if expired.is_set():
+            raise TimeoutError(f"no whole answer within {timeout:g} s") from exc
+        raise
     finally:
+        watchdog.cancel()
         conn.close()
+    if expired.is_set():  # the cut can also end a read early without an error: a short body, not an answer
+        raise TimeoutError(f"no whole answer within {timeout:g} s")
+    if len(body) > MAX_PROBE_BYTES:
+        raise http.client.HTTPException(f"an answer larger than {MAX_PROBE_BYTES} bytes")
+    return response.status, body
 
 
 def health_code(url: str, timeout: float = 1.0) -> int | None:
@@ -66,7 +97,7 @@ def served_models(url: str, api_key: str | None = None, timeout: float = 5.0) ->
     try:
         data = json.loads(body)["data"]
         return [str(item["id"]) for item in data]
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise ServerManagerError(f"{url}/v1/models did not return an OpenAI model list; is it a vLLM server?") from exc
 
 
@@ -77,7 +108,8 @@ def probe_remote(url: str, api_key: str | None) -> tuple[str, str, int, list[str
     url = f"{scheme}://{host}:{port}{base}"
     code = health_code(url, timeout=5.0)
     if code is None:
-        raise ServerManagerError(f"nothing answers at {url}/health; check the URL and that the server is up.")
+        raise ServerManagerError(f"nothing answers at {url}/health (no whole answer within 5 s); check the URL and "
+                                 "that the server is up.")
     if code != 200:
         raise ServerManagerError(f"{url}/health answered {code}: the server is not healthy (still loading or dead).")
     models = served_models(url, api_key or os.environ.get("VOMNI_API_KEY") or os.environ.get("VLLM_API_KEY"))

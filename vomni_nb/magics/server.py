@@ -1,11 +1,11 @@
-"""IPython magics. Thin: parse the line, call the library, display the result.
+"""``%omni_server``: start, watch and stop servers. Thin: parse the line, call the manager, display.
 
 ``%omni_server start MODEL [--port N|auto] [--gpus 0,1] [--timeout S] [--sim] [--api-key auto|K] [--keep]
 [--name NAME] [--another] [-- extra vllm args] | status [NAME] | logs [NAME] [-n N] | stop [NAME] |
 restart [NAME] | list | attach URL [--name NAME] [--api-key K] | use NAME``
 
-``%load_ext vomni_nb`` stays light: this module imports IPython's magic machinery, ``errors`` and
-``display`` only; the server manager (and with it psutil) is imported when a magic runs, and the
+``%load_ext vomni_nb`` stays light: this module imports IPython's magic machinery, ``errors``,
+``display`` and the magics' shared settings only; the server manager (and with it psutil) is imported when a magic runs, and the
 client (httpx, PIL) only when a server's ``client()`` is asked for. ``tests/magics`` checks it.
 """
 
@@ -15,19 +15,21 @@ import shlex
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_magic, magics_class, no_var_expand
+from IPython.core.magic import line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from vomni_nb import _advice
 from vomni_nb.display import StartStatusLine, bundle, show, status_table
 from vomni_nb.errors import InvalidRequestError, ServerManagerError, ServerStartError, redact
+from vomni_nb.magics._common import VomniMagics
 
 if TYPE_CHECKING:
     from vomni_nb.server import Server, ServerManager
+    from vomni_nb.widgets import ServerPanel
 
-__all__ = ["VomniMagics", "load_ipython_extension", "ServerCommandError"]
+__all__ = ["ServerMagics", "ServerCommandError"]
 
-_ACTIONS = ("start", "status", "logs", "stop", "restart", "list", "attach", "use")
+_ACTIONS = ("start", "status", "logs", "stop", "restart", "list", "attach", "use", "panel")
 
 
 class ServerCommandError(Exception):
@@ -63,8 +65,8 @@ def _split_extra(line: str) -> tuple[str, list[str]]:
 
 
 @magics_class
-class VomniMagics(Magics):
-    """vomni_nb's magics (``%load_ext vomni_nb``)."""
+class ServerMagics(VomniMagics):
+    """``%omni_server`` (``%load_ext vomni_nb``)."""
 
     @no_var_expand
     @magic_arguments()
@@ -81,11 +83,12 @@ class VomniMagics(Magics):
               help="start a real model even though another kernel serves it (a second copy)")
     @argument("-n", "--lines", type=int, default=40, help="log lines to show (logs)")
     @line_magic
-    def omni_server(self, line: str) -> Server | None:
+    def omni_server(self, line: str) -> Server | ServerPanel | None:
         """Start, watch and stop vLLM-Omni servers; everything after `--` goes to `vllm serve`.
 
         ``start``, ``restart`` and ``attach`` return the ``Server`` (``server = %omni_server start ...``;
-        ``server.client()`` then talks to it).
+        ``server.client()`` then talks to it). ``panel`` returns a ``ServerPanel``: a live table of this
+        kernel's servers with Stop and Restart, refreshed every 2 s (``panel.close()`` leaves it static).
 
         Examples::
 
@@ -95,6 +98,7 @@ class VomniMagics(Magics):
             %omni_server use Qwen/Qwen-Image        # the default for requests naming no model
             %omni_server attach http://gpu-box:8091 --name remote
             %omni_server restart [NAME]  /  stop [NAME]
+            %omni_server panel
         """
         try:
             head, extra = _split_extra(line)
@@ -121,8 +125,14 @@ class VomniMagics(Magics):
             manager.reporter_factory = StartStatusLine
         return manager
 
-    def _run(self, manager: ServerManager, args: Any, extra: list[str]) -> Server | None:
+    def _run(self, manager: ServerManager, args: Any, extra: list[str]) -> Server | ServerPanel | None:
         action = args.action
+        if action == "panel":
+            if args.target:
+                raise UsageError("%omni_server panel takes no NAME: it shows every server of this kernel")
+            from vomni_nb.widgets import ServerPanel
+
+            return ServerPanel(manager)
         if action in ("start", "attach", "use") and not args.target:
             raise UsageError(f"%omni_server {action} needs a {'URL' if action == 'attach' else 'MODEL' if action == 'start' else 'NAME'}")
         if action == "start":
@@ -166,7 +176,3 @@ class VomniMagics(Magics):
         for problem in manager.registry.problems:  # rows we skipped: say so, or a planted row goes unseen
             show(f"note: {problem}")
 
-
-def load_ipython_extension(ipython: Any) -> None:
-    """``%load_ext vomni_nb``."""
-    ipython.register_magics(VomniMagics)
