@@ -32,7 +32,7 @@ from vomni_nb.magics._common import (
     usage_errors,
 )
 
-__all__ = ["EditMagics", "edit_call", "resolve_source"]
+__all__ = ["EditMagics", "load_ipython_extension", "edit_call", "resolve_source"]
 
 
 def resolve_source(text: str, namespace: Mapping[str, Any]) -> Any:
@@ -126,3 +126,10 @@ class EditMagics(VomniMagics):
         """
         call = edit_call(line, cell, self.user_ns, self.settings())
         run_generation(self.shell, call)
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """IPython calls this the first time one of these magics is used (``vomni_nb.magics`` declares them lazily)."""
+    from vomni_nb.magics import add_family
+
+    add_family(ipython, EditMagics)

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from vomni_nb.server import Server, ServerManager
     from vomni_nb.widgets import ServerPanel
 
-__all__ = ["ServerMagics", "ServerCommandError"]
+__all__ = ["ServerMagics", "load_ipython_extension", "ServerCommandError"]
 
 _ACTIONS = ("start", "status", "logs", "stop", "restart", "list", "attach", "use", "panel")
 
@@ -176,3 +176,9 @@ class ServerMagics(VomniMagics):
         for problem in manager.registry.problems:  # rows we skipped: say so, or a planted row goes unseen
             show(f"note: {problem}")
 
+
+def load_ipython_extension(ipython: Any) -> None:
+    """IPython calls this the first time one of these magics is used (``vomni_nb.magics`` declares them lazily)."""
+    from vomni_nb.magics import add_family
+
+    add_family(ipython, ServerMagics)
