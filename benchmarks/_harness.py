@@ -140,9 +140,14 @@ def sim(model: str, *args: str) -> Iterator[str]:
 
 
 def fresh_python(python: str | Path, code: str, *, env: dict[str, str] | None = None, timeout: float = 120) -> Any:
-    """Run ``code`` in a new interpreter; it prints one JSON value last, which is returned."""
+    """Run ``code`` in a new interpreter; it prints one JSON value last, which is returned.
+
+    Bytecode is written and read as in an installed package (pip compiles it at install; an editable
+    checkout compiles it on first import), whatever PYTHONDONTWRITEBYTECODE says here."""
+    environment = {**os.environ, **(env or {})}
+    environment.pop("PYTHONDONTWRITEBYTECODE", None)
     done = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})}, cwd=tempfile.gettempdir())
+                          env=environment, cwd=tempfile.gettempdir())
     if done.returncode != 0:
         raise RuntimeError(f"{python} -c ... failed ({done.returncode}):\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
