@@ -54,7 +54,7 @@ import os
 import re
 import shlex
 import string
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from IPython.core.error import UsageError
@@ -68,7 +68,7 @@ if TYPE_CHECKING:
     from vomni_nb.display import WaitLine
 
 __all__ = ["VomniMagics", "Settings", "ENVIRONMENT", "MagicCall", "generation_flags", "common_arguments", "parse_line",
-           "split_quiet", "number", "one_value", "fill_prompt", "usage_errors", "short_error", "cause_and_advice", "run_generation",
+           "split_quiet", "keys_given", "number", "one_value", "fill_prompt", "usage_errors", "short_error", "cause_and_advice", "run_generation",
            "interrupted", "log_setting", "reading_store"]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -279,7 +279,16 @@ def parse_line(magic: Callable[..., Any], line: str) -> Any:
     except ValueError as exc:  # unbalanced quotes: argparse would give a worse message
         raise UsageError(f"cannot parse {redact(line)!r}: {exc}") from exc
     # shlex, not IPython's arg_split (which keeps the quotes around --negative 'a, b' in the value).
-    return magic.parser.parse_args(words)  # type: ignore[attr-defined]
+    try:
+        return magic.parser.parse_args(words)  # type: ignore[attr-defined]
+    except UsageError as exc:  # argparse quotes what it refused, a key given where none is taken included
+        raise UsageError(redact(str(exc), *keys_given(words))) from None
+
+
+def keys_given(words: Sequence[str]) -> list[str]:
+    """The values ``--api-key`` is given in ``words`` (redacted from every message, wherever they appear)."""
+    keys = [word.split("=", 1)[1] for word in words if word.startswith("--api-key=")]
+    return keys + [value for flag, value in zip(words, words[1:]) if flag == "--api-key"]
 
 
 def number(flag: str, text: str | None, kind: type) -> Any:

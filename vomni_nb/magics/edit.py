@@ -51,7 +51,11 @@ def resolve_source(text: str, namespace: Mapping[str, Any]) -> Any:
     if is_history_id(text) or is_url(text):
         return text.strip()
     path = Path(text).expanduser()
-    if path.is_file():
+    try:
+        found = path.is_file()
+    except OSError:  # a name too long for the file system (ENAMETOOLONG) is no file either
+        found = False
+    if found:
         return str(path)
     raise UsageError(f"SOURCE {text!r} is neither a variable nor a file (no such file: {str(path)!r}). Give a result "
                      "variable (pic, batch[0]), a history id (#12), a URL or the path of an image.")
