@@ -80,7 +80,7 @@ def test_a_server_killed_mid_request_fails_the_call_and_only_a_failure_is_record
     store.close()
 
 
-def test_a_server_killed_mid_stream_keeps_what_arrived_but_records_nothing_as_complete(
+def test_a_server_killed_mid_stream_keeps_what_arrived_and_is_recorded_as_a_failure(
         start_sim: Callable[..., SimHandle], tmp_path: Path) -> None:
     sim = start_sim(TTS_MODEL, "--speech-realtime-factor", "1")  # about 30 s of speech, sent in real time
     store = HistoryStore(tmp_path / "history.sqlite3")
@@ -96,7 +96,7 @@ def test_a_server_killed_mid_stream_keeps_what_arrived_but_records_nothing_as_co
         with pytest.raises(StreamError):
             stream.finish()  # no result from a broken stream, and the same error says why
     assert caught.value.partial  # what arrived is kept for the caller...
-    assert ("speech", "ok", 1) not in _entries(store)  # ...but never stored as a finished speech file
+    assert _entries(store) == [("speech", "error", 0)]  # ...and the history has a failure, not a speech file
     store.close()
 
 
