@@ -9,6 +9,7 @@ here the whole path is checked: client, recording, history store, files, and a f
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import threading
 import time
@@ -17,15 +18,18 @@ from pathlib import Path
 
 import httpx
 import pytest
+from PIL import Image
 
 from vomni_nb import AsyncOmniClient, HistoryStore, OmniClient
 from vomni_nb.errors import (
     APIConnectionError,
     APITimeoutError,
     InsufficientStorageError,
+    ServerError,
     ServerManagerError,
     StreamError,
 )
+from vomni_nb.grids import ImageGrid
 from vomni_nb.server import ServerManager
 from tests.support.silent import SilentServer
 from tests.support.sims import IMAGE_MODEL, TTS_MODEL, SimHandle
@@ -146,13 +150,46 @@ def test_a_storm_of_503s_is_ridden_out_by_retries_and_each_image_keeps_its_seed(
     store.close()
 
 
-def test_507_fails_only_its_cells_and_says_what_to_do(start_sim: Callable[..., SimHandle], tmp_path: Path) -> None:
-    sim = start_sim(IMAGE_MODEL, "--rate-507", "1")
-    with OmniClient(sim.url, history=HistoryStore(tmp_path / "history.sqlite3")) as client:
-        with pytest.raises(InsufficientStorageError, match="smaller resolution") as caught:
-            client.image("a fox", size="1024x1024", seed=1)
-    assert sim.log().count(" 507 ") == 1  # out of memory is not retried: it would fail again
-    assert caught.value.status_code == 507
+def _sweep_into(folder: Path, sim: SimHandle, seeds: list[int], **options: object) -> ImageGrid:
+    import vomni_nb
+
+    return vomni_nb.sweep("a red fox in the snow", x=("seed", seeds), size="64x64", server=sim.url, save=folder,
+                          status=False, **options)
+
+
+def _whole_pngs(folder: Path) -> list[int]:
+    """The seed in each file's name; every file must be a whole, readable image (none cut short)."""
+    seeds = []
+    for path in sorted(folder.iterdir()):
+        with Image.open(path) as image:
+            image.verify()
+        seeds.append(int(re.findall(r"\d+", path.stem)[-1]))
+    return sorted(seeds)
+
+
+def test_507s_in_a_sweep_fail_only_their_cells_and_leave_no_files(
+        start_sim: Callable[..., SimHandle], tmp_path: Path) -> None:
+    sim = start_sim(IMAGE_MODEL, "--rate-507", "0.5", "--fault-seed", "3")
+    seeds = list(range(1, 9))
+    grid = _sweep_into(tmp_path / "out", sim, seeds, concurrency=2)
+    failed = list(grid.failures)
+    finished = sorted(image.seed for image in grid.images)
+    assert failed and finished, "the fault seed should fail some cells, not all"
+    for cell in failed:  # each failure stands in its place, saying what to do
+        assert isinstance(cell.error, InsufficientStorageError) and "smaller resolution" in str(cell.error)
+    assert sim.log().count(" 507 ") == len(failed)  # out of memory is not retried: it would fail again
+    assert _whole_pngs(tmp_path / "out") == finished  # a file for each finished cell, none for a failed one
+
+
+def test_a_server_that_dies_mid_sweep_leaves_only_the_finished_images(
+        start_sim: Callable[..., SimHandle], tmp_path: Path) -> None:
+    sim = start_sim(IMAGE_MODEL, "--crash-after", "3", "--dead-engine-window", "0.5")
+    grid = _sweep_into(tmp_path / "out", sim, list(range(1, 7)), concurrency=1)  # one at a time: 3 finish
+    assert sorted(image.seed for image in grid.images) == [1, 2, 3]
+    failed = list(grid.failures)
+    assert [cell.seed for cell in failed] == [4, 5, 6]
+    assert all(isinstance(cell.error, (ServerError, APIConnectionError)) for cell in failed), failed
+    assert _whole_pngs(tmp_path / "out") == [1, 2, 3]
 
 
 def test_a_timed_out_image_leaves_no_file_and_the_server_aborts_it(
