@@ -75,8 +75,10 @@ def ratios(rows: list[Row]) -> None:
             row.ratio = row.median / base
 
 
-def interleaved(ways: dict[str, Callable[[], object]], rounds: int, warmup: int = 2) -> dict[str, list[float]]:
-    """Seconds per call of each way, in rounds that rotate who goes first (so drift hits all alike)."""
+def interleaved(ways: dict[str, Callable[[], object]], rounds: int, warmup: int = 2,
+                cpu: dict[str, list[float]] | None = None) -> dict[str, list[float]]:
+    """Seconds per call of each way, in rounds that rotate who goes first (so drift hits all alike); with
+    ``cpu``, this process's CPU seconds per call go there (the client's own cost, whatever the server's)."""
     for _ in range(warmup):
         for fn in ways.values():
             fn()
@@ -85,9 +87,12 @@ def interleaved(ways: dict[str, Callable[[], object]], rounds: int, warmup: int 
     for index in range(rounds):
         shift = index % len(names)
         for name in names[shift:] + names[:shift]:
+            used = time.process_time()
             started = time.perf_counter()
             ways[name]()
             samples[name].append(time.perf_counter() - started)
+            if cpu is not None:
+                cpu.setdefault(name, []).append(time.process_time() - used)
     return samples
 
 
