@@ -1,4 +1,4 @@
-# Two entry points: `make demo` and `make test`. Everything else is plumbing for them.
+# Entry points: `make demo`, `make test` and `make bench`. Everything else is plumbing for them.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -7,7 +7,7 @@ PORT   ?= 8091
 HEADLESS ?=
 ATTACH ?=
 
-.PHONY: install test coverage demo system-deps clean lint
+.PHONY: install test coverage demo bench system-deps clean lint
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ coverage: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python tools/demo.py --port $(PORT) $(if $(HEADLESS),--headless,) $(if $(ATTACH),--attach '$(ATTACH)',)
+
+# Every benchmark in benchmarks/, one table, JSON in benchmarks/results/ (BENCH_ARGS=--quick for a smoke run).
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/python -m mypy

@@ -3,7 +3,7 @@ line scales: the latencies that tests/client/test_cancel.py and tests/protocol/t
 behaviour only (issue 16 item 10).
 
 Starts two vomni-sim servers on free ports (an image server whose every request takes 30 s, a chat
-server streaming 10 tokens/s), then, for N rounds:
+server streaming 10 tokens/s), then, for 3 rounds:
 
 - image:  Ctrl-C during ``client.image()``, once the server holds the request (its ``/load``);
 - stream: Ctrl-C during a streamed chat answer, after its first event;
@@ -14,16 +14,13 @@ Each figure is the time from the interrupt to the moment the call has raised wit
 open (the issue's bound was 0.5 s). Then the SSE decoder's CPU time for one 5 MB and one 50 MB line fed in
 64 KB pieces: linear parsing makes the ratio ~10 (quadratic: ~100).
 
-    .venv/bin/python benchmarks/cancel_latency.py [--rounds 5]
+    .venv/bin/python benchmarks/cancel_latency.py [--quick]
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import signal
-import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -31,13 +28,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import httpx
 
-import httpx  # noqa: E402
-
-from tests.support.sims import IMAGE_MODEL, OMNI_MODEL, launch_sim  # noqa: E402
-from vomni_nb import AsyncOmniClient, OmniClient  # noqa: E402
-from vomni_nb.protocol.sse import SSEDecoder  # noqa: E402
+import _harness as harness
+from _harness import Row
+from tests.support.sims import IMAGE_MODEL, OMNI_MODEL, launch_sim
+from vomni_nb import AsyncOmniClient, OmniClient
+from vomni_nb.protocol.sse import SSEDecoder
 
 
 def in_flight(url: str) -> int:
@@ -69,7 +66,7 @@ def ctrl_c(call: Callable[[], Any], condition: Callable[[], bool]) -> float:
 
 def stream_round(url: str) -> float:
     received: list[object] = []
-    with OmniClient(url, model=OMNI_MODEL) as client:
+    with OmniClient(url, model=OMNI_MODEL, history=False) as client:
         def consume() -> None:
             for event in client.chat_stream("Tell me a long story", modalities=["text"]):
                 received.append(event)
@@ -78,7 +75,7 @@ def stream_round(url: str) -> float:
 
 def task_round(url: str) -> float:
     async def main() -> float:
-        async with AsyncOmniClient(url, model=IMAGE_MODEL) as client:
+        async with AsyncOmniClient(url, model=IMAGE_MODEL, history=False) as client:
             task = asyncio.create_task(client.image("a fox", size="64x64"))
             while not await asyncio.to_thread(in_flight, url):
                 await asyncio.sleep(0.01)
@@ -104,41 +101,46 @@ def line_cpu(size: int) -> float:
     return time.process_time() - started
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=5)
-    args = parser.parse_args()
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+def run(quick: bool = False) -> list[Row]:
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     folder = Path(tempfile.mkdtemp(prefix="cancel-bench-"))
     image = launch_sim(IMAGE_MODEL, "--latency", "30", log_dir=folder)
     chat = launch_sim(OMNI_MODEL, "--tokens-per-second", "10", log_dir=folder)
-    figures: dict[str, list[float]] = {"image": [], "stream": [], "task": [], "sweep": []}
+    figures: dict[str, list[float]] = {"Ctrl-C in client.image()": [], "Ctrl-C in a streamed chat": [],
+                                       "task.cancel() of await client.image()": [],
+                                       "Ctrl-C in a 3-image sweep": []}
+    image_key, stream_key, task_key, sweep_key = figures
     try:
-        for _ in range(args.rounds):
-            with OmniClient(image.url, model=IMAGE_MODEL) as client:
-                figures["image"].append(ctrl_c(lambda: client.image("a fox", size="64x64"),
-                                               lambda: in_flight(image.url) == 1))
-            figures["stream"].append(stream_round(chat.url))
+        for _ in range(1 if quick else 3):
+            with OmniClient(image.url, model=IMAGE_MODEL, history=False) as client:
+                figures[image_key].append(ctrl_c(lambda: client.image("a fox", size="64x64"),
+                                                 lambda: in_flight(image.url) == 1))
+            figures[stream_key].append(stream_round(chat.url))
             while in_flight(image.url):
                 time.sleep(0.01)
-            figures["task"].append(task_round(image.url))
+            figures[task_key].append(task_round(image.url))
             while in_flight(image.url):
                 time.sleep(0.01)
-            with OmniClient(image.url, model=IMAGE_MODEL) as client:
-                figures["sweep"].append(ctrl_c(lambda: client.images("a fox", seeds=[1, 2, 3], size="64x64",
-                                                                     concurrency=3),
-                                               lambda: in_flight(image.url) == 3))
+            with OmniClient(image.url, model=IMAGE_MODEL, history=False) as client:
+                figures[sweep_key].append(ctrl_c(lambda: client.images("a fox", seeds=[1, 2, 3], size="64x64",
+                                                                       concurrency=3),
+                                                 lambda: in_flight(image.url) == 3))
             while in_flight(image.url):
                 time.sleep(0.01)
     finally:
         image.stop()
         chat.stop()
-    for name, values in figures.items():
-        print(f"{name:7s} interrupt -> closed: median {statistics.median(values) * 1000:6.1f} ms, "
-              f"max {max(values) * 1000:6.1f} ms over {len(values)} rounds")
-    small, big = min(line_cpu(5 << 20) for _ in range(3)), min(line_cpu(50 << 20) for _ in range(3))
-    print(f"SSE line 5 MB: {small * 1000:.1f} ms CPU, 50 MB: {big * 1000:.1f} ms CPU (ratio {big / small:.1f})")
+        signal.signal(signal.SIGINT, previous)
+    rows = [harness.summary("interrupt -> call raised, connection closed", name, values, "ms", scale=1000,
+                            note="bound asked: 500 ms" if name == image_key else "")
+            for name, values in figures.items()]
+    small = [line_cpu(5 << 20) for _ in range(3)]
+    big = [line_cpu(50 << 20) for _ in range(3)]
+    benchmark = "SSE decoder, one long line fed in 64 KB pieces (CPU)"
+    return rows + [harness.summary(benchmark, "5 MB line", small, "ms", scale=1000, baseline=True),
+                   harness.summary(benchmark, "50 MB line", big, "ms", scale=1000,
+                                   note="linear: about 10x the 5 MB line")]
 
 
 if __name__ == "__main__":
-    main()
+    harness.main(run)

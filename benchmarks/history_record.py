@@ -1,25 +1,22 @@
 """What recording costs: HistoryStore.record() with a 1024x1024 PNG, alone and with a second writer.
 
-Prints per-record medians and p95 for: one process recording; two processes recording at once into
-the same database (each process's own latency); and search() over the result with FTS5 and LIKE.
+Per-record times for: one process recording; two processes recording at once into the same database
+(each process's own latency); and search() over the result with FTS5 and LIKE.
 Every record fsyncs its file, its folder and the SQLite commit, so the disk sets the floor.
 
-    .venv/bin/python benchmarks/history_record.py [--records 100]
+    .venv/bin/python benchmarks/history_record.py [--quick]
 """
 
 from __future__ import annotations
 
-import argparse
-import io
-import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from vomni_nb._history import HistoryStore
+import _harness as harness
+from _harness import Row
 
 CHILD = """
 import io, json, os, sys, time
@@ -38,12 +35,6 @@ print(json.dumps(times))
 """
 
 
-def summary(label: str, times: list[float]) -> None:
-    ordered = sorted(times)
-    p95 = ordered[int(0.95 * (len(ordered) - 1))]
-    print(f"{label:<38} median {statistics.median(times) * 1000:7.2f} ms   p95 {p95 * 1000:7.2f} ms   n={len(times)}")
-
-
 def run_children(db: Path, count: int, tags: list[str]) -> list[list[float]]:
     import json
 
@@ -54,19 +45,20 @@ def run_children(db: Path, count: int, tags: list[str]) -> list[list[float]]:
     return [json.loads(proc.communicate()[0]) for proc in procs]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--records", type=int, default=100)
-    args = parser.parse_args()
+def run(quick: bool = False) -> list[Row]:
+    from vomni_nb._history import HistoryStore
+
+    records = 10 if quick else 40
+    rows: list[Row] = []
+    benchmark = "history: record() with a 1024x1024 PNG"
     with tempfile.TemporaryDirectory() as tmp:
-        alone = Path(tmp) / "alone.sqlite3"
-        (one,) = run_children(alone, args.records, ["solo"])
-        summary("record(), one process", one)
+        (one,) = run_children(Path(tmp) / "alone.sqlite3", records, ["solo"])
+        rows.append(harness.summary(benchmark, "one process", one, "ms", scale=1000, baseline=True))
         shared = Path(tmp) / "shared.sqlite3"
         HistoryStore(shared).close()
-        first, second = run_children(shared, args.records, ["left", "right"])
-        summary("record(), two processes at once (A)", first)
-        summary("record(), two processes at once (B)", second)
+        first, second = run_children(shared, records, ["left", "right"])
+        rows.append(harness.summary(benchmark, "two processes at once", first + second, "ms", scale=1000,
+                                    note="each fsyncs its file, folder and commit"))
         for fts in (True, False):
             with HistoryStore(shared, fts=fts) as store:
                 times = []
@@ -75,10 +67,10 @@ def main() -> None:
                     found = store.search("fox", limit=20)
                     times.append(time.perf_counter() - start)
                 assert len(found) == 20
-            summary(f"search('fox') over {2 * args.records} rows, {'FTS5' if fts else 'LIKE'}", times)
-        size = sum(p.stat().st_size for p in Path(tmp).rglob("*") if p.is_file())
-        print(f"disk used: {size / 1e6:.1f} MB for {3 * args.records} records ({os.cpu_count()} CPUs)")
+            rows.append(harness.summary(f"history: search('fox') over {2 * records} rows", "FTS5" if fts else "LIKE",
+                                        times, "ms", scale=1000, baseline=not fts))
+    return rows
 
 
 if __name__ == "__main__":
-    main()
+    harness.main(run)

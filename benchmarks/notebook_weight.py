@@ -2,32 +2,33 @@
 
 Starts vomni-sim image and TTS servers through the server manager, executes a notebook headless
 (nbclient) with: a 16-image 1024x1024 sweep, one 1024x1024 image, one 512x512 image, and about a
-minute of speech (WAV from the server), saves it, and prints each output's size in the .ipynb beside
-the size of its files in the store (what embedding them whole would have cost, before base64).
+minute of speech (WAV from the server), saves it, and reports the sweep's and the speech's outputs in the
+.ipynb beside what embedding their full files would weigh (the files in the history store, as base64),
+and the whole saved notebook.
 
-    .venv/bin/python benchmarks/notebook_weight.py
+    .venv/bin/python benchmarks/notebook_weight.py [--quick]
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sys
+import shutil
 import tempfile
 from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
 
-from vomni_nb._history import HistoryStore
-from vomni_nb.server import ServerManager
+import _harness as harness
+from _harness import Row
 
 SPEECH = " ".join([
     "The lighthouse keeper climbed the stairs again at dusk, as he had done every evening for thirty years.",
     "Below him the harbour filled with small boats coming home, their lanterns swinging in the swell.",
     "He wiped the great lens, trimmed the wick, and waited for the dark to settle over the water.",
     "Far out at sea a captain watched for the first flash of light, and counted the seconds between them.",
-] * 4)
+] * 3)
 
 CELLS = [
     ("setup", "import vomni_nb\nfrom vomni_nb import OmniClient\nimages = OmniClient({image!r})\nvoice = OmniClient({tts!r})"),
@@ -37,10 +38,15 @@ CELLS = [
     ("speech", "speech = voice.speak({text!r}, voice='vivian')\nspeech"),
     ("history table", "vomni_nb.history(n=25)"),
 ]
+WEIGHED = ("sweep of 16 at 1024x1024", "speech")
 
 
-def main() -> None:
+def run(quick: bool = False) -> list[Row]:
+    from vomni_nb._history import HistoryStore
+    from vomni_nb.server import ServerManager
+
     work = Path(tempfile.mkdtemp(prefix="vomni-weight-"))
+    saved_history = os.environ.get("VOMNI_HISTORY")
     os.environ["VOMNI_HISTORY"] = str(work / "history.sqlite3")
     manager = ServerManager(registry_dir=work / "registry", log_dir=work / "logs", register_atexit=False)
     try:
@@ -52,21 +58,33 @@ def main() -> None:
         NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(work)}}).execute()
     finally:
         manager.shutdown()
+        if saved_history is None:
+            os.environ.pop("VOMNI_HISTORY", None)
+        else:
+            os.environ["VOMNI_HISTORY"] = saved_history
     path = work / "weight.ipynb"
     nbformat.write(notebook, path)
     with HistoryStore(work / "history.sqlite3") as store:
         sizes = {entry.id: sum(f.size for f in entry.files) for entry in store.search(limit=None)}
-    print(f"{'output':28} {'in the notebook':>16} {'full files':>12}")
+    rows: list[Row] = []
     for (label, _), cell in zip(CELLS, notebook.cells):
+        if label not in WEIGHED:
+            continue
         weight = sum(len(json.dumps(output)) for output in cell.outputs)
         record = next((o.metadata.get("vomni_nb", {}) for o in cell.outputs if "vomni_nb" in o.get("metadata", {})), {})
         ids = [item.get("history_id") for item in record.get("items", [record])]
         full = sum(sizes.get(i, 0) for i in ids if i is not None)
-        extra = f"  ({record['duration_s']:.1f} s of speech)" if "duration_s" in record else ""
-        print(f"{label:28} {weight:>16,} {full:>12,}{extra}")
-    print(f"{'saved notebook':28} {path.stat().st_size:>16,}")
-    print(f"work folder: {work}", file=sys.stderr)
+        extra = f", {record['duration_s']:.0f} s of speech" if "duration_s" in record else ""
+        benchmark = f"notebook weight: {label}"
+        rows.append(Row(benchmark, "full files embedded (base64)", full * 4 / 3 / 1e6, "MB", n=1, baseline=True,
+                        note=f"{full / 1e6:.2f} MB of files in the history store{extra}"))
+        how = "compressed audio + metadata" if label == "speech" else "one preview grid + links, metadata"
+        rows.append(Row(benchmark, "vomni_nb output", weight / 1e6, "MB", n=1, note=how))
+    rows.append(Row("notebook weight: whole saved notebook", "vomni_nb", path.stat().st_size / 1e6, "MB", n=1,
+                    note=f"{len(CELLS)} cells: sweep, two images, speech, history table; target < 2 MB"))
+    shutil.rmtree(work, ignore_errors=True)
+    return rows
 
 
 if __name__ == "__main__":
-    main()
+    harness.main(run)

@@ -1,13 +1,18 @@
-"""vomni-sim core numbers: start-up to ready, idle RSS, image latency, 100 concurrent small images, chat stream rate.
+"""vomni-sim's capacity on this machine, so the cost of the test suite is known: start-up to ready, idle
+memory, small image requests per second, and how many streams it keeps at their set rate.
 
-Run: .venv/bin/python benchmarks/sim_core.py
+The load comes from this process (raw ``httpx.AsyncClient``), on the same cores as the simulator, as in the
+tests. Streams: K chats at once, each 100 tokens at ``--tokens-per-second 50`` (2 s when on time); the
+row is the median stream's achieved rate, against one stream alone.
+
+    .venv/bin/python benchmarks/sim_core.py [--quick]
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,67 +20,81 @@ import time
 import httpx
 import psutil
 
+import _harness as harness
+from _harness import IMAGE_MODEL, OMNI_MODEL, Row
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+RATE = 50.0
+TOKENS = 100
 
 
-def start(model: str, *args: str) -> tuple[subprocess.Popen[bytes], str, float]:
-    port = free_port()
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vomni_nb.sim", model, "--port", str(port), *args],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "VOMNI_SIM_STORAGE": "/tmp/bench-storage"},
-    )
-    url = f"http://127.0.0.1:{port}"
-    while True:
+def _start_up(runs: int) -> tuple[list[float], float]:
+    """Seconds from Popen to /health 200, and the idle RSS (MB) of the last one."""
+    times, rss = [], 0.0
+    for _ in range(runs):
+        port = harness.free_port()
+        started = time.perf_counter()
+        process = subprocess.Popen([sys.executable, "-m", "vomni_nb.sim", IMAGE_MODEL, "--port", str(port)],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                   env={**os.environ, "VOMNI_SIM_STORAGE": ""})
         try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return proc, url, time.perf_counter() - started
-        except httpx.TransportError:
-            time.sleep(0.01)
+            harness.wait_healthy(f"http://127.0.0.1:{port}", process, poll=0.01)
+            times.append(time.perf_counter() - started)
+            rss = psutil.Process(process.pid).memory_info().rss / 2**20
+        finally:
+            process.terminate()
+            process.wait(10)
+    return times, rss
 
 
-async def burst(url: str, count: int) -> float:
-    async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+async def _images(url: str, count: int, concurrency: int) -> float:
+    limit = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=300,
+                                 limits=httpx.Limits(max_connections=concurrency)) as client:
+        async def one(index: int) -> None:
+            async with limit:
+                reply = await client.post("/v1/images/generations",
+                                          json={"prompt": f"tile {index}", "size": "64x64", "seed": index})
+                reply.raise_for_status()
+
         started = time.perf_counter()
-        replies = await asyncio.gather(*(
-            client.post("/v1/images/generations", json={"prompt": f"tile {i}", "size": "64x64", "seed": i})
-            for i in range(count)
-        ))
-        assert all(r.status_code == 200 for r in replies)
-        return time.perf_counter() - started
+        await asyncio.gather(*(one(i) for i in range(count)))
+        return count / (time.perf_counter() - started)
 
 
-def main() -> None:
-    proc, url, ready = start("Tongyi-MAI/Z-Image-Turbo")
-    try:
-        print(f"start-up to /health 200: {ready:.2f} s")
-        print(f"idle RSS: {psutil.Process(proc.pid).memory_info().rss / 2**20:.1f} MB")
-        for size in ("512x512", "1024x1024"):
-            started = time.perf_counter()
-            reply = httpx.post(url + "/v1/images/generations", json={"prompt": "bench", "size": size, "seed": 1}, timeout=60)
-            print(f"one {size} PNG: {time.perf_counter() - started:.3f} s, {len(reply.content) / 1e6:.2f} MB JSON")
-        print(f"100 concurrent 64x64: {asyncio.run(burst(url, 100)):.2f} s")
-        print(f"RSS after the burst: {psutil.Process(proc.pid).memory_info().rss / 2**20:.1f} MB")
-    finally:
-        proc.terminate()
-        proc.wait()
-    proc, url, _ = start("Qwen/Qwen3-Omni-30B-A3B-Instruct", "--tokens-per-second", "50")
-    try:
-        body = {"messages": [{"role": "user", "content": "hi"}], "modalities": ["text"], "stream": True, "max_tokens": 50}
-        started = time.perf_counter()
-        with httpx.stream("POST", url + "/v1/chat/completions", json=body, timeout=60) as reply:
-            chunks = sum(1 for line in reply.iter_lines() if line.startswith("data: "))
-        elapsed = time.perf_counter() - started
-        tokens = chunks - 2  # minus the role-only first chunk and [DONE]
-        print(f"chat stream at --tokens-per-second 50: {tokens} tokens in {elapsed:.2f} s (~{tokens / elapsed:.0f} tok/s)")
-    finally:
-        proc.terminate()
-        proc.wait()
+async def _streams(url: str, count: int) -> list[float]:
+    """Each stream's tokens per second, from its first token to its last."""
+    body = {"messages": [{"role": "user", "content": "hi"}], "modalities": ["text"], "stream": True}
+    async with httpx.AsyncClient(base_url=url, timeout=300, limits=httpx.Limits(max_connections=count)) as client:
+        async def one() -> float:
+            stamps = []
+            async with client.stream("POST", "/v1/chat/completions", json=body) as reply:
+                async for line in reply.aiter_lines():
+                    if line.startswith("data: {") and json.loads(line[6:])["choices"]:
+                        stamps.append(time.perf_counter())
+            return (len(stamps) - 1) / (stamps[-1] - stamps[0])
+
+        return list(await asyncio.gather(*(one() for _ in range(count))))
+
+
+def run(quick: bool = False) -> list[Row]:
+    rows: list[Row] = []
+    starts, rss = _start_up(2 if quick else 5)
+    rows.append(harness.summary("vomni-sim: start-up", "Popen -> /health 200", starts, "s",
+                                note=f"idle RSS {rss:.0f} MB"))
+    with harness.sim(IMAGE_MODEL) as url:
+        asyncio.run(_images(url, 20, 8))  # warm-up
+        rates = [asyncio.run(_images(url, 60 if quick else 200, 16)) for _ in range(1 if quick else 3)]
+    rows.append(harness.summary("vomni-sim: small images", "64x64 PNG, 16 in flight", rates, "req/s",
+                                note=f"{60 if quick else 200} requests per run"))
+    benchmark = f"vomni-sim: concurrent streams at {RATE:g} tok/s"
+    with harness.sim(OMNI_MODEL, "--reply-tokens", str(TOKENS), "--tokens-per-second", str(RATE)) as url:
+        for count in (1, 50) if quick else (1, 50, 200):
+            achieved = asyncio.run(_streams(url, count))
+            rows.append(harness.summary(benchmark, f"{count} stream{'s' if count > 1 else ''}", achieved, "tok/s",
+                                        baseline=count == 1,
+                                        note=f"slowest {min(achieved):.1f} tok/s" if count > 1 else ""))
+    return rows
 
 
 if __name__ == "__main__":
-    main()
+    harness.main(run)

@@ -1,52 +1,31 @@
-"""How a sweep scales out over replicas: ``vomni_nb.sweep`` of N seeds on one vomni-sim, then on two
-replicas of the same model, each with ``--latency S`` standing for GPU time (so the numbers measure the
-scheduling, not this machine's CPU). Also the weight of a 1024x1024 sweep's output in a notebook.
+"""Sweeps: 8 seeds at 1 s of simulated GPU time per image, with ``vomni_nb.sweep`` at concurrency 1, 4 and 8
+against a plain sequential loop of ``client.image`` calls (the baseline); then 16 seeds over one server
+against two replicas of the same model (``concurrency`` 4 per server). ``--latency 1`` stands for GPU time,
+so the numbers measure the scheduling, not this machine's CPU. Targets: concurrency 4 at least 3x faster
+than the loop, two replicas at least 1.8x faster than one.
 
-    .venv/bin/python benchmarks/sweep_replicas.py [--seeds 16] [--latency 0.5] [--concurrency 2]
-
-Expected: two replicas take about half the time of one (each server runs ``concurrency`` requests at once).
+    .venv/bin/python benchmarks/sweep_replicas.py [--quick]
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import socket
-import subprocess
-import sys
+import contextlib
+import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 
-import httpx
+import _harness as harness
+from _harness import IMAGE_MODEL, Row
 
-MODEL = "Tongyi-MAI/Z-Image-Turbo"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+LATENCY = 1.0
+PROMPT = "a lighthouse at dusk"
+SIZE = "64x64"
 
 
-def start_sim(latency: float, log: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    with open(log, "wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "vomni_nb.sim", MODEL, "--host", "127.0.0.1", "--port",
-                                    str(port), "--latency", str(latency)], stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            time.sleep(0.05)
-    process.kill()
-    raise SystemExit(f"vomni-sim did not start; see {log}")
-
-
-def timed_sweep(urls: list[str], seeds: int, concurrency: int, size: str) -> tuple[float, object]:
-    import vomni_nb
+@contextlib.contextmanager
+def _servers(urls: list[str]) -> Iterator[None]:
+    """A manager of this run's own, as the default, with ``urls`` attached (nothing of the user's)."""
     from vomni_nb.server import ServerManager, set_default_manager
 
     with tempfile.TemporaryDirectory() as registry:
@@ -54,39 +33,57 @@ def timed_sweep(urls: list[str], seeds: int, concurrency: int, size: str) -> tup
         with set_default_manager(manager):
             for url in urls:
                 manager.attach(url)
-            started = time.perf_counter()
-            grid = vomni_nb.sweep("a lighthouse at dusk", x=("seed", list(range(1, seeds + 1))), size=size,
-                                  concurrency=concurrency, status=False)
-            return time.perf_counter() - started, grid
+            yield
+        manager.shutdown()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seeds", type=int, default=16)
-    parser.add_argument("--latency", type=float, default=0.5)
-    parser.add_argument("--concurrency", type=int, default=2)
-    options = parser.parse_args()
-    logs = tempfile.mkdtemp()
-    sims = [start_sim(options.latency, f"{logs}/sim-{index}.log") for index in range(2)]
-    try:
-        urls = [url for _, url in sims]
-        one, _ = timed_sweep(urls[:1], options.seeds, options.concurrency, "64x64")
-        two, _ = timed_sweep(urls, options.seeds, options.concurrency, "64x64")
-        ideal = options.seeds / options.concurrency * options.latency
-        print(f"{options.seeds} seeds, --latency {options.latency} s, concurrency {options.concurrency} per server:")
-        print(f"  one server:   {one:.2f} s (ideal {ideal:.2f} s)")
-        print(f"  two replicas: {two:.2f} s (ideal {ideal / 2:.2f} s), speed-up x{one / two:.2f}")
-        _, grid = timed_sweep(urls[:1], 16, 4, "1024x1024")
-        data, metadata = grid._repr_mimebundle_()  # type: ignore[attr-defined]
-        weight = sum(len(value) for value in data.values()) + len(json.dumps(metadata))
-        full = sum(len(image.data) * 4 // 3 for image in grid.images)  # type: ignore[attr-defined]
-        print(f"16-image 1024x1024 grid output: {weight / 1e6:.2f} MB in the notebook; the full PNGs as base64: "
-              f"{full / 1e6:.1f} MB")
-    finally:
-        for process, _ in sims:
-            process.terminate()
-            process.wait(10)
+def _sweep(seeds: list[int], concurrency: int) -> float:
+    import vomni_nb
+
+    started = time.perf_counter()
+    grid = vomni_nb.sweep(PROMPT, x=("seed", seeds), size=SIZE, concurrency=concurrency, status=False, log=False)
+    took = time.perf_counter() - started
+    assert [cell.seed for cell in grid.images] == seeds, "every cell holds its own seed"  # type: ignore[attr-defined]
+    return took
+
+
+def _loop(url: str, seeds: list[int]) -> float:
+    from vomni_nb import OmniClient
+
+    with OmniClient(url, history=False) as client:
+        started = time.perf_counter()
+        for seed in seeds:
+            client.image(PROMPT, size=SIZE, seed=seed)
+        return time.perf_counter() - started
+
+
+def run(quick: bool = False) -> list[Row]:
+    rounds = 1 if quick else 2
+    eight = list(range(1, 9))
+    sixteen = list(range(1, 17))
+    samples: dict[str, list[float]] = {"sequential loop of client.image": [], "concurrency 1": [],
+                                       "concurrency 4": [], "concurrency 8": []}
+    replicas: dict[str, list[float]] = {"one server": [], "two replicas": []}
+    with harness.sim(IMAGE_MODEL, "--latency", str(LATENCY)) as first, \
+            harness.sim(IMAGE_MODEL, "--latency", str(LATENCY)) as second:
+        for _ in range(rounds):
+            samples["sequential loop of client.image"].append(_loop(first, eight))
+            with _servers([first]):
+                for concurrency in (1, 4, 8):
+                    samples[f"concurrency {concurrency}"].append(_sweep(eight, concurrency))
+                replicas["one server"].append(_sweep(sixteen, 4))
+            with _servers([first, second]):
+                replicas["two replicas"].append(_sweep(sixteen, 4))
+    return (_rows(f"sweep of 8 seeds, {LATENCY:g} s per image", samples, "sequential loop of client.image")
+            + _rows(f"sweep of 16 seeds, {LATENCY:g} s per image, 4 per server", replicas, "one server"))
+
+
+def _rows(benchmark: str, samples: dict[str, list[float]], baseline: str) -> list[Row]:
+    base = statistics.median(samples[baseline])
+    return [harness.summary(benchmark, name, values, "s", baseline=name == baseline,
+                            note="" if name == baseline else f"{base / statistics.median(values):.1f}x as fast")
+            for name, values in samples.items()]
 
 
 if __name__ == "__main__":
-    main()
+    harness.main(run)

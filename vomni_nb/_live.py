@@ -119,7 +119,8 @@ class ChatView:
             _feed(self.player, event)
         elif text != self.text:
             self.text = text
-            self.live.update(*_prose(text, " ▌"))
+            if self.live.due():  # the text is escaped only for the updates that are shown
+                self.live.update(*_prose(text, " ▌"))
 
     def finish(self, result: ChatResult) -> None:
         from vomni_nb.display import StaticOutput

@@ -206,22 +206,30 @@ class RecordingState:
     def __init__(self, state: Any, call: CallRecording) -> None:
         self._state = state
         self._call = call
+        self._failed = False
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._state, name)  # done, text, audio, partial, ...: the state's own
+
+    def failed(self, error: BaseException) -> None:
+        """The stream ended with ``error``: seen here (a bad event) or by the stream (a broken connection, a
+        timeout, a limit); recorded once either way, an interrupt not at all (rule 3)."""
+        if not self._failed:
+            self._failed = True
+            self._call.failed(error)
 
     def feed_body(self, chunk: bytes) -> list[StreamEvent]:
         try:
             return self._state.feed_body(chunk)  # type: ignore[no-any-return]
         except Exception as exc:
-            self._call.failed(exc)
+            self.failed(exc)
             raise
 
     def end_body(self) -> list[StreamEvent]:
         try:
             return self._state.end_body()  # type: ignore[no-any-return]
         except Exception as exc:
-            self._call.failed(exc)
+            self.failed(exc)
             raise
 
     def result(self, timings: Mapping[str, float] | None = None) -> Any:

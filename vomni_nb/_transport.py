@@ -20,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
+import ssl
 import threading
 import time
 from collections.abc import Coroutine
@@ -60,13 +62,21 @@ def whole_answer_timeout(timeout: httpx.Timeout) -> float | None:
     return timeout.read
 
 
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """httpx's default TLS settings, made once per process: each new context reads the whole CA bundle again
+    (tens of ms, paid by every client: each server of a sweep, every ``server.client()``), and a context is
+    safe to share. The environment (SSL_CERT_FILE, SSL_CERT_DIR) is read when the first client is made."""
+    return httpx.create_ssl_context()
+
+
 def new_transport() -> httpx.HTTPTransport:
     """httpx's default transport, its socket waits bounded by the call's deadline."""
-    return with_deadlines(httpx.HTTPTransport())
+    return with_deadlines(httpx.HTTPTransport(verify=_tls()))
 
 
 def new_async_transport() -> httpx.AsyncHTTPTransport:
-    return with_deadlines(httpx.AsyncHTTPTransport())
+    return with_deadlines(httpx.AsyncHTTPTransport(verify=_tls()))
 
 
 @dataclasses.dataclass(frozen=True)

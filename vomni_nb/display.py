@@ -72,14 +72,16 @@ class LiveLine:
         self._shown = True
         self._last = self._clock()
 
+    def due(self) -> bool:
+        """Whether an update now would be shown: check it before building one (a fast stream gives thousands
+        of states a second, and escaping each whole text as HTML would cost more than the stream itself)."""
+        return not self.finished and self._clock() - self._last >= self.interval
+
     def update(self, text: str, html_text: str | None = None) -> bool:
         """Show ``text`` unless the last update was less than ``interval`` ago; True when shown."""
-        if self.finished:
-            return False
-        data = bundle(text, html_text)
-        if self._clock() - self._last < self.interval:
+        if not self.due():
             return False  # dropped: a newer state follows, and finish() always shows the last one
-        self._emit(data)
+        self._emit(bundle(text, html_text))
         return True
 
     def finish(self, text: str, html_text: str | None = None) -> None:
@@ -120,8 +122,9 @@ def show_stream(stream: _TextStream, *, interval: float = 0.08, live: LiveLine |
     live = live or LiveLine(interval)
     try:
         for _ in stream:
-            text = stream.text
-            live.update(text + " ▌", _prose_html(text + " ▌"))
+            if live.due():
+                text = stream.text
+                live.update(text + " ▌", _prose_html(text + " ▌"))
     finally:
         # Whatever ended the stream (Ctrl-C included), the output keeps what arrived.
         live.finish(stream.text, _prose_html(stream.text))
@@ -137,8 +140,9 @@ async def ashow_stream(stream: Any, *, interval: float = 0.08, live: LiveLine | 
     live = live or LiveLine(interval)
     try:
         async for _ in stream:
-            text = stream.text
-            live.update(text + " ▌", _prose_html(text + " ▌"))
+            if live.due():
+                text = stream.text
+                live.update(text + " ▌", _prose_html(text + " ▌"))
     finally:
         live.finish(stream.text, _prose_html(stream.text))
     return await stream.finish()

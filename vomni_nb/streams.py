@@ -178,6 +178,9 @@ class _StreamBase(Generic[R]):
             )
         if not isinstance(exc, GeneratorExit):  # GeneratorExit: closed by close(), not ended by anything
             self._ended_by = exc
+            failed = getattr(self._state, "failed", None)  # a recorded stream: the history hears of it too
+            if failed is not None:
+                failed(exc)
         return exc
 
     def _unfinished(self) -> BaseException:

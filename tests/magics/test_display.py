@@ -35,6 +35,38 @@ def test_updates_are_throttled_and_finish_always_shows() -> None:
     assert not line.update("late")
 
 
+def test_a_fast_stream_reads_and_escapes_its_text_only_for_the_updates_shown() -> None:
+    # 5,000 events inside one interval: building each state (the whole text, escaped as HTML) would cost
+    # more than the stream itself, so only the shown ones are built.
+    from vomni_nb.display import show_stream
+
+    class Stream:
+        reads = 0
+        pieces: list[str] = []
+
+        @property
+        def text(self) -> str:
+            Stream.reads += 1
+            return "".join(self.pieces)
+
+        def __iter__(self):  # type: ignore[no-untyped-def]
+            for index in range(5000):
+                self.pieces.append(f" w{index}")
+                yield index
+
+        def finish(self) -> str:
+            return self.text
+
+    shown, sink = _recorder()
+    clock = FakeClock()
+    line = LiveLine(0.1, sink=sink, clock=clock)  # type: ignore[arg-type]
+    assert line.due()
+    result = show_stream(Stream(), live=line)  # type: ignore[arg-type]
+    assert [d["text/plain"] for d, _ in shown] == [" w0 ▌", result]  # the first state, then the final one
+    assert Stream.reads < 10  # once per shown state and for the result, not once per event
+    assert not line.due()  # finished: nothing more is shown
+
+
 def test_bundles_carry_text_and_html() -> None:
     data = bundle("<x> & y")
     assert data["text/plain"] == "<x> & y" and "&lt;x&gt; &amp; y" in data["text/html"]

@@ -19,13 +19,19 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 class KernelSession:
-    def __init__(self) -> None:
+    def __init__(self, *, ready: bool = True) -> None:
+        """Start a kernel and wait until it answers; ``ready=False`` returns at once (call ``wait_ready``), so
+        several kernels start side by side."""
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         self.km = KernelManager(kernel_name="python3")
         self.km.start_kernel(env=env, cwd=str(REPO))
         self.kc = self.km.client()
         self.kc.start_channels()
-        self.kc.wait_for_ready(timeout=60)
+        if ready:
+            self.wait_ready()
+
+    def wait_ready(self) -> None:
+        self.kc.wait_for_ready(timeout=120)
 
     def send(self, code: str, *, allow_stdin: bool) -> str:
         """Start executing ``code``; returns the request's id (for ``collect``)."""

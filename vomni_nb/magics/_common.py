@@ -61,13 +61,13 @@ from IPython.core.magic_arguments import argument
 from traitlets import Bool, Float, Int, Unicode, validate
 
 from vomni_nb.errors import InvalidRequestError, VomniError, WrongServerError, redact
-from vomni_nb.magics._parsing import fill_prompt, number, one_value, parse_line, split_quiet
+from vomni_nb.magics._parsing import fill_prompt, keys_given, number, one_value, parse_line, split_quiet
 
 if TYPE_CHECKING:
     from vomni_nb.display import WaitLine
 
 __all__ = ["VomniMagics", "Settings", "ENVIRONMENT", "MagicCall", "generation_flags", "common_arguments", "parse_line",
-           "split_quiet", "number", "one_value", "fill_prompt", "usage_errors", "short_error", "cause_and_advice", "run_generation",
+           "split_quiet", "keys_given", "number", "one_value", "fill_prompt", "usage_errors", "short_error", "cause_and_advice", "run_generation",
            "interrupted", "log_setting", "reading_store"]
 
 F = TypeVar("F", bound=Callable[..., Any])

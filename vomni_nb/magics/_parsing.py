@@ -9,14 +9,14 @@ from __future__ import annotations
 import re
 import shlex
 import string
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from IPython.core.error import UsageError
 
 from vomni_nb.errors import redact
 
-__all__ = ["split_quiet", "parse_line", "number", "one_value", "fill_prompt"]
+__all__ = ["split_quiet", "parse_line", "keys_given", "number", "one_value", "fill_prompt"]
 
 
 def split_quiet(line: str) -> tuple[str, bool]:
@@ -34,7 +34,16 @@ def parse_line(magic: Callable[..., Any], line: str) -> Any:
     except ValueError as exc:  # unbalanced quotes: argparse would give a worse message
         raise UsageError(f"cannot parse {redact(line)!r}: {exc}") from exc
     # shlex, not IPython's arg_split (which keeps the quotes around --negative 'a, b' in the value).
-    return magic.parser.parse_args(words)  # type: ignore[attr-defined]
+    try:
+        return magic.parser.parse_args(words)  # type: ignore[attr-defined]
+    except UsageError as exc:  # argparse quotes what it refused, a key given where none is taken included
+        raise UsageError(redact(str(exc), *keys_given(words))) from None
+
+
+def keys_given(words: Sequence[str]) -> list[str]:
+    """The values ``--api-key`` is given in ``words`` (redacted from every message, wherever they appear)."""
+    keys = [word.split("=", 1)[1] for word in words if word.startswith("--api-key=")]
+    return keys + [value for flag, value in zip(words, words[1:]) if flag == "--api-key"]
 
 
 def number(flag: str, text: str | None, kind: type) -> Any:

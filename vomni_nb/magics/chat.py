@@ -32,7 +32,7 @@ from vomni_nb.magics._common import (
 )
 from vomni_nb.magics._media import parse_source
 
-__all__ = ["ChatMagics", "chat_call"]
+__all__ = ["ChatMagics", "load_ipython_extension", "chat_call"]
 
 
 def chat_call(line: str, cell: str, namespace: Mapping[str, Any], settings: Settings) -> MagicCall:
@@ -116,3 +116,10 @@ class ChatMagics(VomniMagics):
         """
         call = chat_call(line, cell, self.user_ns, self.settings())
         run_generation(self.shell, call)
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """IPython calls this the first time one of these magics is used (``vomni_nb.magics`` declares them lazily)."""
+    from vomni_nb.magics import add_family
+
+    add_family(ipython, ChatMagics)

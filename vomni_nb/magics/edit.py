@@ -32,7 +32,7 @@ from vomni_nb.magics._common import (
     usage_errors,
 )
 
-__all__ = ["EditMagics", "edit_call", "resolve_source"]
+__all__ = ["EditMagics", "load_ipython_extension", "edit_call", "resolve_source"]
 
 
 def resolve_source(text: str, namespace: Mapping[str, Any]) -> Any:
@@ -51,7 +51,11 @@ def resolve_source(text: str, namespace: Mapping[str, Any]) -> Any:
     if is_history_id(text) or is_url(text):
         return text.strip()
     path = Path(text).expanduser()
-    if path.is_file():
+    try:
+        found = path.is_file()
+    except OSError:  # a name too long for the file system (ENAMETOOLONG) is no file either
+        found = False
+    if found:
         return str(path)
     raise UsageError(f"SOURCE {text!r} is neither a variable nor a file (no such file: {str(path)!r}). Give a result "
                      "variable (pic, batch[0]), a history id (#12), a URL or the path of an image.")
@@ -126,3 +130,10 @@ class EditMagics(VomniMagics):
         """
         call = edit_call(line, cell, self.user_ns, self.settings())
         run_generation(self.shell, call)
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """IPython calls this the first time one of these magics is used (``vomni_nb.magics`` declares them lazily)."""
+    from vomni_nb.magics import add_family
+
+    add_family(ipython, EditMagics)

@@ -24,7 +24,7 @@ from vomni_nb.magics._common import (
     split_quiet,
 )
 
-__all__ = ["HistoryMagics", "history_call", "rerun_call"]
+__all__ = ["HistoryMagics", "load_ipython_extension", "history_call", "rerun_call"]
 
 
 def history_call(line: str, settings: Settings | None = None) -> tuple[dict[str, Any], bool]:
@@ -112,3 +112,10 @@ class HistoryMagics(VomniMagics):
             %omni_rerun outputs/image-seed7.png --server http://gpu-box:8091 --out again
         """
         run_generation(self.shell, rerun_call(line, self.settings()))
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """IPython calls this the first time one of these magics is used (``vomni_nb.magics`` declares them lazily)."""
+    from vomni_nb.magics import add_family
+
+    add_family(ipython, HistoryMagics)

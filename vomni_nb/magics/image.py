@@ -28,7 +28,7 @@ from vomni_nb.magics._common import (
     usage_errors,
 )
 
-__all__ = ["ImageMagics", "image_call"]
+__all__ = ["ImageMagics", "load_ipython_extension", "image_call"]
 
 
 _SWEPT = ("seed", "guidance", "steps", "size", "model", "server")
@@ -160,3 +160,10 @@ class ImageMagics(VomniMagics):
         """
         call = image_call(line, cell, self.user_ns, self.settings())
         run_generation(self.shell, call)
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """IPython calls this the first time one of these magics is used (``vomni_nb.magics`` declares them lazily)."""
+    from vomni_nb.magics import add_family
+
+    add_family(ipython, ImageMagics)

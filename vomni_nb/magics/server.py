@@ -21,13 +21,13 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from vomni_nb import _advice
 from vomni_nb.display import StartStatusLine, bundle, show, status_table
 from vomni_nb.errors import InvalidRequestError, ServerManagerError, ServerStartError, redact
-from vomni_nb.magics._common import VomniMagics
+from vomni_nb.magics._common import VomniMagics, keys_given
 
 if TYPE_CHECKING:
     from vomni_nb.server import Server, ServerManager
     from vomni_nb.widgets import ServerPanel
 
-__all__ = ["ServerMagics", "ServerCommandError"]
+__all__ = ["ServerMagics", "load_ipython_extension", "ServerCommandError"]
 
 _ACTIONS = ("start", "status", "logs", "stop", "restart", "list", "attach", "use", "panel")
 
@@ -104,7 +104,10 @@ class ServerMagics(VomniMagics):
             head, extra = _split_extra(line)
         except ValueError as exc:  # unbalanced quotes
             raise UsageError(f"cannot parse {redact(line)!r}: {exc}") from exc  # the line may hold --api-key K
-        args = parse_argstring(self.omni_server, head)
+        try:
+            args = parse_argstring(self.omni_server, head)
+        except UsageError as exc:  # argparse quotes what it refused: never a key given on the line
+            raise UsageError(redact(str(exc), *keys_given(head.split()))) from None
         if extra and args.action not in ("start",):
             raise UsageError("extra arguments after `--` only go with start")
         manager = self._manager()
@@ -176,3 +179,9 @@ class ServerMagics(VomniMagics):
         for problem in manager.registry.problems:  # rows we skipped: say so, or a planted row goes unseen
             show(f"note: {problem}")
 
+
+def load_ipython_extension(ipython: Any) -> None:
+    """IPython calls this the first time one of these magics is used (``vomni_nb.magics`` declares them lazily)."""
+    from vomni_nb.magics import add_family
+
+    add_family(ipython, ServerMagics)

@@ -30,7 +30,7 @@ from vomni_nb.magics._common import (
 )
 from vomni_nb.magics._media import optional_number, parse_source
 
-__all__ = ["SpeechMagics", "speak_call", "voice_call"]
+__all__ = ["SpeechMagics", "load_ipython_extension", "speak_call", "voice_call"]
 
 
 def speak_call(line: str, cell: str, namespace: Mapping[str, Any], settings: Settings) -> MagicCall:
@@ -182,3 +182,10 @@ class SpeechMagics(VomniMagics):
             name = call.kwargs["name"]
             done = f"uploaded: use it with %%omni_speak --voice {name}" if "upload" in call.twin else "deleted"
             show(f"✓ voice {name!r} {done}")
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """IPython calls this the first time one of these magics is used (``vomni_nb.magics`` declares them lazily)."""
+    from vomni_nb.magics import add_family
+
+    add_family(ipython, SpeechMagics)

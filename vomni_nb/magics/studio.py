@@ -21,7 +21,7 @@ from vomni_nb.magics._common import (
     usage_errors,
 )
 
-__all__ = ["StudioMagics", "studio_call"]
+__all__ = ["StudioMagics", "load_ipython_extension", "studio_call"]
 
 
 def studio_call(line: str, namespace: Mapping[str, Any], settings: Settings) -> dict[str, Any]:
@@ -87,3 +87,10 @@ class StudioMagics(VomniMagics):
                 return Studio(**kwargs)
         except VomniError as exc:
             raise short_error(exc) from None
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """IPython calls this the first time one of these magics is used (``vomni_nb.magics`` declares them lazily)."""
+    from vomni_nb.magics import add_family
+
+    add_family(ipython, StudioMagics)

@@ -29,7 +29,7 @@ from vomni_nb.magics._common import (
 )
 from vomni_nb.magics._media import optional_number, parse_source
 
-__all__ = ["VideoMagics", "video_call"]
+__all__ = ["VideoMagics", "load_ipython_extension", "video_call"]
 
 
 def video_call(line: str, cell: str, namespace: Mapping[str, Any], settings: Settings) -> MagicCall:
@@ -108,3 +108,10 @@ class VideoMagics(VomniMagics):
         """
         call = video_call(line, cell, self.user_ns, self.settings())
         run_generation(self.shell, call)
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """IPython calls this the first time one of these magics is used (``vomni_nb.magics`` declares them lazily)."""
+    from vomni_nb.magics import add_family
+
+    add_family(ipython, VideoMagics)

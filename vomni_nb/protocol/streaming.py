@@ -151,7 +151,10 @@ class ChatStreamState:
 
     @property
     def text(self) -> str:
-        return "".join(self._text)
+        # Read after every event by live views: the pieces are joined once, not all of them on every read.
+        if len(self._text) > 1:
+            self._text[:] = ["".join(self._text)]
+        return self._text[0] if self._text else ""
 
     @property
     def audio(self) -> bytes | None:

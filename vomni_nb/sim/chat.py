@@ -137,7 +137,7 @@ async def _diffusion_chat(body: ChatCompletionRequest, raw_request: Request, con
     if modalities == ["text"] and config.family is Family.IMAGE:
         try:
             text = await asyncio.to_thread(compose_reply, body.messages, body.seed, config.served_model_name,
-                                           config.limits)
+                                           config.limits, config.faults.reply_tokens)
         except ValueError as exc:
             return serving_error_response(str(exc))
         return JSONResponse(handler.body(text, diffusion_prompt(body.messages)))
@@ -197,7 +197,7 @@ async def _omni_chat(body: ChatCompletionRequest, raw_request: Request, config: 
     request_id = _request_id(raw_request, body)
     try:  # attached images are decoded (header first, off the event loop) to describe them
         reply = await asyncio.to_thread(compose_reply, body.messages, body.seed, config.served_model_name,
-                                        config.limits)
+                                        config.limits, config.faults.reply_tokens)
     except ValueError as exc:
         return serving_error_response(str(exc))
     tokens = split_tokens(reply)

@@ -159,8 +159,10 @@ def describe_inputs(messages: list[dict[str, Any]], limits: Limits | None = None
     return found
 
 
-def compose_reply(messages: list[dict[str, Any]], seed: int | None, model: str, limits: Limits | None = None) -> str:
-    """``[vomni-sim] ...``: what was asked, what came with it, and a few seeded filler sentences."""
+def compose_reply(messages: list[dict[str, Any]], seed: int | None, model: str, limits: Limits | None = None,
+                  length: int | None = None) -> str:
+    """``[vomni-sim] ...``: what was asked, what came with it, and a few seeded filler sentences; with
+    ``length`` (``--reply-tokens``), more seeded filler until the reply is exactly that many stream tokens."""
     asked = user_text(messages)
     shown = asked if len(asked) <= 160 else asked[:157] + "..."
     parts = [f"[vomni-sim] Simulated reply from {model}."]
@@ -170,4 +172,10 @@ def compose_reply(messages: list[dict[str, Any]], seed: int | None, model: str, 
         parts.append("You sent " + "; ".join(attached) + ".")
     rng = random.Random(f"{seed}|{all_text(messages)}|{len(attached)}")
     parts.extend(rng.sample(_FILLER, k=3))
-    return " ".join(parts)
+    text = " ".join(parts)
+    if length is None:
+        return text
+    pieces = split_tokens(text)
+    while len(pieces) < length:
+        pieces += split_tokens(" " + rng.choice(_FILLER))
+    return "".join(pieces[:length])

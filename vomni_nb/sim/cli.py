@@ -42,6 +42,23 @@ def _non_negative(text: str) -> float:
     return value
 
 
+def _positive(text: str) -> float:
+    value = float(text)
+    if not 0 < value < float("inf"):  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text}")
+    return value
+
+
+MAX_REPLY_TOKENS = 1_000_000
+
+
+def _reply_tokens(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= MAX_REPLY_TOKENS:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_REPLY_TOKENS:,}, got {text}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -68,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--startup-delay", type=_non_negative, default=0.0, help="seconds of simulated loading")
     sim.add_argument("--latency", type=_non_negative, default=0.0, help="seconds added before each generation")
     sim.add_argument("--tokens-per-second", type=float, default=50.0, help="streamed text rate")
+    sim.add_argument("--reply-tokens", type=_reply_tokens, default=None, metavar="N",
+                     help="chat replies are N tokens long (seeded filler), for long streams")
+    sim.add_argument("--speech-realtime-factor", type=_positive, default=None, metavar="F",
+                     help="speech (streamed and whole files) is paced at F times real time; "
+                          "default: streams at 8x, whole files as soon as they are made")
     sim.add_argument("--fail-at-start", choices=startup.FAIL_KINDS, default=None)
     sim.add_argument("--rate-503", type=_fraction, default=0.0)
     sim.add_argument("--rate-429", type=_fraction, default=0.0, help="fraction answered 429 (with Retry-After)")
@@ -122,6 +144,8 @@ def config_from_args(args: argparse.Namespace, family: Family) -> SimConfig:
         faults=Faults(
             latency=args.latency,
             tokens_per_second=args.tokens_per_second,
+            speech_realtime_factor=args.speech_realtime_factor,
+            reply_tokens=args.reply_tokens,
             rate_503=args.rate_503,
             retry_after=args.retry_after,
             rate_429=args.rate_429,

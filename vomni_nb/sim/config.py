@@ -17,6 +17,9 @@ class Faults:
 
     latency: float = 0.0  # seconds added before each generation
     tokens_per_second: float = 50.0  # streamed text rate
+    reply_tokens: int | None = None  # chat replies padded (or cut) to this many tokens; None: their own length
+    # Speech paced at this many times real time, streamed and whole; None: streams at 8x, whole files at once.
+    speech_realtime_factor: float | None = None
     rate_503: float = 0.0  # fraction of generation requests answered 503 (with Retry-After)
     retry_after: float = 1.0  # value of the Retry-After header on injected 503s and 429s
     rate_429: float = 0.0  # fraction answered 429 (too many requests, with Retry-After), as a proxy would

@@ -26,7 +26,7 @@ from vomni_nb.sim.config import SimConfig
 from vomni_nb.sim.families import Family
 from vomni_nb.sim.media import FAIL_TOKEN
 
-__all__ = ["router", "SpeechRequest", "usage_of"]
+__all__ = ["router", "SpeechRequest", "usage_of", "window_due", "whole_file_due"]
 
 router = APIRouter()
 router.include_router(voices.router)
@@ -291,11 +291,23 @@ def _pieces(speech: audio.Speech, fmt: str) -> list[bytes]:
     return ([audio.streaming_wav_header(speech.sample_rate)] if fmt == "wav" else []) + chunks
 
 
-async def _pace(index: int, fmt: str) -> None:
-    """Header and first window go out at once; later windows arrive as a fast GPU would decode them."""
+def window_due(index: int, fmt: str, factor: float | None) -> float:
+    """Seconds after a stream began when its piece ``index`` goes out: the header and the first window at
+    once, then one window per ``CHUNK_S / factor`` (a GPU decoding at ``factor`` times real time; None: 8x)."""
     first_audio = 1 if fmt == "wav" else 0
-    if index > first_audio:
-        await asyncio.sleep(CHUNK_S / REALTIME_FACTOR)
+    return max(0, index - first_audio) * CHUNK_S / (factor or REALTIME_FACTOR)
+
+
+def whole_file_due(speech: audio.Speech, factor: float | None) -> float:
+    """Seconds after the request began when a whole (non-streamed) file is answered: its length at
+    ``factor`` times real time, or at once when no factor was set (the simulator's old default)."""
+    return speech.duration_s / factor if factor else 0.0
+
+
+async def _pace(started: float, index: int, fmt: str, factor: float | None) -> None:
+    # Against a schedule, not one sleep per window, so a loaded machine does not slow the set rate.
+    loop = asyncio.get_running_loop()
+    await asyncio.sleep(max(0.0, started + window_due(index, fmt, factor) - loop.time()))
 
 
 class MidStreamFailure(RuntimeError):
@@ -303,9 +315,10 @@ class MidStreamFailure(RuntimeError):
 
 
 async def _raw_stream(
-    request_id: str, speech: audio.Speech, fmt: str, fail_after: int | None, fail_message: str
+    request_id: str, speech: audio.Speech, fmt: str, fail_after: int | None, fail_message: str, factor: float | None
 ) -> AsyncIterator[bytes]:
     finished = False
+    started = asyncio.get_running_loop().time()
     try:
         for index, piece in enumerate(_pieces(speech, fmt)):
             if fail_after is not None and index >= fail_after:
@@ -313,7 +326,7 @@ async def _raw_stream(
                            where="serving_speech.py:1700")
                 finished = True  # a simulated engine failure, not an abort
                 raise MidStreamFailure(fail_message)
-            await _pace(index, fmt)
+            await _pace(started, index, fmt, factor)
             yield piece
         finished = True
     finally:
@@ -323,9 +336,11 @@ async def _raw_stream(
 
 
 async def _sse_stream(
-    request_id: str, body: SpeechRequest, speech: audio.Speech, fmt: str, fail_after: int | None, fail_message: str
+    request_id: str, body: SpeechRequest, speech: audio.Speech, fmt: str, fail_after: int | None, fail_message: str,
+    factor: float | None,
 ) -> AsyncIterator[str]:
     finished = False
+    started = asyncio.get_running_loop().time()
     try:
         for index, piece in enumerate(_pieces(speech, fmt)):
             if fail_after is not None and index >= fail_after:
@@ -336,7 +351,7 @@ async def _sse_stream(
                 finished = True
                 yield f"event: speech.audio.error\ndata: {data}\n\n"
                 return
-            await _pace(index, fmt)
+            await _pace(started, index, fmt, factor)
             payload = {"type": "speech.audio.delta", "audio": base64.b64encode(piece).decode("ascii"),
                        "response_format": fmt}
             yield f"event: speech.audio.delta\ndata: {json.dumps(payload, separators=(',', ':'))}\n\n"
@@ -396,6 +411,8 @@ async def create_speech(body: SpeechRequest, request: Request) -> Response:
         return refused
     request_id = f"speech-{uuid.uuid4().hex}"
     vlog.info(f"TTS speech request {request_id}: model=qwen3_tts", where="serving_speech.py:1984")
+    factor = config.faults.speech_realtime_factor
+    began = asyncio.get_running_loop().time()
     try:
         ref_pitch = await asyncio.to_thread(_ref_audio_pitch, body.ref_audio)
         speech = await faults.run_cancellable(
@@ -415,12 +432,18 @@ async def create_speech(body: SpeechRequest, request: Request) -> Response:
             return error_response(f"Speech generation failed: {FAIL_MESSAGE}", 500, "InternalServerError")
     if body.is_raw_audio_stream():
         media_type = "audio/wav" if fmt == "wav" else "audio/pcm"
-        stream = _raw_stream(request_id, speech, fmt, fail_after, fail_message)
+        stream = _raw_stream(request_id, speech, fmt, fail_after, fail_message, factor)
         return StreamingResponse(stream, media_type=media_type, headers=headers)
     if body.is_sse_stream():
-        events = _sse_stream(request_id, body, speech, fmt, fail_after, fail_message)
+        events = _sse_stream(request_id, body, speech, fmt, fail_after, fail_message, factor)
         return StreamingResponse(events, media_type="text/event-stream", headers=headers)
     data = await asyncio.to_thread(audio.encode_audio, speech.pcm, speech.sample_rate, fmt)
+    wait = began + whole_file_due(speech, factor) - asyncio.get_running_loop().time()
+    if wait > 0:  # the rest of the generation time a GPU at --speech-realtime-factor would take
+        try:
+            await faults.run_cancellable(request, request_id, asyncio.sleep(wait))
+        except faults.ClientGone:
+            return Response(status_code=499)
     usage = usage_of(body, speech)
     headers.update({
         "X-VLLM-OMNI-INPUT-TOKENS": str(usage["input_tokens"]),
