@@ -565,7 +565,7 @@ def test_every_omni_server_line_in_advice_parses() -> None:
              _advice.server_stop("img"), _advice.serve_model("org/m"), _advice.attach_instead("http://h:1"),
              _advice.keep_to_share("org/m"), _advice.stops_with_kernel("org/m"), _advice.name_taken("img", "org/m at http://h:1"),
              _advice.served_elsewhere("org/m", 7, "http://h:1"), _advice.second_copy("org/m", 7, "http://h:1"),
-             _advice.sim_family()]
+             _advice.sim_family(), _advice.name_which("logs", "a, b")]
     lines = [found.split(" -- ")[0] for text in texts for found in re.findall(r"`%omni_server ([^`]+)`", text)]
     assert len(lines) >= len(texts)
     for line in lines:
