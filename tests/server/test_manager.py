@@ -203,6 +203,11 @@ def test_auto_api_key_is_used_but_never_shown(manager: ServerManager) -> None:
     ok = httpx.get(server.url + "/v1/models", headers={"Authorization": f"Bearer {key}"})
     assert ok.json()["data"][0]["id"] == MODEL
     assert key not in server.logs(200)
+    # A private server's key stays in this kernel's memory; only a kept one (which another kernel may
+    # adopt) writes it to the registry file.
+    assert key not in manager.registry.path.read_text()
+    assert manager.start(MODEL, api_key="auto", keep=True) is server
+    assert key in manager.registry.path.read_text()
     assert manager.start(MODEL, api_key="auto") is server  # reused, same key
     other = manager.start(MODEL)  # no key asked: another server
     assert other.pid != server.pid and other.api_key is None
