@@ -16,6 +16,7 @@ __all__ = [
     "START_ONE",
     "LIST_SERVERS",
     "PICK_ONE",
+    "name_which",
     "server_logs",
     "server_restart",
     "server_stop",
@@ -131,6 +132,14 @@ def interrupted(what: str = "the server aborted the request") -> str:
 START_ONE = "start one with `%omni_server start MODEL` (add --sim without a GPU)"
 LIST_SERVERS = "`%omni_server list`"
 PICK_ONE = "pick one with `%omni_server use NAME` (Python: default_manager().use(NAME)), or ask for the model by name"
+
+
+def name_which(action: str, names: str) -> str:
+    """``%omni_server logs|stop|restart`` with no NAME while several servers run and none is the default."""
+    python = {"logs": "default_manager().get(NAME).logs()", "stop": "default_manager().stop(NAME)",
+              "restart": "default_manager().restart(NAME)"}.get(action, f"default_manager().{action}(NAME)")
+    return (f"several servers run ({names}); say which: `%omni_server {action} NAME` (Python: {python}), "
+            "or make one the default with `%omni_server use NAME`")
 
 
 def server_logs(name: str, lines: int | None = None) -> str:

@@ -330,7 +330,8 @@ class ServerManagerError(VomniError):
 
 
 class ServerStartError(ServerManagerError):
-    """A server did not become ready. ``cause`` and ``advice`` are one line each."""
+    """A server did not become ready. ``cause`` and ``advice`` are one line each; ``before`` says what the
+    start had already stopped (a server of the same model with other arguments, a server holding the name)."""
 
     def __init__(
         self,
@@ -346,6 +347,11 @@ class ServerStartError(ServerManagerError):
         self.advice = advice
         self.log_tail = log_tail
         self.log_path = log_path
+        self.before: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return text + "".join(f"\nBefore this start, it {note}." for note in self.before)
 
 
 class ServerExited(ServerStartError):

@@ -142,3 +142,26 @@ def test_loading_the_extension_imports_no_client_pil_httpx_or_manager() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_logs_stop_restart_without_a_name_ask_which_when_several_run(shell: InteractiveShell) -> None:
+    shell.run_line_magic("omni_server", f"start {MODEL} --name a")
+    shell.run_line_magic("omni_server", "start Qwen/Qwen-Image-Edit --name b")
+    for action in ("logs", "stop", "restart"):
+        with pytest.raises(UsageError, match=rf"several servers run \(a, b\); say which: `%omni_server {action} NAME`"):
+            shell.run_line_magic("omni_server", action)
+    shell.run_line_magic("omni_server", "use b")
+    with capture_output() as logs:
+        shell.run_line_magic("omni_server", "logs -n 2")  # a default is named: no question
+    assert len(_text(logs).splitlines()) == 2
+
+
+def test_a_failed_start_says_what_it_replaced_first(shell: InteractiveShell, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = shell.run_line_magic("omni_server", f"start {MODEL}")
+    url, pid = first.url, first.pid
+    monkeypatch.setenv("STANDIN_FAIL", "oom")
+    with pytest.raises(ServerCommandError) as caught:
+        shell.run_line_magic("omni_server", f"start {MODEL} -- --vae-use-tiling")  # other arguments: replaces it
+    rendered = "\n".join(caught.value._render_traceback_())
+    assert f"Before this start, it replaced the server at {url} (pid {pid})" in rendered, rendered
+    assert "Before this start" in str(caught.value.error)  # Python callers read it in the message too

@@ -203,6 +203,11 @@ def test_auto_api_key_is_used_but_never_shown(manager: ServerManager) -> None:
     ok = httpx.get(server.url + "/v1/models", headers={"Authorization": f"Bearer {key}"})
     assert ok.json()["data"][0]["id"] == MODEL
     assert key not in server.logs(200)
+    # A private server's key stays in this kernel's memory; only a kept one (which another kernel may
+    # adopt) writes it to the registry file.
+    assert key not in manager.registry.path.read_text()
+    assert manager.start(MODEL, api_key="auto", keep=True) is server
+    assert key in manager.registry.path.read_text()
     assert manager.start(MODEL, api_key="auto") is server  # reused, same key
     other = manager.start(MODEL)  # no key asked: another server
     assert other.pid != server.pid and other.api_key is None
@@ -565,7 +570,7 @@ def test_every_omni_server_line_in_advice_parses() -> None:
              _advice.server_stop("img"), _advice.serve_model("org/m"), _advice.attach_instead("http://h:1"),
              _advice.keep_to_share("org/m"), _advice.stops_with_kernel("org/m"), _advice.name_taken("img", "org/m at http://h:1"),
              _advice.served_elsewhere("org/m", 7, "http://h:1"), _advice.second_copy("org/m", 7, "http://h:1"),
-             _advice.sim_family()]
+             _advice.sim_family(), _advice.name_which("logs", "a, b")]
     lines = [found.split(" -- ")[0] for text in texts for found in re.findall(r"`%omni_server ([^`]+)`", text)]
     assert len(lines) >= len(texts)
     for line in lines:

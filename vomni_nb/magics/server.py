@@ -47,6 +47,7 @@ class ServerCommandError(Exception):
                 lines.append(f"Cause: {error.cause}")
             if error.advice:
                 lines.append(f"Advice: {error.advice}")
+            lines.extend(f"Before this start, it {note}." for note in error.before)
             if error.log_tail:
                 lines.append("--- last log lines" + (f" ({error.log_path})" if error.log_path else "") + " ---")
                 lines.extend(error.log_tail.splitlines())
@@ -146,6 +147,8 @@ class ServerMagics(VomniMagics):
             server = manager.attach(args.target, name=args.name, api_key=args.api_key)
             show(f"attached {server.name} at {server.url} (model {server.model}; started elsewhere, never stopped here)")
             return server
+        if action in ("restart", "stop", "logs") and not args.target:
+            _check_one_is_meant(manager, action)
         if action == "restart":
             return manager.restart(args.target)
         if action == "use":
@@ -185,3 +188,11 @@ def load_ipython_extension(ipython: Any) -> None:
     from vomni_nb.magics import add_family
 
     add_family(ipython, ServerMagics)
+
+
+def _check_one_is_meant(manager: ServerManager, action: str) -> None:
+    """No NAME given: fine with one server or a default; with several, the advice names this very command."""
+    servers = manager.servers
+    if len(servers) > 1 and manager.default_name not in {server.name for server in servers}:
+        names = ", ".join(server.name for server in servers)
+        raise UsageError(_advice.name_which(action, names))

@@ -33,14 +33,18 @@ def run_id(pid: int, pid_started: float) -> str:
 
 
 def entry_for(server: Server, owner: Owner) -> Entry:
-    """The registry row of a launched or adopted server."""
+    """The registry row of a launched or adopted server.
+
+    The key is written only for a kept server, which another kernel may adopt and then must be able to
+    talk to; a private server's key stays in its kernel's memory (its orphan, keyed, is ended, not adopted).
+    """
     run, spec = server.run, server.spec
     assert run is not None and spec is not None, "only launched servers are registered"
     return Entry(
         id=run.registry_id, pid=run.pid, pgid=run.pgid, pid_started=run.pid_started, host=server.host,
         port=run.port, model=server.model, kind=server.kind, args=spec.extra_args, identity=spec.identity(),
         owner_pid=owner.pid, owner_started=owner.started, started_at=run.started_at, keep=server.keep,
-        log_path=str(run.log_path), api_key=server.api_key,
+        log_path=str(run.log_path), api_key=server.api_key if server.keep else None,
     )
 
 

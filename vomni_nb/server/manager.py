@@ -171,7 +171,13 @@ class ServerManager:
             server = Server(manager=self, name=name or model, model=model, kind=spec.kind, host=self.host,
                             owned=True, keep=keep, api_key=key, spec=spec)
             self._take_name(server.name, server, notes)
-            self._launch(server, wanted_port, timeout, reporter, notes)
+            try:
+                self._launch(server, wanted_port, timeout, reporter, notes)
+            except ServerStartError as exc:
+                # What this start stopped on its way (a replaced server, a taken name) is gone too: a failed
+                # start must say so, or a typo in the flags silently costs a loaded model.
+                exc.before = tuple(notes)
+                raise
             self._books.add(server)
             return server
 
