@@ -4,7 +4,6 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PORT   ?= 8091
-MODEL  ?= Tongyi-MAI/Z-Image-Turbo
 HEADLESS ?=
 ATTACH ?=
 
@@ -42,7 +41,7 @@ coverage: $(STAMP)
 	$(BIN)/python tools/branch_coverage.py --fail-under 90
 
 demo: $(STAMP)
-	$(BIN)/python tools/demo.py --model '$(MODEL)' --port $(PORT) $(if $(HEADLESS),--headless,) $(if $(ATTACH),--attach '$(ATTACH)',)
+	$(BIN)/python tools/demo.py --port $(PORT) $(if $(HEADLESS),--headless,) $(if $(ATTACH),--attach '$(ATTACH)',)
 
 # Every benchmark in benchmarks/, one table, JSON in benchmarks/results/ (BENCH_ARGS=--quick for a smoke run).
 bench: $(STAMP)

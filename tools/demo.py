@@ -1,14 +1,16 @@
-"""``make demo``: start vomni-sim through the server manager, then open the quickstart in JupyterLab
-(``make demo HEADLESS=1``: execute it and write HTML a person can open).
+"""``make demo``: start the quickstart's simulators through the server manager, then open the quickstart
+in JupyterLab (``make demo HEADLESS=1``: execute it and write HTML a person can open).
 
 Rules:
-1. It uses only servers it started (or, with ``--attach URL``, the one it was told to use): the
-   manager takes ``--port`` (default 8091) or, when that is taken, the next free port, and the demo
-   says which. It keeps its own server registry under the output folder, so it never adopts a
-   server another notebook kept running.
-2. It stops what it started on exit: Ctrl-C, SIGTERM, the end of the headless run, or, if this process
-   is killed outright, the manager's watchdog.
-3. The notebook finds the server through ``VOMNI_URL`` (and ``VOMNI_BASE_URL``, which ``OmniClient()`` reads).
+1. It starts, ahead, the simulators the notebook's own ``%omni_server start MODEL --sim`` lines ask for
+   (read from the notebook), as kept servers in a registry of its own, so the notebook's kernel reuses
+   them at once and never adopts a server another notebook kept running. The manager takes ``--port``
+   (default 8091) or, when that is taken, the next free port, and the demo says which.
+2. It uses only servers it started (or, with ``--attach URL``, the one it was told to use, which the
+   notebook's plain ``OmniClient()`` reaches through ``VOMNI_BASE_URL``).
+3. It stops what it started on exit: Ctrl-C, SIGTERM, the end of the headless run. Kept servers outlive
+   their starter by design, so the demo stops each one itself; if it is killed outright (SIGKILL), the
+   next ``make demo`` finds them in its registry and reuses them.
 
 Dev tooling, not part of the installed package: it needs the repository's ``notebooks/``.
 """
@@ -17,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -27,7 +31,9 @@ from vomni_nb.errors import ServerManagerError
 from vomni_nb.server import Server, ServerManager
 
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOK = ROOT / "notebooks" / "quickstart.ipynb"
+NOTEBOOK = ROOT / "notebooks" / "01_quickstart.ipynb"
+# What the kernels started from here inherit (restored afterwards: main() also runs inside the tests' process).
+_KERNEL_ENV = ("VOMNI_URL", "VOMNI_BASE_URL", "VOMNI_REGISTRY_DIR")
 
 
 class ConsoleReporter:
@@ -48,16 +54,36 @@ class ConsoleReporter:
         print(f"  {model}: start failed after {elapsed:.1f} s", flush=True)
 
 
-def run_headless(notebook: Path, out_dir: Path) -> Path:
-    """Execute ``notebook`` in a fresh kernel (it inherits this process's environment) and write it,
-    as .ipynb and .html, into ``out_dir``. Returns the HTML file."""
+def sim_models(notebook: Path) -> list[str]:
+    """The models the notebook starts with ``%omni_server start MODEL ... --sim``, in order (pure)."""
+    import nbformat
+
+    models: list[str] = []
+    for cell in nbformat.read(notebook, as_version=4).cells:
+        if cell.cell_type != "code":
+            continue
+        for line in cell.source.splitlines():
+            found = re.search(r"%omni_server\s+start\s+(.*)", line)
+            if found is None:
+                continue
+            words = shlex.split(found.group(1).split("#", 1)[0])
+            if words and "--sim" in words and words[0] not in models:
+                models.append(words[0])
+    return models
+
+
+def run_headless(notebook: Path, out_dir: Path, cwd: Path | None = None) -> Path:
+    """Execute ``notebook`` in a fresh kernel (it inherits this process's environment) whose working
+    directory is ``cwd`` (default ``out_dir``, so files the notebook writes land beside its HTML), and
+    write it, as .ipynb and .html, into ``out_dir``. Returns the HTML file."""
     import nbformat
     from nbclient import NotebookClient
     from nbconvert import HTMLExporter
 
-    nb = nbformat.read(notebook, as_version=4)
-    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
     out_dir.mkdir(parents=True, exist_ok=True)
+    nb = nbformat.read(notebook, as_version=4)
+    workdir = cwd or out_dir
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(workdir)}}).execute()
     nbformat.write(nb, out_dir / notebook.name)
     html, _ = HTMLExporter().from_notebook_node(nb)
     target = out_dir / (notebook.stem + ".html")
@@ -65,19 +91,33 @@ def run_headless(notebook: Path, out_dir: Path) -> Path:
     return target
 
 
-def _serve(manager: ServerManager, args: argparse.Namespace) -> Server:
-    """The demo's server: attached when asked, else a vomni-sim of its own on ``--port`` or the next free one."""
+def _serve(manager: ServerManager, args: argparse.Namespace, models: list[str]) -> list[Server]:
+    """The demo's servers: a vomni-sim of its own for each model, from ``--port`` or the next free one
+    (kept, so the notebook's kernel reuses them), and the one it was told to attach, if any."""
+    servers: list[Server] = []
     if args.attach:
-        server = manager.attach(args.attach)
-        print(f"attached to {server.model} at {server.url} (started elsewhere: the demo never stops it)")
-        return server
-    print(f"starting vomni-sim for {args.model} (simulated; no GPU needed)", flush=True)
-    server = manager.start(args.model, sim=True, port="auto")
-    print(f"vomni-sim serving {args.model} (simulated) at {server.url}")
-    if server.port != args.port:
-        print(f"port {args.port} was taken, so the demo's vomni-sim took port {server.port}")
-    print(f"its log: {server.log_path}")
-    return server
+        attached = manager.attach(args.attach)
+        print(f"attached to {attached.model} at {attached.url} (started elsewhere: the demo never stops it)")
+        servers.append(attached)
+    for model in models:
+        print(f"starting vomni-sim for {model} (simulated; no GPU needed)", flush=True)
+        server = manager.start(model, sim=True, port="auto", keep=True)
+        print(f"vomni-sim serving {model} (simulated) at {server.url}")
+        if len(servers) == (1 if args.attach else 0) and server.port != args.port:
+            print(f"port {args.port} was taken, so the demo's vomni-sim took port {server.port}")
+        print(f"its log: {server.log_path}")
+        servers.append(server)
+    return servers
+
+
+def _stop_all(manager: ServerManager, servers: list[Server]) -> None:
+    """Stop the demo's own servers (kept ones too: nothing else will) and forget attached ones."""
+    for server in servers:
+        try:
+            print(f"make demo: {manager.stop(server)}")
+        except ServerManagerError as exc:  # one failure must not leave the others running
+            print(f"make demo: could not stop {server.name}: {exc}", file=sys.stderr)
+    manager.shutdown()
 
 
 def _open_lab(notebook: Path) -> int:
@@ -104,7 +144,7 @@ def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="Tongyi-MAI/Z-Image-Turbo")
+    parser.add_argument("--notebook", type=Path, default=NOTEBOOK, help="the notebook to open (default: the quickstart)")
     parser.add_argument("--port", type=int, default=8091, help="the port to try first (the next free one if taken)")
     parser.add_argument("--attach", metavar="URL", help="use the server at URL instead of starting one")
     parser.add_argument("--headless", action="store_true", help="execute the notebook and write HTML")
@@ -114,16 +154,22 @@ def main(argv: list[str] | None = None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     manager = ServerManager(registry_dir=out_dir / "servers", default_port=args.port, register_atexit=False,
                             reporter_factory=ConsoleReporter)
+    notebook: Path = args.notebook.resolve()
     previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    saved = {name: os.environ.get(name) for name in ("VOMNI_URL", "VOMNI_BASE_URL")}
+    saved = {name: os.environ.get(name) for name in _KERNEL_ENV}
+    servers: list[Server] = []
     try:
-        server = _serve(manager, args)
-        os.environ["VOMNI_URL"] = os.environ["VOMNI_BASE_URL"] = server.url  # kernels started from here inherit it
+        servers = _serve(manager, args, sim_models(notebook))
+        # Kernels started from here inherit these: the demo's registry (so `%omni_server start` reuses its
+        # servers) and, for a plain OmniClient(), the attached server or the first one.
+        os.environ["VOMNI_REGISTRY_DIR"] = str(manager.registry.directory)
+        if servers:
+            os.environ["VOMNI_URL"] = os.environ["VOMNI_BASE_URL"] = servers[0].url
         if args.headless:
-            target = run_headless(NOTEBOOK, out_dir)
-            print(f"executed {NOTEBOOK.relative_to(ROOT)} -> {target}")
+            target = run_headless(notebook, out_dir)
+            print(f"executed {notebook.name} -> {target}")
             return 0
-        return _open_lab(NOTEBOOK)
+        return _open_lab(notebook)
     except ServerManagerError as exc:
         print(f"make demo: {exc}", file=sys.stderr)
         return 1
@@ -131,8 +177,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
-        manager.shutdown()
-        for name, value in saved.items():  # as it was (main() also runs inside the tests' process)
+        _stop_all(manager, servers)
+        for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
             else:

@@ -619,16 +619,21 @@ def test_unreachable_status_names_the_logs_command(manager: ServerManager, start
 
 
 def test_the_manager_probe_never_shows_the_api_key(manager: ServerManager) -> None:
-    # A server that echoes the request (here the Authorization header) in its error body: a real
-    # vomni-sim never does that on /v1/models, so a small loopback server plays it.
+    # A server that echoes the request (here the token of the Authorization header) in its error body: a
+    # real vomni-sim never does that on /v1/models, so a small loopback server plays it. The token is
+    # echoed without its "Bearer " prefix, so only the probe's own key redaction can hide it (the bearer
+    # pattern alone let a probe that forgot the key pass, issue 16 item 2).
     import http.server
 
     key = "sk-echoed-secret-4242"
 
     class Echo(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            token = str(self.headers.get("Authorization")).removeprefix("Bearer ")
+            # The token starts 5 characters before the probe's 200-character cut: shown whole, redacted
+            # first ("***") or cut first (a 5-character piece of the key stays).
             status, body = (200, b"{}") if self.path == "/health" else (500, (
-                "x" * 190 + f"bad request; headers were {self.headers.get('Authorization')}").encode())
+                "x" * 168 + f"bad request; the token was {token}").encode())
             self.send_response(status)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -648,7 +653,7 @@ def test_the_manager_probe_never_shows_the_api_key(manager: ServerManager) -> No
         server.server_close()
     shown = str(caught.value)
     # The body was cut at 200 characters after redaction: not even a piece of the key is left.
-    assert key not in shown and key[:5] not in shown
+    assert "the token was ***" in shown and key[:5] not in shown
 
 
 def test_decisions_are_logged_without_the_key(manager: ServerManager, caplog: pytest.LogCaptureFixture) -> None:

@@ -67,7 +67,10 @@ class KernelSession:
     def close(self) -> None:
         self.kc.stop_channels()
         if self.km.is_alive():
-            self.km.shutdown_kernel(now=True)
+            # Asked to shut down, not killed: the kernel exits as a person's would, and `make coverage`
+            # keeps what our code did in it (a killed process writes no data; one stuck past
+            # shutdown_wait_time gets SIGTERM, which coverage also survives).
+            self.km.shutdown_kernel(now=False)
         else:
             self.km.cleanup_resources()
         self.km.context.destroy(linger=0)  # ours alone (the manager made it); avoids an unclosed-context warning

@@ -52,9 +52,7 @@ import importlib
 import keyword
 import os
 import re
-import shlex
-import string
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from IPython.core.error import UsageError
@@ -63,6 +61,7 @@ from IPython.core.magic_arguments import argument
 from traitlets import Bool, Float, Int, Unicode, validate
 
 from vomni_nb.errors import InvalidRequestError, VomniError, WrongServerError, redact
+from vomni_nb.magics._parsing import fill_prompt, keys_given, number, one_value, parse_line, split_quiet
 
 if TYPE_CHECKING:
     from vomni_nb.display import WaitLine
@@ -262,85 +261,6 @@ def reading_store(settings: Settings) -> Any:
         raise UsageError(f"There is no history at {path} (%config VomniMagics.history_path); nothing has been recorded "
                          "there yet.")
     return _shared_store(path)
-
-
-def split_quiet(line: str) -> tuple[str, bool]:
-    """``"--seed 3;"`` -> (``"--seed 3"``, True): a trailing ``;`` on the magic line shows nothing."""
-    stripped = line.rstrip()
-    if stripped.endswith(";"):
-        return stripped[:-1], True
-    return line, False
-
-
-def parse_line(magic: Callable[..., Any], line: str) -> Any:
-    """The magic's argparse namespace for ``line``; a UsageError (keys redacted) for anything it refuses."""
-    try:
-        words = shlex.split(line)
-    except ValueError as exc:  # unbalanced quotes: argparse would give a worse message
-        raise UsageError(f"cannot parse {redact(line)!r}: {exc}") from exc
-    # shlex, not IPython's arg_split (which keeps the quotes around --negative 'a, b' in the value).
-    try:
-        return magic.parser.parse_args(words)  # type: ignore[attr-defined]
-    except UsageError as exc:  # argparse quotes what it refused, a key given where none is taken included
-        raise UsageError(redact(str(exc), *keys_given(words))) from None
-
-
-def keys_given(words: Sequence[str]) -> list[str]:
-    """The values ``--api-key`` is given in ``words`` (redacted from every message, wherever they appear)."""
-    keys = [word.split("=", 1)[1] for word in words if word.startswith("--api-key=")]
-    return keys + [value for flag, value in zip(words, words[1:]) if flag == "--api-key"]
-
-
-def number(flag: str, text: str | None, kind: type) -> Any:
-    """``text`` as an int or float (None stays None), or a UsageError naming the flag."""
-    if text is None:
-        return None
-    try:
-        return kind(text)
-    except ValueError:
-        noun = "a whole number" if kind is int else "a number"
-        raise UsageError(f"{flag} takes {noun}; got {text!r}.") from None
-
-
-def one_value(flag: str, text: str | None) -> str | None:
-    """A flag that takes one value: a list (``1,2``) or a range (``1..4``) is a UsageError saying so."""
-    if text is not None and ("," in text or ".." in text):
-        raise UsageError(f"{flag} takes one value here; got {text!r} (a list or range sweeps only --seed, "
-                         "--guidance, --steps, --size and --model/--server).")
-    return text
-
-
-# {name}, {name.attr}, {name[0]}, {name['key']}; {{name}} is the escape for a literal {name}.
-_NAME = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*|\[[^\[\]{}]+\])*"
-_FIELD = re.compile(r"\{\{(?P<escaped>" + _NAME + r")\}\}|\{(?P<field>" + _NAME + r")\}")
-
-
-def fill_prompt(text: str, namespace: Mapping[str, Any]) -> str:
-    """The cell body with each ``{name}`` (``{name.attr}``, ``{name[0]}``) replaced by its value in ``namespace``.
-
-    Only those shapes are fields: ``$``, JSON, other braces (``{ }``, ``{"a": 1}``, ``{1}``) are left as they
-    are, and ``{{name}}`` is the escape that leaves ``{name}`` in the prompt. A name that is not defined is a
-    UsageError naming it.
-    """
-    formatter = string.Formatter()
-
-    def replace(match: re.Match[str]) -> str:
-        if match.group("escaped"):
-            return "{" + match.group("escaped") + "}"
-        field = match.group("field")
-        try:
-            value, _ = formatter.get_field(field, (), namespace)
-        except KeyError as exc:
-            name = field.split(".")[0].split("[")[0]
-            if name not in namespace:
-                raise UsageError(f"{{{field}}} in the prompt: no variable {name!r} is defined (write {{{{{field}}}}} "
-                                 "for a literal brace).") from None
-            raise UsageError(f"{{{field}}} in the prompt: {name} has no item {exc}.") from None
-        except (AttributeError, IndexError, TypeError, ValueError) as exc:
-            raise UsageError(f"{{{field}}} in the prompt: {exc}.") from None
-        return str(value)
-
-    return _FIELD.sub(replace, text)
 
 
 @contextlib.contextmanager

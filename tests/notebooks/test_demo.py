@@ -1,5 +1,6 @@
-"""`make demo HEADLESS=1` (tools/demo.py): its own vomni-sim through the manager, the quickstart executed to HTML,
-everything it started stopped at the end; with another server on its port it takes the next free one and says so."""
+"""`make demo HEADLESS=1` (tools/demo.py): the quickstart's simulators started ahead through the manager and
+reused by the notebook's kernel, the quickstart executed to HTML, everything it started stopped at the end;
+with another server on its port it takes the next free one and says so."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.notebooks import QUICKSTART
 from tests.support.sims import IMAGE_MODEL, free_port
 from tools import demo
 from vomni_nb.server.launch import group_alive
@@ -28,10 +30,17 @@ def demo_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     return tmp_path / "out"
 
 
-def _check_html(out: Path) -> None:
-    html = (out / "quickstart.html").read_text(encoding="utf-8")
+def _check_html(out: Path) -> str:
+    html = (out / f"{QUICKSTART.stem}.html").read_text(encoding="utf-8")
     # A large picture shows as a JPEG preview (the full file is in the history store).
     assert ("data:image/png;base64," in html or "data:image/jpeg;base64," in html) and "<audio controls" in html
+    return html
+
+
+def test_the_demo_starts_what_the_quickstart_starts() -> None:
+    assert demo.NOTEBOOK == QUICKSTART
+    assert demo.sim_models(QUICKSTART) == [IMAGE_MODEL, "Qwen/Qwen3-TTS-12Hz-1.7B-CustomVoice",
+                                           "Qwen/Qwen3-Omni-30B-A3B-Instruct"]
 
 
 @pytest.mark.slow
@@ -40,14 +49,18 @@ def test_make_demo_headless_writes_html(demo_env: Path, capsys: pytest.CaptureFi
     """What `make demo HEADLESS=1` runs: its own vomni-sim on the given port, then the quickstart, to HTML."""
     port = free_port()
     assert demo.main(["--headless", "--port", str(port), "--out", str(demo_env)]) == 0
-    _check_html(demo_env)
+    html = _check_html(demo_env)
     said = capsys.readouterr().out
     assert f"vomni-sim serving {IMAGE_MODEL} (simulated) at http://127.0.0.1:{port}" in said
     assert "was taken" not in said
-    (log,) = (demo_env / "servers" / "logs").glob("*.log")
-    assert "vomni-sim" in log.read_text() and f"its log: {log}" in said
-    pid = int(log.read_text().split("pid=")[1].split(")")[0])
-    assert not group_alive(pid), "the demo stops the server it started"
+    # The notebook's own `%omni_server start ... --sim` lines reused the demo's servers, all three.
+    assert html.count("reused at") == 3 and f"http://127.0.0.1:{port}" in html
+    logs = sorted((demo_env / "servers" / "logs").glob("*.log"))
+    assert len(logs) == 3
+    for log in logs:
+        assert "vomni-sim" in log.read_text() and f"its log: {log}" in said
+        pid = int(log.read_text().split("pid=")[1].split(")")[0])
+        assert not group_alive(pid), "the demo stops the servers it started"
 
 
 class _Foreign(http.server.BaseHTTPRequestHandler):
