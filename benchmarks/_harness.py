@@ -63,7 +63,7 @@ def summary(benchmark: str, variant: str, samples: Sequence[float], unit: str, *
     else:
         spread = (values[0], values[-1]) if len(values) > 1 else None
     return Row(benchmark, variant, statistics.median(values), unit, spread, len(values), baseline, note=note,
-               extra=extra)
+               extra={"min": values[0], "max": values[-1], **extra})
 
 
 def ratios(rows: list[Row]) -> None:

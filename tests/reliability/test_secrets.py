@@ -1,12 +1,14 @@
 """Every notebook in notebooks/, executed against simulators that require an API key: the key is found in no
 output, log file, history row or stored file, saved file, repr or error message.
 
-Each notebook is copied into a workspace of its own and changed in one way only: every ``%omni_server
-start|attach`` line gets ``--api-key KEY``, and the kernel has ``VOMNI_API_KEY=KEY`` (for clients made from
-a URL, pointed by ``VOMNI_BASE_URL`` at a keyed vomni-sim this test starts). A last cell checks that the
-notebook's own servers refuse a request without the key (so the key was really in play). Then every byte
-the run left is searched, except the two places the key must be: the cells' sources (the reader typed it)
-and the server registry (the next kernel needs it to reuse a kept server; the file is the owner's alone).
+Each notebook runs as the headless tests run it (``tests/support/notebooks.py``: a workspace beside the
+stand-ins, a private registry, history and storage), changed in one way only: every ``%omni_server
+start|attach`` line gets ``--api-key KEY`` (before any ``--``), and the kernel has ``VOMNI_API_KEY=KEY`` (for
+clients made from a URL, which ``VOMNI_BASE_URL`` points at a keyed vomni-sim this test starts). A cell after
+the first start checks that the notebook's servers refuse a request without the key (so the key is in play).
+Then every byte the run left is searched, except the two places the key must be: the cells' sources (the
+reader typed it) and the server registry (the next kernel needs it to reuse a kept server; the file is the
+owner's alone).
 """
 
 from __future__ import annotations
@@ -21,12 +23,12 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from tests.support.notebooks import NOTEBOOKS, isolate, workspace
 from tests.support.sims import IMAGE_MODEL, launch_sim
 
 pytestmark = [pytest.mark.kernel, pytest.mark.slow]
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb"))
-SERVER_LINE = re.compile(r"^(.*%omni_server\s+(?:start|attach)\b.*)$", re.M)
+SERVER_LINE = re.compile(r"^(?P<head>.*%omni_server\s+(?:start|attach)\b.*?)(?P<tail>\s+--\s.*)?$", re.M)
 CHECK_CELL = """\
 import httpx, vomni_nb
 refused = {s.url: httpx.get(s.url + "/v1/models").status_code for s in vomni_nb.default_manager().list_servers()}
@@ -34,13 +36,17 @@ print("KEYCHECK", sorted(set(refused.values())))
 """
 
 
-def _with_key(notebook: Path, key: str) -> nbformat.NotebookNode:
+def _with_key(notebook: Path, key: str) -> tuple[nbformat.NotebookNode, int]:
+    """The notebook with the key on every start/attach line, and the index of the check cell added."""
     nb = nbformat.read(notebook, as_version=4)
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            cell.source = SERVER_LINE.sub(lambda m: f"{m.group(1)} --api-key {key}", cell.source)
-    nb.cells.append(nbformat.v4.new_code_cell(CHECK_CELL))
-    return nb
+    check = None
+    for index, cell in enumerate(list(nb.cells)):
+        if cell.cell_type == "code" and SERVER_LINE.search(cell.source):
+            cell.source = SERVER_LINE.sub(lambda m: f"{m['head']} --api-key {key}{m['tail'] or ''}", cell.source)
+            check = index + 1 if check is None else check
+    assert check is not None, f"{notebook.name} starts no server: nothing here would use the key"
+    nb.cells.insert(check, nbformat.v4.new_code_cell(CHECK_CELL))
+    return nb, check
 
 
 def _fragments(key: str) -> list[bytes]:
@@ -63,26 +69,23 @@ def _leaks(folder: Path, key: str, skip: set[Path]) -> list[str]:
 def test_no_notebook_leaves_the_api_key_anywhere(notebook: Path, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     key = f"sk-vomni-{secrets.token_hex(16)}"
-    work = tmp_path / "work"
-    work.mkdir()
-    registry, history = tmp_path / "registry", tmp_path / "history"
+    isolate(monkeypatch, tmp_path)
+    work = workspace(tmp_path)
+    registry = tmp_path / "registry"
     (tmp_path / "sim-logs").mkdir()
     sim = launch_sim(IMAGE_MODEL, log_dir=tmp_path / "sim-logs", api_key=key)
     try:
-        for name, value in {"VOMNI_API_KEY": key, "VOMNI_BASE_URL": sim.url, "VOMNI_REGISTRY_DIR": str(registry),
-                            "VOMNI_HISTORY": str(history / "history.sqlite3"),
-                            "VOMNI_SIM_STORAGE": str(tmp_path / "storage"),
-                            "VOMNI_SIM_VOICES_DIR": str(tmp_path / "voices")}.items():
-            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("VOMNI_API_KEY", key)
+        monkeypatch.setenv("VOMNI_BASE_URL", sim.url)
         monkeypatch.delenv("VLLM_API_KEY", raising=False)
-        nb = _with_key(notebook, key)
+        nb, check = _with_key(notebook, key)
         NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(work)}}).execute()
     finally:
         sim.stop()
     saved = work / notebook.name
-    nbformat.write(nb, saved)
-    printed = "".join(out.get("text", "") for out in nb.cells[-1].outputs)
-    assert "KEYCHECK" in printed and "200" not in printed.split("KEYCHECK")[1], printed  # every server wants the key
+    nbformat.write(nb, saved)  # over the workspace's copy: the executed notebook, as a reader would save it
+    printed = "".join(out.get("text", "") for out in nb.cells[check].outputs)
+    assert "KEYCHECK [401]" in printed, printed  # the notebook's servers all want the key
     # The search finds the key where it must be, so finding it nowhere else means something.
     assert key.encode() in saved.read_bytes()
     outputs = json.dumps([cell.get("outputs", []) for cell in nb.cells]).encode()
@@ -91,5 +94,5 @@ def test_no_notebook_leaves_the_api_key_anywhere(notebook: Path, tmp_path: Path,
     for path in registry_files:
         if key.encode() in path.read_bytes():
             assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, f"{path} holds the key and others can read it"
-    assert history.exists(), "the notebook recorded nothing: the history search would prove nothing"
+    assert (tmp_path / "history").exists(), "the notebook recorded nothing: the history search would prove nothing"
     assert _leaks(tmp_path, key, skip=registry_files | {saved}) == []
