@@ -37,9 +37,11 @@ _WATCH_THE_CHAT = f"""(() => {{
     return true;
 }})()"""
 
+# Run All is over when the kernel is idle and every cell ran, or a cell failed (the rest then never run).
 _FINISHED = f"""(() => {{
     const cells = {_CODE_CELLS};
-    return cells.length > 0 && cells.every(c => c.model.executionCount !== null)
+    const failed = cells.some(c => c.model.outputs.toJSON().some(o => o.output_type === 'error'));
+    return cells.length > 0 && (failed || cells.every(c => c.model.executionCount !== null))
         && {_PANEL}.sessionContext.session?.kernel?.status === 'idle';
 }})()"""
 
