@@ -173,7 +173,8 @@ def figure(image: ImageResult, *, side: int | None = None, caption: str | None =
     img = (f'<img src="{shown.data_url}" width="{shown.width}" height="{shown.height}" '
            f'alt="{html.escape(image.prompt, quote=True)}"/>')
     body = f'<figure style="display:inline-block;margin:4px;vertical-align:top">{img}' \
-           f'<figcaption style="font-size:90%">{label}{where}</figcaption></figure>'
+           f'<figcaption style="font-size:90%;max-width:{max(shown.width, 160)}px;overflow-wrap:anywhere">' \
+           f'{label}{where}</figcaption></figure>'  # a long file path wraps under its picture, not past the grid
     return Figure(html=body, text=text, preview=shown, file=file, link=link)
 
 
