@@ -17,11 +17,14 @@ from vomni_nb.errors import (
     APIConnectionError,
     APITimeoutError,
     BadRequestError,
+    BatchItemError,
     Interrupted,
     InvalidRequestError,
     JobFailedError,
     JobTimeoutError,
+    NotFoundError,
     OverloadedError,
+    ResponseFormatError,
     ServerError,
     WrongServerError,
 )
@@ -110,6 +113,66 @@ def test_interrupt_at_a_sleep_deletes_the_job_then_reraises(interrupt: type[Base
     with pytest.raises(interrupt):
         driver.run(_video_plans.video(core, "a boat", poll_interval=1.0))
     assert driver.requests == ["POST /v1/videos", "GET /v1/videos/video_gen_1", "DELETE /v1/videos/video_gen_1"]
+
+
+def test_interrupts_in_wait_video_leave_the_job_and_a_finished_job_is_never_cancelled() -> None:
+    core = plan_core()
+    seen: list[str] = []
+    driver = PlanDriver(VideoServer("in_progress"), clock=core.clock, interrupt_at_sleep=1)  # type: ignore[arg-type]
+    with pytest.raises(Interrupted, match="still running"):
+        driver.run(_video_plans.wait_video(core, "video_gen_1", on_progress=lambda job: seen.append(job["status"])))
+    assert seen == ["in_progress", "left_running"]  # the status line ends saying the job goes on
+    # A cancelled task (the async client) is left as it is: no DELETE, the cancellation itself re-raised.
+    driver = PlanDriver(VideoServer("in_progress"), clock=core.clock,  # type: ignore[arg-type]
+                        interrupt_at_sleep=1, interrupt=asyncio.CancelledError)
+    with pytest.raises(asyncio.CancelledError):
+        driver.run(_video_plans.wait_video(core, "video_gen_1", on_progress=None))
+    assert "DELETE /v1/videos/video_gen_1" not in driver.requests
+
+    # Ctrl-C while the status line draws a finished job: the job is done, so nothing is cancelled.
+    def interrupted_at_the_end(job: dict[str, Any]) -> None:
+        if job["status"] == "completed":
+            raise KeyboardInterrupt
+
+    driver = PlanDriver(VideoServer("completed"), clock=core.clock)  # type: ignore[arg-type]
+    with pytest.raises(KeyboardInterrupt):
+        driver.run(_video_plans.video(core, "a boat", poll_interval=1.0, on_progress=interrupted_at_the_end))
+    assert "DELETE /v1/videos/video_gen_1" not in driver.requests
+
+
+def test_an_interrupt_is_reported_even_when_the_cancel_fails() -> None:
+    core = plan_core()
+    server = VideoServer("in_progress")
+
+    def answer(spec: RequestSpec) -> Any:
+        return reply(502, b"<html>bad gateway</html>") if spec.method == "DELETE" else server(spec)
+
+    seen: list[str] = []
+    driver = PlanDriver(answer, clock=core.clock, interrupt_at_sleep=1)
+    with pytest.raises(Interrupted, match="was cancelled on the server"):
+        driver.run(_video_plans.video(core, "a boat", poll_interval=1.0, on_progress=lambda job: seen.append(job["status"])))
+    assert driver.requests[-1] == "DELETE /v1/videos/video_gen_1" and seen[-1] == "cancelled"
+
+
+def test_a_poll_answered_by_something_else_is_its_status_error() -> None:
+    # A proxy's HTML 502 in place of the job (not JSON), or a 404 JSON error that is no failed job.
+    core = plan_core()
+    for answer, kind in ((reply(502, b"<html>bad gateway</html>"), ServerError),
+                         (reply(404, {"error": {"message": "no such job", "code": 404}}), NotFoundError)):
+        driver = PlanDriver(lambda spec, answer=answer: answer)  # type: ignore[misc]
+        with pytest.raises(kind) as caught:
+            driver.run(_video_plans.wait_video(core, "video_gen_1", on_progress=None))
+        assert "/v1/videos/video_gen_1" in str(caught.value)
+    with pytest.raises(ServerError, match="an HTML page instead of an API error"):
+        PlanDriver(lambda spec: reply(502, b"<html>x</html>")).run(_video_plans.download_video(core, "video_gen_1"))
+
+
+def test_download_video_of_a_failed_job_is_its_failure() -> None:
+    failed = _job("failed", error={"code": 507, "message": "out of memory"})
+    driver = PlanDriver(lambda spec: reply(507, failed))  # a failed job is polled with its failure's status
+    with pytest.raises(JobFailedError, match="failed: out of memory") as caught:
+        driver.run(_video_plans.download_video(plan_core(), "video_gen_1"))
+    assert driver.requests == ["GET /v1/videos/video_gen_1"] and caught.value.advice
 
 
 def test_a_failed_job_is_not_cancelled() -> None:
@@ -281,3 +344,46 @@ def test_a_failed_job_says_the_memory_advice_once() -> None:
     with pytest.raises(JobFailedError) as caught:
         driver.run(_video_plans.video(core, "a boat", poll_interval=0.1, on_progress=None))
     assert str(caught.value).count("quantized") == 1 and "fewer frames" not in str(caught.value)
+
+
+def test_a_batch_item_refused_by_the_checkpoint_says_which_and_never_shows_the_key() -> None:
+    # The failed item is returned in its place, not raised: redaction must reach it in the plan itself.
+    secret = "sk-batch-2f9c"
+    core = plan_core(model="Qwen/Qwen3-TTS-12Hz-1.7B-CustomVoice", api_key=secret)
+    wav = base64.b64encode(b"RIFF" + b"\0" * 4 + b"WAVE").decode()
+    answer = {"results": [
+        {"index": 0, "status": "error", "error": f"Model does not support task_type='Base' (voice {secret!r})"},
+        {"index": 1, "status": "error", "error": f"Invalid voice '{secret}'"},
+        {"index": 2, "status": "success", "audio_data": wav},
+    ]}
+    driver = PlanDriver(lambda spec: reply(200, answer))
+    cloned, unknown, _ = driver.run(_speech_plans.speak_batch(core, ["a", "b", "c"], response_format="mp3"))
+    assert isinstance(cloned, BatchItemError) and "is a CustomVoice checkpoint" in cloned.advice
+    assert isinstance(unknown, BatchItemError) and unknown.advice.startswith("Check this item's parameters")
+    for item in (cloned, unknown):
+        assert secret not in str(item) and secret not in item.reason and "'***'" in item.reason
+
+
+def test_answers_that_are_not_what_was_asked() -> None:
+    core = plan_core()
+    # A chat-route image request answered with text only, /health with a 500, a voice upload without its voice.
+    text_only = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "no picture"},
+                              "finish_reason": "stop"}]}
+    with pytest.raises(ResponseFormatError, match="holds no image"):
+        PlanDriver(lambda spec: reply(200, text_only)).run(_plans.image(core, "a fox", via="chat"))
+    with pytest.raises(ServerError, match="500"):
+        PlanDriver(lambda spec: reply(500, {"error": {"message": "boom", "code": 500}})).run(_service_plans.health(core))
+    with pytest.raises(ResponseFormatError, match="has no 'voice'"):
+        PlanDriver(lambda spec: reply(200, {"success": True})).run(
+            _service_plans.upload_voice(core, "mine", tiny_png(), consent="I agree"))
+
+
+@pytest.mark.parametrize(("plan", "says"), [
+    (lambda core: _plans.image(core, "a fox", via="chat", output_format="jpeg"), "always PNG"),
+    (lambda core: _plans.images(core, "a fox", seeds=[]), "at least one seed"),
+])
+def test_impossible_image_requests_are_refused_before_sending(plan: Any, says: str) -> None:
+    driver = PlanDriver(lambda spec: reply(500))
+    with pytest.raises(InvalidRequestError, match=says):
+        driver.run(plan(plan_core()))
+    assert driver.requests == []

@@ -59,6 +59,9 @@ def test_retry_after_parsing() -> None:
     assert parse_retry_after(email.utils.formatdate(now - 100, usegmt=True), now=now) == 0.0
     assert retry_delay(0, 120.0, POLICY) == 30.0  # capped
     assert retry_delay(0, 2.0, POLICY) == 2.0
+    # "-0000" is RFC 5322's "zone unknown": no moment to wait for, so no Retry-After (backoff instead).
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 -0000") is None
+    assert 0.0 <= retry_delay(3, None, POLICY, random.Random(1)) <= min(POLICY.max_delay, POLICY.base_delay * 8)
 
 
 # Every fault below is served by a real vomni-sim (issue 16 item 8); the client's sleep is a recorder,
@@ -88,6 +91,11 @@ def test_retry_after_is_capped_and_attempts_bounded(start_sim) -> None:  # type:
             client.image("fox", size="64x64")
     assert waits == [4.0, 4.0] and caught.value.retry_after == 3600
     assert sim.log().count(GENERATIONS) == 3
+    # A copy made with_options(max_retries=...) keeps the policy's cap and changes only the count.
+    with OmniClient(sim.url, sleep=waits.append, retry_policy=RetryPolicy(max_retries=2, max_retry_after=4.0)) as client:
+        with pytest.raises(OverloadedError):
+            client.with_options(max_retries=1).image("fox", size="64x64")
+    assert waits == [4.0, 4.0, 4.0] and sim.log().count(GENERATIONS) == 5
 
 
 def test_429_is_retried_after_its_retry_after(start_sim) -> None:  # type: ignore[no-untyped-def]

@@ -130,3 +130,35 @@ def test_rerun_of_video_and_chat(video_server, omni_server, store: HistoryStore,
         answer = chatter.chat_stream("Say hello", modalities=["text"], seed=3).finish()
     again = vomni_nb.rerun(answer.history_id, store=store)
     assert again.identical is True and again.note.endswith(f"the same answer as history #{answer.history_id}")
+
+
+class _Shown:
+    """A result that displays as ``bundle``: Rerun takes any result, and each display form is one branch."""
+
+    def __init__(self, bundle: dict[str, str]) -> None:
+        self.bundle = bundle
+
+    def _repr_mimebundle_(self) -> tuple[dict[str, str], dict[str, object]]:
+        return dict(self.bundle), {mime: {"width": 8} for mime in self.bundle if mime.startswith("image/")}
+
+
+@pytest.mark.parametrize(("bundle", "where"), [
+    ({"text/plain": "r", "text/html": "<b>r</b>"}, "text/html"),
+    ({"text/plain": "r", "text/markdown": "*r*"}, "text/markdown"),
+    ({"text/plain": "r", "image/jpeg": "AAAA"}, "text/html"),
+    ({"text/plain": "r", "image/png": "AAAA"}, "text/html"),
+    ({"text/plain": "r"}, "text/plain"),
+])
+def test_a_rerun_shows_its_note_above_any_result(bundle: dict[str, str], where: str) -> None:
+    from vomni_nb._history.replay import Rerun
+
+    rerun = Rerun(_Shown(bundle), "history #3", False, "rerun of history #3 on http://h: differs <b>", "http://h")
+    data, metadata = rerun._repr_mimebundle_()
+    note = "rerun of history #3 on http://h: differs"
+    assert data["text/plain"] == f"{note} <b>\nr" and note in data[where]
+    if where == "text/html":
+        assert f"{note} &lt;b&gt;</p>" in data[where]  # the note is escaped in HTML
+    if "image/png" in bundle or "image/jpeg" in bundle:  # the picture moves into the HTML, embedded once
+        assert not any(mime.startswith("image/") for mime in data) and "base64,AAAA" in data["text/html"]
+        assert not any(mime.startswith("image/") for mime in metadata)
+    assert metadata["vomni_nb"] == {"rerun_of": "history #3", "identical": False}

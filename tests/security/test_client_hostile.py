@@ -225,9 +225,11 @@ def test_everything_a_hostile_server_causes_is_one_of_ours(hostile: Callable[...
         "image": lambda c: c.image("x"), "chat": lambda c: c.chat("x"), "speak": lambda c: c.speak("x"),
         "models": lambda c: c.models(), "health": lambda c: c.health(), "version": lambda c: c.version(),
         "stream": lambda c: c.chat_stream("x").finish(), "speech": lambda c: c.speak_stream("x").finish(),
-        "voices": lambda c: c.voices.list(),
+        "voices": lambda c: c.voices.list(), "batch": lambda c: c.speak_batch(["x", "y"]),
+        "jobs": lambda c: c.video_jobs(), "wait": lambda c: c.wait_video("j", poll_interval=0.01, timeout=1),
+        "download": lambda c: c.download_video("j"),
     }
-    for mode in ("redirect", "echo", "image-bomb", "wav-bomb", "deep-json"):
+    for mode in ("redirect", "echo", "image-bomb", "wav-bomb", "deep-json", "rewritten", "sse-empty"):
         server = hostile(mode, "--size", "5000")
         with OmniClient(server.url, model="m", api_key=KEY, max_retries=0) as client:
             for name, call in calls.items():
@@ -235,6 +237,18 @@ def test_everything_a_hostile_server_causes_is_one_of_ours(hostile: Callable[...
                     call(client)
                 except VomniError as error:
                     _no_key(error)
+
+
+def test_a_rewritten_or_empty_stream_is_a_stream_error(hostile: Callable[..., HostileServer]) -> None:
+    # A proxy that re-encodes the stream (brotli, never asked for), and a stream closed before its first byte.
+    rewritten, empty = hostile("rewritten"), hostile("sse-empty")
+    with OmniClient(rewritten.url, model="m") as client, \
+            pytest.raises(StreamError, match="encoded as 'br', which this client did not ask for"):
+        client.chat_stream("hi").finish()
+    with OmniClient(empty.url, model="m") as client, \
+            pytest.raises(StreamError, match="ended before its final event") as caught:
+        client.chat_stream("hi").finish()
+    assert caught.value.partial == ""
 
 
 def test_a_stream_stops_at_the_byte_limit_keeping_what_arrived(hostile: Callable[..., HostileServer]) -> None:

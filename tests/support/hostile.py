@@ -17,6 +17,9 @@ Modes (the attacks of issue 14, items 12-16):
 - ``image-bomb``: an image answer whose GIF claims 65535x65535 pixels.
 - ``wav-bomb``: a speech answer whose WAV header has 0xFFFFFFFF sizes and sample rate.
 - ``deep-json``: a 200 answer nested ``--size`` levels deep.
+- ``rewritten``: an event stream whose ``Content-Encoding: br`` the client never asked for (a proxy
+  rewriting answers).
+- ``sse-empty``: event-stream headers, then the connection closes without a byte of body.
 """
 
 from __future__ import annotations
@@ -192,6 +195,13 @@ class Hostile:
         await self.send(writer, with_length("200 OK", "application/json", body))
 
 
+    async def rewritten(self, writer: asyncio.StreamWriter, method: str, path: str, key: str) -> None:
+        await self.send(writer, head("200 OK", "text/event-stream", "Content-Encoding: br\r\n") + b"\x1b\x03\x00" * 8)
+
+    async def sse_empty(self, writer: asyncio.StreamWriter, method: str, path: str, key: str) -> None:
+        await self.send(writer, head("200 OK", "text/event-stream"))
+
+
 async def serve(args: argparse.Namespace) -> None:
     hostile = Hostile(args)
     server = await asyncio.start_server(hostile.handle, "127.0.0.1", 0)
@@ -203,7 +213,7 @@ async def serve(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("mode", choices=["trickle", "big", "gzip", "sse-endless", "sse-line", "redirect", "echo",
-                                         "image-bomb", "wav-bomb", "deep-json"])
+                                         "image-bomb", "wav-bomb", "deep-json", "rewritten", "sse-empty"])
     parser.add_argument("--phase", choices=["headers", "body", "sse"], default="headers")
     parser.add_argument("--interval", type=float, default=2.0)
     parser.add_argument("--size", type=int, default=64 << 20)
