@@ -330,8 +330,9 @@ class ServerManagerError(VomniError):
 
 
 class ServerStartError(ServerManagerError):
-    """A server did not become ready. ``cause`` and ``advice`` are one line each; ``before`` says what the
-    start had already stopped (a server of the same model with other arguments, a server holding the name)."""
+    """A server did not become ready. ``cause`` and ``advice`` are one line each; ``kind`` is the diagnosis's
+    stable tag (``"oom"``, ``"port-in-use"``, ``"timeout"``, … ``"unknown"``); ``before`` says what the start
+    had already stopped (a server of the same model with other arguments, a server holding the name)."""
 
     def __init__(
         self,
@@ -339,12 +340,14 @@ class ServerStartError(ServerManagerError):
         *,
         cause: str = "",
         advice: str = "",
+        kind: str = "",
         log_tail: str = "",
         log_path: str | None = None,
     ) -> None:
         super().__init__(message)
         self.cause = cause
         self.advice = advice
+        self.kind = kind
         self.log_tail = log_tail
         self.log_path = log_path
         self.before: tuple[str, ...] = ()

@@ -29,6 +29,7 @@ from vomni_nb.errors import (
     ServerStartTimeout,
 )
 from vomni_nb.server import ServerManager
+from vomni_nb.server.manager import PORT_RACE_RETRIES
 from vomni_nb.server.launch import group_alive, group_members
 from vomni_nb.server.command import build_command, build_env, parse_gpus
 from vomni_nb.server.handle import LaunchSpec
@@ -143,6 +144,7 @@ def test_each_start_failure_names_its_cause(
         manager.start(MODEL, timeout=20)
     error = caught.value
     assert FAILURES[kind] in error.cause, error.cause
+    assert error.kind == {"gated": "gated-model", "engine-death": "engine-dead"}.get(kind, kind)
     assert error.advice and error.log_tail and error.log_path
     if kind == "engine-death":
         assert not isinstance(error, ServerExited)
@@ -184,6 +186,53 @@ def test_a_port_held_by_another_program_is_a_clear_error(manager: ServerManager)
         manager.default_port = port
         server = manager.start(MODEL, port="auto")
         assert server.port is not None and server.port > port and server.status().state == "ready"
+
+
+def test_an_auto_port_taken_before_the_server_binds_it_moves_to_the_next(
+    manager: ServerManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # vLLM binds its port only after seconds of imports; a program that binds the port the manager
+    # found free in that window makes the server exit with [Errno 98]. The stand-in's bind delay opens
+    # the same window so the test can take the port in it, as a busy machine does by chance.
+    monkeypatch.setenv("STANDIN_BIND_DELAY", "1.5")
+    first = manager.default_port
+    holder = socket.socket()
+    took = threading.Event()
+
+    def take_the_port_once_launched() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(e.port == first for e in manager.registry.entries()):
+            time.sleep(0.01)
+        holder.bind(("127.0.0.1", first))
+        took.set()
+
+    thief = threading.Thread(target=take_the_port_once_launched)
+    thief.start()
+    reporter = _NoteReporter()
+    try:
+        server = manager.start(MODEL, reporter=reporter)
+    finally:
+        thief.join()
+        holder.close()
+    assert took.is_set()
+    assert server.port is not None and server.port != first and server.status().state == "ready"
+    assert reporter.notes == [f"port {first} taken by another program while it started"]
+    failed = [p for p in manager.log_dir.glob("*.log") if f"{first}" in p.name]
+    assert len(failed) == 1 and "[Errno 98]" in failed[0].read_text()
+
+
+def test_a_port_in_use_is_retried_only_on_a_port_the_manager_chose(
+    manager: ServerManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STANDIN_FAIL", "port-in-use")
+    with pytest.raises(ServerExited) as caught:
+        manager.start(MODEL, port=free_port())
+    assert caught.value.kind == "port-in-use" and len(list(manager.log_dir.glob("*.log"))) == 1
+    with pytest.raises(ServerExited) as caught:
+        manager.start(MODEL)  # every port fails: a few tries, then the diagnosis
+    assert caught.value.kind == "port-in-use"
+    assert len(list(manager.log_dir.glob("*.log"))) == 1 + 1 + PORT_RACE_RETRIES
+    assert manager.servers == [] and manager.registry.entries() == []
 
 
 def test_port_held_by_our_own_server_names_it(manager: ServerManager) -> None:

@@ -56,6 +56,7 @@ SIM_TIMEOUT_S = 60.0
 VLLM_TIMEOUT_S = 1200.0  # big omni models download and load for many minutes
 STOP_GRACE_S = 5.0
 EXIT_GRACE_S = 3.0  # at kernel exit jupyter_client waits ~5 s before it kills us
+PORT_RACE_RETRIES = 3
 
 
 class ServerManager:
@@ -254,13 +255,49 @@ class ServerManager:
 
     def _launch(self, server: Server, wanted_port: int | None, timeout: float | None,
                 reporter: StartReporter | None, notes: Sequence[str] = ()) -> None:
+        started = time.monotonic()
+        lost: set[int] = set()  # auto-chosen ports another program bound before our server could
+        while True:
+            port = self._spawn(server, wanted_port, frozenset(lost), started, reporter)
+            limit = timeout or (SIM_TIMEOUT_S if server.kind == "sim" else VLLM_TIMEOUT_S)
+            try:
+                wait_ready(server, started, limit, reporter)
+                break
+            except BaseException as exc:
+                # Interrupted or failed: a half-started server would hold a GPU and a port for nothing.
+                _say(INFO, f"start of {server.model} failed ({type(exc).__name__}); ending its process group")
+                self._end_run(server)
+                # A port we chose was free when we looked, but the server binds it only after its imports
+                # (seconds for vLLM): on a busy machine another program can take it in between. A port the
+                # user named is theirs to change.
+                raced = (wanted_port is None and isinstance(exc, ServerStartError) and exc.kind == "port-in-use"
+                         and len(lost) < PORT_RACE_RETRIES)
+                if raced:
+                    lost.add(port)
+                    _say(INFO, f"port {port} was taken before {server.model} bound it; trying the next free port")
+                    continue
+                if reporter is not None:
+                    reporter.failed(server.model, exc, time.monotonic() - started)
+                raise
+        server._ready(time.monotonic() - started)
+        _say(INFO, f"{server.model} ready at {server.url} after {server.ready_s or 0.0:.1f} s")
+        if lost:
+            notes = [*notes, f"port{'s' if len(lost) > 1 else ''} {', '.join(map(str, sorted(lost)))} "
+                             f"taken by another program while it started"]
+        if reporter is not None:
+            reporter.done(server, reused=False, note="; ".join(notes))
+
+    def _spawn(self, server: Server, wanted_port: int | None, lost: frozenset[int], started: float,
+               reporter: StartReporter | None) -> int:
+        """Launch the server's process on a port (``wanted_port``, or a free one not in ``lost``), book
+        and register the run; returns the port."""
         spec = server.spec
         assert spec is not None
-        started = time.monotonic()
         try:
             vllm = preflight(spec, self.vllm_executable, self.nvidia_smi)
+            ours = frozenset(s.port for s in self._books.servers if s.port is not None)
             port = choose_port(self.host, wanted_port, default_port=self.default_port, registry=self.registry,
-                               taken=frozenset(s.port for s in self._books.servers if s.port is not None))
+                               taken=ours | lost)
             secure_directory(self.log_dir, tighten=self._own_log_dir)
             prune_logs(self.log_dir)
             log_path = new_log_path(self.log_dir, server.model, port)
@@ -282,20 +319,7 @@ class ServerManager:
         _say(INFO, f"launched {server.model} on port {port} (pid {process.pid}): {' '.join(command)}", server.api_key)
         if watchdog is not None:
             _say(DEBUG, f"watchdog {watchdog.pid} spawned for group {process.pid}")
-        limit = timeout or (SIM_TIMEOUT_S if spec.kind == "sim" else VLLM_TIMEOUT_S)
-        try:
-            wait_ready(server, started, limit, reporter)
-        except BaseException as exc:
-            # Interrupted or failed: a half-started server would hold a GPU and a port for nothing.
-            _say(INFO, f"start of {server.model} failed ({type(exc).__name__}); ending its process group")
-            self._end_run(server)
-            if reporter is not None:
-                reporter.failed(server.model, exc, time.monotonic() - started)
-            raise
-        server._ready(time.monotonic() - started)
-        _say(INFO, f"{server.model} ready at {server.url} after {server.ready_s or 0.0:.1f} s")
-        if reporter is not None:
-            reporter.done(server, reused=False, note="; ".join(notes))
+        return port
 
     # ---- attach -------------------------------------------------------------------------------
 

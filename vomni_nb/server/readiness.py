@@ -66,16 +66,17 @@ def start_failure(
         cause = f"not ready within {timed_out:.0f} s"
         advice = "give it longer (--timeout), and check the log: downloads and first loads can take many minutes."
         found = diagnose(log, None, None, name=server.name)
+        kind = "timeout"
         if found.kind != "unknown":
-            cause, advice = f"{cause}; {found.cause}", found.advice
+            cause, advice, kind = f"{cause}; {found.cause}", found.advice, found.kind
     else:
         found = diagnose(log, returncode, health, name=server.name)
-        cause, advice = found.cause, found.advice
+        cause, advice, kind = found.cause, found.advice, found.kind
     tail = redact(tail_lines(log, LOG_TAIL_LINES), server.api_key)
     cause = redact(cause, server.api_key)
     message = redact(f"{server.model} {what}: {cause}\nAdvice: {advice}\nLog: {server.log_path}", server.api_key)
     log_path = str(server.log_path)
     if error_type is ServerExited:
-        return ServerExited(message, returncode=returncode, cause=cause, advice=advice, log_tail=tail,
+        return ServerExited(message, returncode=returncode, cause=cause, advice=advice, kind=kind, log_tail=tail,
                             log_path=log_path)
-    return error_type(message, cause=cause, advice=advice, log_tail=tail, log_path=log_path)
+    return error_type(message, cause=cause, advice=advice, kind=kind, log_tail=tail, log_path=log_path)
