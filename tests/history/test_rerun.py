@@ -162,3 +162,79 @@ def test_a_rerun_shows_its_note_above_any_result(bundle: dict[str, str], where: 
         assert not any(mime.startswith("image/") for mime in data) and "base64,AAAA" in data["text/html"]
         assert not any(mime.startswith("image/") for mime in metadata)
     assert metadata["vomni_nb"] == {"rerun_of": "history #3", "identical": False}
+
+
+def test_an_output_file_gone_from_the_store_is_a_clear_error(image_server, store: HistoryStore) -> None:  # type: ignore[no-untyped-def]
+    with OmniClient(image_server.url, history=store) as client:
+        image = client.image("a fox", size="64x64", seed=2)
+    image.stored.files[0].unlink()  # type: ignore[union-attr]
+    with pytest.raises(InvalidRequestError, match=f"A file of history #{image.history_id} cannot be read"):
+        vomni_nb.rerun(image.history_id, store=store)
+
+
+def test_a_saved_edit_finds_its_picture_in_the_store_that_recorded_it(  # type: ignore[no-untyped-def]
+        edit_server, store: HistoryStore, tmp_path: Path) -> None:
+    with OmniClient(edit_server.url, history=store) as editor:
+        edited = editor.edit(png_bytes((10, 200, 10), (64, 64)), "make it blue", seed=6)
+    saved = edited.save(tmp_path / "out")  # found in the store by its bytes: the store lists the picture sent
+    assert vomni_nb.rerun(saved, store=store).identical is True
+    record = {**read_recipe(saved), "inputs": [{"sha256": "0" * 64, "mime": "image/png"}]}
+    named = tmp_path / "named.png"
+    named.write_bytes(png_with_recipe(edited.data, record))
+    with pytest.raises(InvalidRequestError, match="names an input that is not in"):
+        vomni_nb.rerun(named, store=store)
+    blind = tmp_path / "blind.png"
+    blind.write_bytes(png_with_recipe(png_bytes((1, 1, 1), (64, 64)), read_recipe(saved)))
+    with pytest.raises(InvalidRequestError, match=r"is an edit, but the picture it edited is not in the history; "
+                                                  r"rerun it with client.edit\(picture, \*\*recipe\)"):
+        vomni_nb.rerun(blind, store=store)  # other bytes: not a file the history holds
+
+
+def test_rerun_of_a_chat_sends_its_attached_picture_again(omni_server, store: HistoryStore) -> None:  # type: ignore[no-untyped-def]
+    with OmniClient(omni_server.url, history=store) as chatter:
+        answer = chatter.chat("What is in this picture?", images=[png_bytes((0, 0, 255), (32, 32))],
+                              modalities=["text"], seed=8)
+    assert len(store.inputs_of(store.get(answer.history_id))) == 1  # type: ignore[arg-type]
+    again = vomni_nb.rerun(answer.history_id, store=store)
+    assert again.identical is True and again.result.text == answer.text
+
+
+def test_a_failed_original_rerun_on_a_healthy_server_has_nothing_to_compare(  # type: ignore[no-untyped-def]
+        image_server, start_sim, store: HistoryStore) -> None:
+    busy = start_sim(IMAGE_MODEL, "--rate-503", "1")
+    with OmniClient(busy.url, history=store, max_retries=0) as client, pytest.raises(vomni_nb.errors.APIStatusError):
+        client.image("a quiet harbour", size="64x64", seed=11)
+    (failed,) = store.search(limit=None)
+    assert failed.status == "error" and failed.files == ()
+    again = vomni_nb.rerun(failed.id, store=store, server=image_server.url)
+    assert again.identical is None and again.result.seed == 11
+    assert again.note.endswith(f"nothing to compare with history #{failed.id} (it has no output file: it failed)")
+
+
+def test_a_client_passed_in_records_into_the_store_and_stays_open(  # type: ignore[no-untyped-def]
+        image_server, tts_server, store: HistoryStore, tmp_path: Path) -> None:
+    with OmniClient(image_server.url, history=store) as client:
+        image = client.image("a fox", size="64x64", seed=3)
+    with HistoryStore(tmp_path / "elsewhere.sqlite3") as elsewhere, OmniClient(image_server.url) as mine, \
+            OmniClient(tts_server.url) as wrong:
+        again = vomni_nb.rerun(image.history_id, store=store, server=mine)
+        assert again.identical is True and store.get(again.result.history_id) is not None
+        with pytest.raises(InvalidRequestError, match=f"serves {TTS_MODEL}, not {IMAGE_MODEL}"):
+            vomni_nb.rerun(image.history_id, store=store, server=wrong)
+        assert wrong.models() == [TTS_MODEL]  # the caller's client was not closed by the refusal
+        assert elsewhere.search(limit=None) == ()
+
+
+def test_a_recipe_with_no_server_and_no_server_here_is_a_clear_error(image_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    with OmniClient(image_server.url, history=False) as client:
+        image = client.image("a fox", size="64x64", seed=3)
+    record = image.provenance.to_record()
+    record.pop("server_url")
+    lost = tmp_path / "lost.png"
+    lost.write_bytes(png_with_recipe(image.data, record))
+    manager = ServerManager(registry_dir=tmp_path / "registry", register_atexit=False)
+    with set_default_manager(manager), pytest.raises(
+            InvalidRequestError, match=f"No server to send it to: the recipe names no server, and none here serves "
+                                       f"{IMAGE_MODEL}; start it with `%omni_server start {IMAGE_MODEL}` \\(add --sim without a GPU\\), "
+                                       f"or pass server=URL"):
+        vomni_nb.rerun(lost)

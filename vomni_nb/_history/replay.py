@@ -20,6 +20,7 @@ Rules:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import html
 import os
 from collections.abc import Mapping, Sequence
@@ -30,7 +31,7 @@ from vomni_nb import _advice
 from vomni_nb._history.sources import parse_history_id, reading_store
 from vomni_nb._history.store import HistoryStore
 from vomni_nb._recipes import png_without_recipe, read_recipe
-from vomni_nb.errors import APIConnectionError, InvalidRequestError, ServerManagerError
+from vomni_nb.errors import APIConnectionError, HistoryError, InvalidRequestError, ServerManagerError
 from vomni_nb.provenance import Provenance
 
 __all__ = ["Rerun", "rerun", "same_bytes"]
@@ -110,6 +111,7 @@ def _from_history(entry_id: int, store: HistoryStore | None) -> _Source:
 
 def _from_file(path: Path, store: HistoryStore | None) -> _Source:
     record = read_recipe(path)
+    data = path.read_bytes()
     listed = record.get("inputs")
     inputs: list[tuple[bytes, str]] = []
     if isinstance(listed, list) and listed:
@@ -117,9 +119,24 @@ def _from_file(path: Path, store: HistoryStore | None) -> _Source:
         for item in listed:
             try:
                 inputs.append((history.path_of(str(item["sha256"])).read_bytes(), str(item.get("mime", ""))))
-            except (KeyError, TypeError, OSError) as exc:
+            except (KeyError, TypeError, OSError, HistoryError) as exc:
                 raise InvalidRequestError(f"{path}'s recipe names an input that is not in {history.path}.") from exc
-    return _Source(record, (path.read_bytes(),), tuple(inputs), str(path), store, one_file=True)
+    elif record.get("kind") in _MEDIA_ARGUMENTS or record.get("kind") == "chat":
+        inputs = _inputs_of_stored_copy(data, store)
+    return _Source(record, (data,), tuple(inputs), str(path), store, one_file=True)
+
+
+def _inputs_of_stored_copy(data: bytes, store: HistoryStore | None) -> list[tuple[bytes, str]]:
+    """The media sent by the request whose output is ``data``, when the history holds that very file.
+
+    A result saved with ``.save()`` (or copied out of the store) has the bytes the store keeps, so
+    its entry, found by content, says what the request sent; without a history, there is nothing."""
+    try:
+        history = reading_store(store)
+        entries = history.entries_with_file(hashlib.sha256(data).hexdigest())
+        return [(file.path.read_bytes(), file.mime) for file in history.inputs_of(entries[0])] if entries else []
+    except (InvalidRequestError, OSError, HistoryError):
+        return []
 
 
 def _call(source: _Source) -> tuple[str, dict[str, Any]]:
@@ -134,7 +151,7 @@ def _call(source: _Source) -> tuple[str, dict[str, Any]]:
     if kind in _MEDIA_ARGUMENTS:
         pictures = [data for data, mime in source.inputs if mime.startswith("image/")]
         if kind == "edit" and not pictures:
-            raise InvalidRequestError(f"{source.name} is an edit, but the picture it edited is not stored; "
+            raise InvalidRequestError(f"{source.name} is an edit, but the picture it edited is not in the history; "
                                       "rerun it with client.edit(picture, **recipe).")
         if pictures:
             arguments[_MEDIA_ARGUMENTS[kind]] = pictures if kind == "edit" and len(pictures) > 1 else pictures[0]

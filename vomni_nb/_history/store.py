@@ -212,13 +212,13 @@ class HistoryStore:
         if not history_enabled():
             return None
         rec = checked_record(record, status, metrics)
+        sent = [self._blobs.put(*self._payload(item)) for item in inputs]
+        if sent:  # before the recipes are embedded: a file copied out of the store names what to send again
+            rec["inputs"] = [{"sha256": blob.sha256, "size": blob.size, "mime": blob.mime} for blob in sent]
         payloads = [self._payload(item) for item in files]
         if embed_recipe:
             payloads = [(self._with_recipe(data, rec), hint) for data, hint in payloads]
         blobs = [self._blobs.put(data, hint) for data, hint in payloads]
-        sent = [self._blobs.put(*self._payload(item)) for item in inputs]
-        if sent:
-            rec["inputs"] = [{"sha256": blob.sha256, "size": blob.size, "mime": blob.mime} for blob in sent]
         values = row_values(rec, status, error)
         with self._lock:
             try:
