@@ -202,3 +202,61 @@ def test_saving_with_a_sidecar_never_overwrites_either_file(tmp_path: Path) -> N
     assert first.read_bytes() == b"RIFF one" and read_recipe(first) == read_recipe(second)
     with pytest.raises(InvalidRequestError, match="its own recipe file"):
         save_with_recipe(b"{}", tmp_path / "x.json", "unused", record)
+
+
+def test_a_foreign_infotext_with_odd_fields_keeps_what_it_can_read() -> None:
+    from vomni_nb._recipes import record_from_infotext
+
+    text = ('a castle\non a hill\nNegative prompt: rain,\nfog\n'
+            'Steps: many, CFG scale: high, Size: big, Seed: 7, Denoising strength: 0.4, '
+            'Prompt: "bad \\q escape", Model: "m, v2"')
+    record = record_from_infotext(text)
+    assert record["prompt"] == "a castle\non a hill" and record["params"]["negative_prompt"] == "rain,\nfog"
+    # Unreadable numbers and sizes are left out of params (still kept, as written, under "infotext").
+    assert record["params"] == {"negative_prompt": "rain,\nfog", "strength": 0.4}
+    assert record["seed"] == 7 and record["model"] == "m, v2"
+    assert record["infotext"]["Steps"] == "many" and record["infotext"]["Prompt"] == '"bad \\q escape"'
+    bare = record_from_infotext("just a prompt, nothing else")
+    assert bare["prompt"] == "just a prompt, nothing else" and bare["params"] == {} and bare["seed"] is None
+
+
+def test_every_png_text_chunk_kind_is_read_and_damaged_ones_are_skipped() -> None:
+    from vomni_nb._recipes import png_text_chunks
+
+    info = PngInfo()
+    info.add_text("plain", "latin text")
+    info.add_text("squeezed", "compressed " * 20, zip=True)
+    info.add_itxt("wide", "ünïcödé text", lang="de", tkey="breit")
+    info.add_itxt("wide-zip", "ünïcödé " * 20, zip=True)
+    info.add_text("plain", "a second chunk of the same keyword")
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(buffer, format="PNG", pnginfo=info)
+    texts = png_text_chunks(buffer.getvalue())
+    assert texts == {"plain": "latin text", "squeezed": "compressed " * 20, "wide": "ünïcödé text",
+                     "wide-zip": "ünïcödé " * 20}  # the first of a repeated keyword wins
+    good = png_bytes()
+    for kind, body in ((b"iTXt", b"cut"), (b"iTXt", b"key\0\1\0\0\0not zlib"), (b"tEXt", b"k\0v")):
+        chunk = len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
+        texts = png_text_chunks(good[:33] + chunk + good[33:])
+        assert texts == ({"k": "v"} if kind == b"tEXt" else {})
+    with pytest.raises(InvalidRequestError, match="no IHDR or no IEND"):
+        png_text_chunks(good[:8] + good[33:])  # the IHDR chunk cut out
+    with pytest.raises(InvalidRequestError, match="truncated inside its b'IDAT' chunk"):
+        png_text_chunks(good[:41] + b"\0\0\0\xffIDAT" + b"\0" * 8)
+
+
+def test_a_recipe_file_that_cannot_be_read_or_parsed_says_which(tmp_path: Path) -> None:
+    audio = tmp_path / "speech.wav"
+    audio.write_bytes(b"RIFF")
+    (tmp_path / "speech.json").write_bytes(b"\xff\xfe not utf-8")
+    with pytest.raises(InvalidRequestError, match="Cannot read the recipe .*speech.json"):
+        read_recipe(audio)
+    (tmp_path / "speech.json").write_text("{not json")
+    with pytest.raises(InvalidRequestError, match="speech.json is not valid JSON"):
+        read_recipe(audio)
+    stamped = tmp_path / "stamped.png"
+    info = PngInfo()
+    info.add_text("vomni_nb", "{broken")
+    Image.new("RGB", (4, 4)).save(stamped, format="PNG", pnginfo=info)
+    with pytest.raises(InvalidRequestError, match="The vomni_nb chunk of .*stamped.png is not valid JSON"):
+        read_recipe(stamped)
