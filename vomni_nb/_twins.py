@@ -31,6 +31,11 @@ Rules:
    shown as it arrives (:func:`call_stream` hands its events to a view of :mod:`vomni_nb._live` on the
    calling thread), and that view leaves the static result in place and ends the wait line itself, so
    a caller that ends the line again changes nothing. Such a result is already shown: assign it.
+7. A result's recipe goes back into the twin that made it: ``vomni_nb.image(**result.recipe)``. A recipe
+   names the client method's arguments (:attr:`vomni_nb.provenance.Provenance.recipe`), so where a twin
+   says it the magics' way (``format``, ``frames``) it also takes the client's name (``output_format``,
+   ``response_format``, ``num_frames``); :func:`either_spelling` refuses the two with different values,
+   as the client does for ``steps`` / ``num_inference_steps``.
 """
 
 from __future__ import annotations
@@ -58,7 +63,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Status", "Log", "history_setting", "run_waiting", "resolve_target", "client_for", "call", "call_stream",
            "StreamView",
-           "save_result", "wait_line", "CANCEL_GRACE_S"]
+           "save_result", "wait_line", "either_spelling", "CANCEL_GRACE_S"]
 
 T = TypeVar("T")
 Status = Union["WaitLine", bool, None]
@@ -266,6 +271,17 @@ def call_stream(task: Task, target: Target, open_stream: Callable[[AsyncOmniClie
             return run_waiting(work, tick=tick, interval=interval)
     finally:
         drain()
+
+
+def either_spelling(name: str, value: Any, client_name: str, client_value: Any) -> Any:
+    """One setting a twin takes under its own name and the client's (rule 7): whichever was given (None when
+    neither); the two with different values is an error, since neither can be guessed to win."""
+    if client_value is None:
+        return value
+    if value is not None and value != client_value:
+        raise InvalidRequestError(f"Give {name}= or {client_name}= (the same setting: {client_name} is the client's "
+                                  f"name for it, as in result.recipe), not both; got {value!r} and {client_value!r}.")
+    return client_value
 
 
 def save_result(result: Any, save: Any) -> list[Path]:
