@@ -20,8 +20,11 @@ Rules:
    cancels the work (the connection closes, so the server aborts) and raises
    :class:`~vomni_nb.errors.Interrupted` (a KeyboardInterrupt; ``.partial`` holds what finished).
 3. A twin never displays its result: it returns it. Its wait line (``status``): ``None`` shows one in a
-   Jupyter kernel and empties it at the end; ``False`` shows none; a :class:`~vomni_nb.display.WaitLine`
-   from the caller (a magic) is left for the caller to end, with the result in its place.
+   Jupyter kernel (after a second: a quick answer shows none) and, when it showed, ends it as a one-line
+   record (``✓ an answer on omni in 3.2 s``; ``✗ ... stopped after`` when it failed, the error below it), never as an
+   empty output a saved notebook would keep (:func:`end_line`); ``False`` shows none; a
+   :class:`~vomni_nb.display.WaitLine` from the caller (a magic) is left for the caller to end, with the
+   result in its place.
 4. A server that refuses the kind of request is reported as the wrong server
    (:func:`vomni_nb.routing.wrong_server`), never as overloaded.
 5. Every generation is recorded in the history by the client itself (``_recording``). A twin's ``log``
@@ -63,7 +66,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Status", "Log", "history_setting", "run_waiting", "resolve_target", "client_for", "call", "call_stream",
            "StreamView",
-           "save_result", "wait_line", "either_spelling", "CANCEL_GRACE_S"]
+           "save_result", "wait_line", "end_line", "either_spelling", "CANCEL_GRACE_S"]
 
 T = TypeVar("T")
 Status = Union["WaitLine", bool, None]
@@ -156,6 +159,22 @@ def wait_line(status: Status) -> tuple[WaitLine | None, bool]:
     return status, False
 
 
+def end_line(line: WaitLine, what: str, where: str, elapsed: float, *, ok: bool) -> None:
+    """Rule 3: end a twin's own wait line. One that showed becomes a static record of the wait (an update
+    cannot remove an output, and an emptied one stays in the saved notebook as an empty output); one that
+    never showed stays unshown."""
+    if not line.shown:
+        line.clear()
+        return
+    import html
+
+    mark, color, done = ("✓", "#2e7d32", "in") if ok else ("✗", "#c62828", "stopped after")
+    text = f"{mark} {what} on {where} {done} {elapsed:.1f} s"
+    body = (f"<span style='color:{color}'>{mark}</span> {html.escape(what)} on <b>{html.escape(where)}</b> "
+            f"{done} {elapsed:.1f} s")
+    line.finish(text, f"<div style='font-family:monospace;padding:2px 0'>{body}</div>")
+
+
 def _status_text(what: str, target: Target, elapsed: float, detail: str = "") -> tuple[str, str]:
     import html
 
@@ -181,12 +200,15 @@ def call(task: Task, target: Target, request: Callable[[AsyncOmniClient], Awaita
         if line is not None:
             line.update(*_status_text(what, target, elapsed, detail() if detail is not None else ""))
 
+    started, ok = time.monotonic(), False
     try:
         with _told_apart(task, target):
-            return run_waiting(work, tick=tick)
+            result = run_waiting(work, tick=tick)
+        ok = True
+        return result
     finally:
         if owned and line is not None:
-            line.clear()
+            end_line(line, what, target.name, time.monotonic() - started, ok=ok)
 
 
 @contextlib.contextmanager
