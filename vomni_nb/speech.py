@@ -178,7 +178,7 @@ class SpeechBatch:
 
     def __repr__(self) -> str:
         failed = f", {len(self.errors)} failed" if self.errors else ""
-        return f"SpeechBatch({len(self.items)} utterances{failed})"
+        return f"SpeechBatch({len(self.results)} utterances{failed})"  # spoken and failed apart, as ImageGrid
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
         rows, records, lines = [], [], []
