@@ -21,8 +21,8 @@ Rules:
    :class:`~vomni_nb.errors.Interrupted` (a KeyboardInterrupt; ``.partial`` holds what finished).
 3. A twin never displays its result: it returns it. Its wait line (``status``): ``None`` shows one in a
    Jupyter kernel (after a second: a quick answer shows none) and, when it showed, ends it as a one-line
-   record (``✓ an answer on omni in 3.2 s``; ``✗ ... stopped after`` when it failed, the error below it), never as an
-   empty output a saved notebook would keep (:func:`end_line`); ``False`` shows none; a
+   record (``✓ an answer on omni in 3.2 s``; ``✗ ... did not finish`` when it failed, the error below
+   it), never as an empty output a saved notebook would keep (:func:`end_line`); ``False`` shows none; a
    :class:`~vomni_nb.display.WaitLine` from the caller (a magic) is left for the caller to end, with the
    result in its place.
 4. A server that refuses the kind of request is reported as the wrong server
@@ -168,10 +168,11 @@ def end_line(line: WaitLine, what: str, where: str, elapsed: float, *, ok: bool)
         return
     import html
 
-    mark, color, done = ("✓", "#2e7d32", "in") if ok else ("✗", "#c62828", "stopped after")
-    text = f"{mark} {what} on {where} {done} {elapsed:.1f} s"
+    # A failure's time is left to its error, which says the one that counts (the timeout given, for a video).
+    mark, color, end = ("✓", "#2e7d32", f"in {elapsed:.1f} s") if ok else ("✗", "#c62828", "did not finish")
+    text = f"{mark} {what} on {where} {end}"
     body = (f"<span style='color:{color}'>{mark}</span> {html.escape(what)} on <b>{html.escape(where)}</b> "
-            f"{done} {elapsed:.1f} s")
+            f"{html.escape(end)}")
     line.finish(text, f"<div style='font-family:monospace;padding:2px 0'>{body}</div>")
 
 
