@@ -120,8 +120,8 @@ def test_a_conversation_can_start_from_messages_in_the_apis_form(omni_server: An
 
 @pytest.mark.kernel
 @pytest.mark.slow
-def test_a_conversation_run_headless_keeps_its_answer_and_leaves_no_empty_output(start_sim: Any, tmp_path: Path,
-                                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_conversation_run_headless_keeps_its_answer_and_leaves_no_empty_output(
+        start_sim: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # A notebook executed by nbclient, as papermill or nbconvert --execute do. Each answer takes over a second
     # (20 tokens/s), so the twin's wait line shows: it must end as a one-line record, not as an emptied
     # output the saved notebook keeps, and the answer itself must be in the saved notebook as text.
