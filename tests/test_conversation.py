@@ -4,6 +4,8 @@ changes nothing, and media become data: URL parts of the turn."""
 from __future__ import annotations
 
 import io
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -114,3 +116,38 @@ def test_a_conversation_can_start_from_messages_in_the_apis_form(omni_server: An
         vomni_nb.Conversation(messages=[{"role": "robot", "content": "?"}])
     with pytest.raises(InvalidRequestError, match="Only the first message may be the system"):
         vomni_nb.Conversation(messages=[{"role": "user", "content": "a"}, {"role": "system", "content": "b"}])
+
+
+@pytest.mark.kernel
+@pytest.mark.slow
+def test_a_conversation_run_headless_keeps_its_answer_and_leaves_no_empty_output(
+        start_sim: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A notebook executed by nbclient, as papermill or nbconvert --execute do. Each answer takes over a second
+    # (20 tokens/s), so the twin's wait line shows: it must end as a one-line record, not as an emptied
+    # output the saved notebook keeps, and the answer itself must be in the saved notebook as text.
+    import nbformat
+    from nbclient import NotebookClient
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    from tests.support.kernels import REPO
+
+    sim = start_sim(OMNI_MODEL, "--tokens-per-second", "20")
+    monkeypatch.setenv("VOMNI_REGISTRY_DIR", str(tmp_path / "registry"))
+    monkeypatch.setenv("VOMNI_HISTORY", str(tmp_path / "history"))
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    nb = new_notebook(cells=[
+        new_code_cell(f"import vomni_nb\ntalk = vomni_nb.Conversation(server={sim.url!r})\n"
+                      "first = talk.send('What is a lighthouse?')"),
+        new_code_cell("talk.send('Who keeps it?')"),
+    ])
+    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    nbformat.write(nb, tmp_path / "talk.ipynb")
+    saved = nbformat.read(tmp_path / "talk.ipynb", as_version=4)
+    assigned, shown = saved.cells[0].outputs, saved.cells[1].outputs
+    assert all(any(out.get("data", {}).values()) for out in assigned + shown), "an empty output was saved"
+    assert [out.output_type for out in assigned] == ["display_data"]
+    assert re.fullmatch(r"✓ an answer on \S+ in \d+\.\d s", assigned[0].data["text/plain"])
+    assert [out.output_type for out in shown] == ["display_data", "execute_result"]
+    answer = shown[1].data
+    assert answer["text/markdown"] == answer["text/plain"] and 'You asked: "Who keeps it?"' in answer["text/plain"]
+    assert shown[1].metadata["vomni_nb"]["kind"] == "chat"

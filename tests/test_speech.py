@@ -36,12 +36,14 @@ def test_a_batch_is_one_request_that_keeps_its_order_and_a_failed_item_in_place(
     posts = tts_server.log().count("POST /v1/audio/speech/batch")
     batch = vomni_nb.speak_batch(["one", "two [[fail]]", "three"], server=tts_server.url, save=tmp_path)
     assert tts_server.log().count("POST /v1/audio/speech/batch") == posts + 1  # the batch route, not a loop
-    assert isinstance(batch, SpeechBatch) and repr(batch) == "SpeechBatch(3 utterances, 1 failed)"
+    assert isinstance(batch, SpeechBatch) and repr(batch) == "SpeechBatch(2 utterances, 1 failed)"  # spoken, failed
     assert [item.text for item in batch.results] == ["one", "three"] and isinstance(batch[1], BatchItemError)
     assert batch[1].index == 1 and batch[1].input == "two [[fail]]"
     assert len([path for path in tmp_path.iterdir() if path.suffix == ".wav"]) == 2
     data, metadata = batch._repr_mimebundle_()
     assert data["text/html"].count("<audio controls") == 2 and len(metadata["vomni_nb"]["items"]) == 3
+    # One numbering, the one the list shows: the second line is "2." and its error says "Item 2".
+    assert "\n2. ✗ Item 2 of the batch failed: " in data["text/plain"] and "Item 2 of the batch" in data["text/html"]
 
 
 @pytest.mark.parametrize(("call", "reason"), [

@@ -21,7 +21,7 @@ from vomni_nb._core import ClientCore, Plan, call_arguments
 from vomni_nb._plans import OpenedStream, provenance_for, send_generation
 from vomni_nb.errors import BadRequestError, BatchItemError, InvalidRequestError, WrongServerError
 from vomni_nb.protocol import build as B
-from vomni_nb.protocol.batch import build_speech_batch_request, parse_speech_batch
+from vomni_nb.protocol.batch import build_speech_batch_request, item_failed, parse_speech_batch
 from vomni_nb.protocol.capabilities import tts_variant
 from vomni_nb.protocol.media import MediaSource
 from vomni_nb.protocol.status import redact_error
@@ -217,6 +217,6 @@ def _with_checkpoint_advice(entry: SpeechResult | BatchItemError, model: str | N
     advice = checkpoint_advice(model, entry.reason)
     if advice is None:
         return entry
-    return BatchItemError(f"Item {entry.index} of the batch failed: {entry.reason.rstrip('.')}. {advice}", url=entry.url,
-                          index=entry.index, input=entry.input, reason=entry.reason, advice=advice)
+    return BatchItemError(item_failed(entry.index, entry.reason, advice), url=entry.url, index=entry.index,
+                          input=entry.input, reason=entry.reason, advice=advice)
 

@@ -20,8 +20,11 @@ Rules:
    cancels the work (the connection closes, so the server aborts) and raises
    :class:`~vomni_nb.errors.Interrupted` (a KeyboardInterrupt; ``.partial`` holds what finished).
 3. A twin never displays its result: it returns it. Its wait line (``status``): ``None`` shows one in a
-   Jupyter kernel and empties it at the end; ``False`` shows none; a :class:`~vomni_nb.display.WaitLine`
-   from the caller (a magic) is left for the caller to end, with the result in its place.
+   Jupyter kernel (after a second: a quick answer shows none) and, when it showed, ends it as a one-line
+   record (``✓ an answer on omni in 3.2 s``; ``✗ ... did not finish`` when it failed, the error below
+   it), never as an empty output a saved notebook would keep (:func:`end_line`); ``False`` shows none; a
+   :class:`~vomni_nb.display.WaitLine` from the caller (a magic) is left for the caller to end, with the
+   result in its place.
 4. A server that refuses the kind of request is reported as the wrong server
    (:func:`vomni_nb.routing.wrong_server`), never as overloaded.
 5. Every generation is recorded in the history by the client itself (``_recording``). A twin's ``log``
@@ -31,6 +34,11 @@ Rules:
    shown as it arrives (:func:`call_stream` hands its events to a view of :mod:`vomni_nb._live` on the
    calling thread), and that view leaves the static result in place and ends the wait line itself, so
    a caller that ends the line again changes nothing. Such a result is already shown: assign it.
+7. A result's recipe goes back into the twin that made it: ``vomni_nb.image(**result.recipe)``. A recipe
+   names the client method's arguments (:attr:`vomni_nb.provenance.Provenance.recipe`), so where a twin
+   says it the magics' way (``format``, ``frames``) it also takes the client's name (``output_format``,
+   ``response_format``, ``num_frames``); :func:`either_spelling` refuses the two with different values,
+   as the client does for ``steps`` / ``num_inference_steps``.
 """
 
 from __future__ import annotations
@@ -58,7 +66,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Status", "Log", "history_setting", "run_waiting", "resolve_target", "client_for", "call", "call_stream",
            "StreamView",
-           "save_result", "wait_line", "CANCEL_GRACE_S"]
+           "save_result", "wait_line", "end_line", "either_spelling", "CANCEL_GRACE_S"]
 
 T = TypeVar("T")
 Status = Union["WaitLine", bool, None]
@@ -151,6 +159,23 @@ def wait_line(status: Status) -> tuple[WaitLine | None, bool]:
     return status, False
 
 
+def end_line(line: WaitLine, what: str, where: str, elapsed: float, *, ok: bool) -> None:
+    """Rule 3: end a twin's own wait line. One that showed becomes a static record of the wait (an update
+    cannot remove an output, and an emptied one stays in the saved notebook as an empty output); one that
+    never showed stays unshown."""
+    if not line.shown:
+        line.clear()
+        return
+    import html
+
+    # A failure's time is left to its error, which says the one that counts (the timeout given, for a video).
+    mark, color, end = ("✓", "#2e7d32", f"in {elapsed:.1f} s") if ok else ("✗", "#c62828", "did not finish")
+    text = f"{mark} {what} on {where} {end}"
+    body = (f"<span style='color:{color}'>{mark}</span> {html.escape(what)} on <b>{html.escape(where)}</b> "
+            f"{html.escape(end)}")
+    line.finish(text, f"<div style='font-family:monospace;padding:2px 0'>{body}</div>")
+
+
 def _status_text(what: str, target: Target, elapsed: float, detail: str = "") -> tuple[str, str]:
     import html
 
@@ -176,12 +201,15 @@ def call(task: Task, target: Target, request: Callable[[AsyncOmniClient], Awaita
         if line is not None:
             line.update(*_status_text(what, target, elapsed, detail() if detail is not None else ""))
 
+    started, ok = time.monotonic(), False
     try:
         with _told_apart(task, target):
-            return run_waiting(work, tick=tick)
+            result = run_waiting(work, tick=tick)
+        ok = True
+        return result
     finally:
         if owned and line is not None:
-            line.clear()
+            end_line(line, what, target.name, time.monotonic() - started, ok=ok)
 
 
 @contextlib.contextmanager
@@ -266,6 +294,17 @@ def call_stream(task: Task, target: Target, open_stream: Callable[[AsyncOmniClie
             return run_waiting(work, tick=tick, interval=interval)
     finally:
         drain()
+
+
+def either_spelling(name: str, value: Any, client_name: str, client_value: Any) -> Any:
+    """One setting a twin takes under its own name and the client's (rule 7): whichever was given (None when
+    neither); the two with different values is an error, since neither can be guessed to win."""
+    if client_value is None:
+        return value
+    if value is not None and value != client_value:
+        raise InvalidRequestError(f"Give {name}= or {client_name}= (the same setting: {client_name} is the client's "
+                                  f"name for it, as in result.recipe), not both; got {value!r} and {client_value!r}.")
+    return client_value
 
 
 def save_result(result: Any, save: Any) -> list[Path]:

@@ -151,12 +151,13 @@ def _follow(core: ClientCore, job: dict[str, Any], started: float, poll_interval
                 report(job)
             if job["status"] in FINAL_JOB_STATES:
                 break
-            if timeout is not None and core.clock() - started > timeout:
-                if report is not None:
-                    report({**job, "status": "left_running"})
+            if timeout is not None and core.clock() - started >= timeout:
+                if report is not None:  # the timeout given, so the status line and the error say the same time
+                    report({**job, "status": "left_running", "timeout_s": timeout})
                 raise JobTimeoutError(_advice.video_left_running(job["id"], timeout), url=core.base_url,
                                       job_id=job["id"], job=job)
-            yield Sleep(poll_interval)
+            # The last sleep ends at the timeout, not up to a poll interval after it.
+            yield Sleep(poll_interval if timeout is None else min(poll_interval, started + timeout - core.clock()))
             poll = yield from core.call(_job_spec(job["id"]), raise_for_status=False)
             job = _polled_job(core, poll, job["id"])
     except (KeyboardInterrupt, asyncio.CancelledError) as exc:

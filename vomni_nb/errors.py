@@ -311,7 +311,8 @@ class JobFailedError(APIError):
 
 class BatchItemError(APIError):
     """One item of a batch request failed; the batch's other items did not. It stands in the item's place
-    in the returned list. ``index`` is its place, ``input`` what it was to say, ``reason`` the server's words."""
+    in the returned list. ``index`` is its place (``batch[index]``; the message counts from 1, as the
+    displayed list does), ``input`` what it was to say, ``reason`` the server's words."""
 
     def __init__(self, message: str, *, url: str | None = None, index: int = 0, input: str = "", reason: str = "",
                  advice: str = "") -> None:

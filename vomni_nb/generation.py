@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from vomni_nb._twins import Log, Status, call, resolve_target, save_result
+from vomni_nb._twins import Log, Status, call, either_spelling, resolve_target, save_result
 from vomni_nb.errors import InvalidRequestError
 from vomni_nb.protocol.validate import (
     ImageFormat,
@@ -79,8 +79,9 @@ def image(
     seed: int | None = None,
     n: int = 1,
     negative: str | None = None,
-    format: ImageFormat = "png",
+    format: ImageFormat | None = None,
     via: ImageRoute = "images",
+    output_format: ImageFormat | None = None,
     save: PathLike | None = None,
     log: Log = True,
     timeout: float | None = None,
@@ -92,14 +93,19 @@ def image(
     ``model`` / ``server`` (a Server, a name from ``%omni_server list``, or a URL) pick the server;
     without them it is the one whose model makes images (:mod:`vomni_nb.routing`). ``size``
     "WIDTHxHEIGHT"; ``steps`` 1-200; ``guidance`` 0-20; ``seed`` (chosen and recorded when not given);
-    ``n`` images from one request (1-10); ``negative`` what to avoid; ``format`` png, jpeg or webp;
-    ``via="chat"`` sends it through chat completions. ``save``: a folder to write the files into (never
-    overwriting); ``log=False`` keeps it out of the history (``log=`` a store or a path records there);
-    ``timeout`` seconds to wait for the answer; ``extra`` adds wire fields; ``status`` the live wait line
-    (``False``: none). Every argument is checked before anything is sent.
+    ``n`` images from one request (1-10); ``negative`` what to avoid; ``format`` png (the default), jpeg
+    or webp; ``via="chat"`` sends it through chat completions. ``save``: a folder to write the files into
+    (never overwriting); ``log=False`` keeps it out of the history (``log=`` a store or a path records
+    there); ``timeout`` seconds to wait for the answer; ``extra`` adds wire fields; ``status`` the live wait
+    line (``False``: none). Every argument is checked before anything is sent.
+
+    ``vomni_nb.image(**result.recipe)`` makes the same image again (same seed, same bytes): a recipe uses
+    the client's names, so ``output_format`` is taken as another name for ``format`` (not both).
     """
     check_prompt(prompt)
-    options = check_image_options(size=size, steps=steps, guidance=guidance, seed=seed, n=n, format=format, via=via)
+    chosen = either_spelling("format", format, "output_format", output_format)
+    options = check_image_options(size=size, steps=steps, guidance=guidance, seed=seed, n=n, format=chosen or "png",
+                                  via=via)
     if negative is not None:
         options["negative"] = negative
     if extra:
@@ -123,7 +129,8 @@ def edit(
     seed: int | None = None,
     n: int = 1,
     negative: str | None = None,
-    format: ImageFormat = "png",
+    format: ImageFormat | None = None,
+    output_format: ImageFormat | None = None,
     save: PathLike | None = None,
     log: Log = True,
     timeout: float | None = None,
@@ -135,7 +142,8 @@ def edit(
     ``source``: a file path, an ``http(s)://`` or ``data:`` URL, bytes, a history id (``12``, ``"#12"``:
     that entry's image in the history store), or a result (an ``ImageResult``; an ``ImageBatch`` or grid
     gives its first image only when it holds one). ``size="auto"`` (the default) keeps the input's size;
-    the other arguments are :func:`image`'s. The input is read and every argument checked before
+    the other arguments are :func:`image`'s, so ``vomni_nb.edit(source, **result.recipe)`` repeats an edit
+    (a recipe does not hold the input image). The input is read and every argument checked before
     anything is sent.
     """
     from vomni_nb._sources import fetch_source
@@ -143,8 +151,9 @@ def edit(
     check_prompt(prompt, "the instruction")
     checked = check_edit_source(source)
     auto = size is None or size == "auto"
+    chosen = either_spelling("format", format, "output_format", output_format)
     options = check_image_options(size=None if auto else size, steps=steps, guidance=guidance, seed=seed, n=n,
-                                  format=format)
+                                  format=chosen or "png")
     if negative is not None:
         options["negative"] = negative
     if extra:

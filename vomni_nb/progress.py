@@ -51,7 +51,9 @@ def status_text(job: Mapping[str, Any], elapsed: float) -> str:
     if status == "cancelled":
         return f"{job_id}: cancelled after {elapsed:.1f} s (interrupted)"
     if status == "left_running":
-        return f"{job_id}: still running after {elapsed:.1f} s; resume with client.wait_video({job_id!r})"
+        waited = job.get("timeout_s")  # a timeout ran out: its value, as JobTimeoutError says it (else: interrupted)
+        took = f"{waited:g} s" if isinstance(waited, (int, float)) else f"{elapsed:.1f} s"
+        return f"{job_id}: still running after {took}; resume with client.wait_video({job_id!r})"
     progress = job.get("progress")
     percent = f" {progress}%" if isinstance(progress, (int, float)) and 0 < progress < 100 else ""
     return f"{job_id}: {status.replace('_', ' ')}{percent} … {elapsed:.1f} s"

@@ -140,8 +140,10 @@ class Provenance:
     def recipe(self) -> dict[str, Any]:
         """Keyword arguments for :attr:`method` that ask for this result again.
 
-        ``client.image(**image.recipe)`` repeats an image (same seed, same parameters). Wire fields
-        with no argument of their own go under ``extra``. Not included, because the record does not
+        ``client.image(**image.recipe)`` repeats an image (same seed, same parameters), and so does the
+        twin that made it, ``vomni_nb.image(**image.recipe)`` (the twins take these names besides their
+        own ``format`` / ``frames``; see :mod:`vomni_nb._twins`, rule 7). Wire fields with no argument of
+        their own go under ``extra``. Not included, because the record does not
         keep them: an edit's input images (``client.edit(source, **recipe)``), a video's input image,
         a chat's attached images and audio, and the earlier turns of a message list.
         """

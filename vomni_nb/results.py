@@ -246,7 +246,8 @@ class ImageBatch:
         seeds = [image.seed for image in self.images]
         failed = f", {len(self.failures)} failed" if self.failures else ""
         ids = sorted({image.history_id for image in self.images if image.history_id is not None})
-        return (f"ImageBatch({len(self.images)} images{failed}, seeds={seeds}"
+        # Made and failed counted apart, as ImageGrid and SpeechBatch do: "9 images, 3 failed" is 12 places.
+        return (f"ImageBatch({len(self.ok)} images{failed}, seeds={seeds}"
                 + (f", history_ids={ids})" if ids else ")"))
 
     @property

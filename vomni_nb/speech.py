@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vomni_nb._twins import Log, Status, call, call_stream, resolve_target, save_result, wait_line
+from vomni_nb._twins import Log, Status, call, call_stream, either_spelling, resolve_target, save_result, wait_line
 from vomni_nb._sources import check_source, fetch_source
 from vomni_nb.errors import BatchItemError, InvalidRequestError
 from vomni_nb.protocol.validate import SpeechFormat, check_float, check_int, check_prompt, check_seed, speech_format
@@ -85,6 +85,7 @@ def speak(
     ref_audio: Any = None,
     ref_text: str | None = None,
     stream: bool = False,
+    response_format: SpeechFormat | None = None,
     save: PathLike | None = None,
     log: Log = True,
     timeout: float | None = None,
@@ -104,10 +105,14 @@ def speak(
     overwriting); ``log=False`` keeps it out of the history (``log=`` a store or a path records there);
     ``timeout`` seconds to wait; ``extra`` adds wire fields; ``status`` the live wait line (``False``:
     none). Every argument is checked before anything is sent.
+
+    ``vomni_nb.speak(**result.recipe)`` speaks the same text again with the same settings: a recipe uses the
+    client's names, so ``response_format`` is taken as another name for ``format`` (not both).
     """
     check_prompt(text, "text")
-    options = check_speech_options(voice=voice, format=format, speed=speed, sample_rate=sample_rate, seed=seed,
-                                   stream=stream)
+    options = check_speech_options(voice=voice, format=either_spelling("format", format, "response_format",
+                                                                       response_format),
+                                   speed=speed, sample_rate=sample_rate, seed=seed, stream=stream)
     options.update(_text_options(instructions=instructions, language=language, ref_text=ref_text))
     sample = _checked_sample(ref_audio)
     if extra:
@@ -173,7 +178,7 @@ class SpeechBatch:
 
     def __repr__(self) -> str:
         failed = f", {len(self.errors)} failed" if self.errors else ""
-        return f"SpeechBatch({len(self.items)} utterances{failed})"
+        return f"SpeechBatch({len(self.results)} utterances{failed})"  # spoken and failed apart, as ImageGrid
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
         rows, records, lines = [], [], []

@@ -32,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from vomni_nb import _advice
-from vomni_nb._twins import Log, Status, client_for, run_waiting, wait_line
+from vomni_nb._twins import Log, Status, client_for, end_line, run_waiting, wait_line
 from vomni_nb.errors import APIError, Interrupted, InvalidRequestError, PartialBatchError, WrongServerError
 from vomni_nb.generation import check_image_options
 from vomni_nb.grids import Axis, GridCell, ImageGrid, live_bundle
@@ -242,6 +242,7 @@ def _wait(prompt: str, axes: Sequence[Axis], jobs: Sequence[_Job], targets: Sequ
     previews: dict[int, str] = {}
     shown = {"at": float("-inf"), "done": -1}
     started = time.monotonic()
+    where = ", ".join(dict.fromkeys(target.name for target in targets))
 
     def tick(elapsed: float) -> None:
         done = sum(1 for cell in cells if cell.outputs)
@@ -257,7 +258,7 @@ def _wait(prompt: str, axes: Sequence[Axis], jobs: Sequence[_Job], targets: Sequ
     except KeyboardInterrupt as exc:
         partial = _snapshot(prompt, axes, cells, names, time.monotonic() - started, interrupted=True)
         if owned and line is not None:
-            line.clear()
+            end_line(line, f"a sweep of {len(cells)} requests", where, time.monotonic() - started, ok=False)
         done = sum(1 for cell in cells if cell.outputs)
         raise Interrupted(_advice.interrupted(f"the server aborted the rest after {done} of {len(cells)} requests"),
                           url=targets[0].url, partial=partial) from exc
@@ -265,7 +266,8 @@ def _wait(prompt: str, axes: Sequence[Axis], jobs: Sequence[_Job], targets: Sequ
     if save is not None:
         grid = dataclasses.replace(grid, saved=tuple(str(path) for path in grid.save(save)))
     if owned and line is not None:
-        line.clear()
+        failed = f", {len(grid.failures)} failed" if grid.failures else ""
+        end_line(line, f"a sweep of {len(cells)} requests{failed}", where, time.monotonic() - started, ok=True)
     if strict and grid.failures:
         raise PartialBatchError(f"{len(grid.failures)} of {len(jobs)} requests of the sweep failed (first: "
                                 f"{grid.failures[0].message}); the rest are in .partial.", partial=grid,

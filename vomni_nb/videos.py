@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from vomni_nb._sources import check_source, fetch_source
-from vomni_nb._twins import Log, Status, call, resolve_target, save_result
+from vomni_nb._twins import Log, Status, call, either_spelling, resolve_target, save_result
 from vomni_nb.errors import InvalidRequestError
 from vomni_nb.protocol.validate import check_float, check_int, check_prompt, check_seed, format_size
 
@@ -76,6 +76,7 @@ def video(
     negative: str | None = None,
     seed: int | None = None,
     image: Any = None,
+    num_frames: int | None = None,
     poll_interval: float = 0.5,
     job_timeout: float | None = 1800.0,
     save: PathLike | None = None,
@@ -95,10 +96,14 @@ def video(
     (DELETE). ``save``: a folder for the MP4 (never overwriting);
     ``log=False`` keeps it out of the history (``log=`` a store or path records there); ``extra`` adds wire fields; ``status`` the live status line
     (``False``: none). Every argument is checked before anything is sent.
+
+    ``vomni_nb.video(**result.recipe)`` makes the same clip again (a recipe does not hold the first frame:
+    pass ``image=`` again): a recipe uses the client's names, so ``num_frames`` is taken as another name
+    for ``frames`` (not both).
     """
     check_prompt(prompt)
-    options = check_video_options(size=size, seconds=seconds, fps=fps, frames=frames, steps=steps, guidance=guidance,
-                                  seed=seed)
+    options = check_video_options(size=size, seconds=seconds, fps=fps, steps=steps, guidance=guidance, seed=seed,
+                                  frames=either_spelling("frames", frames, "num_frames", num_frames))
     check_float("poll_interval", poll_interval, 0.05, 60.0)
     if job_timeout is not None:
         check_float("job_timeout", job_timeout, 1.0, 7 * 24 * 3600.0)

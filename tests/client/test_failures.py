@@ -116,11 +116,28 @@ def test_a_stream_cut_before_its_final_event_keeps_what_arrived(hostile: Callabl
 def test_video_timeout_ends_the_wait_not_the_job(start_sim) -> None:  # type: ignore[no-untyped-def]
     # video(timeout=) bounds the client's wait (issue 7 item 13: the job is left running, no DELETE); the
     # job stays the server's to finish or to cancel (picking it up is tests/client/test_sync.py's).
+    from vomni_nb.progress import JobStatusLine
+
+    class Line:  # what a notebook's status line would show, kept as text
+        def __init__(self) -> None:
+            self.texts: list[str] = []
+
+        def update(self, text: str, html_text: str | None = None) -> None:
+            self.texts.append(text)
+
+        def finish(self, text: str, html_text: str | None = None) -> None:
+            self.texts.append(text)
+
     sim = start_sim(VIDEO_MODEL, "--latency", "30")
+    line = Line()
     with OmniClient(sim.url, model=VIDEO_MODEL) as client:
         with pytest.raises(JobTimeoutError, match=r"not done after 0.5 s; it is still running") as caught:
-            client.video("a boat", size="64x64", seconds=1, fps=8, poll_interval=0.1, timeout=0.5)
+            client.video("a boat", size="64x64", seconds=1, fps=8, poll_interval=0.4, timeout=0.5,
+                         on_progress=JobStatusLine(line))
         job_id = caught.value.job_id
+        # The status line's last word says the same time as the error: the timeout given (polls every 0.4 s
+        # would have stopped at 0.8 s; the last wait ends at the timeout).
+        assert line.texts[-1] == f"… {job_id}: still running after 0.5 s; resume with client.wait_video({job_id!r})"
         assert isinstance(caught.value, APITimeoutError) and f"DELETE /v1/videos/{job_id}" not in sim.log()
         assert [job["status"] for job in client.video_jobs() if job["id"] == job_id] in (["queued"], ["in_progress"])
         client.cancel_video(job_id)

@@ -28,6 +28,7 @@ from vomni_nb.errors import (
     ServerError,
     WrongServerError,
 )
+from vomni_nb.progress import status_text
 from vomni_nb.protocol.build import RequestSpec
 from vomni_nb.protocol.retry import RetryPolicy
 from vomni_nb.results import VideoResult
@@ -75,14 +76,17 @@ def test_video_timeout_leaves_the_job_running_and_says_how_to_resume() -> None:
     # Issue 7 item 13: a timeout used to cancel the GPU job; now the job goes on and can be picked up.
     core = plan_core()
     driver = PlanDriver(VideoServer("in_progress"), clock=core.clock)  # type: ignore[arg-type]
-    seen: list[str] = []
+    seen: list[dict[str, Any]] = []
     with pytest.raises(JobTimeoutError, match=r"not done after 2.5 s; it is still running") as caught:
         driver.run(_video_plans.video(core, "a boat", poll_interval=1.0, timeout=2.5,
-                                      on_progress=lambda job: seen.append(job["status"])))
+                                      on_progress=lambda job: seen.append(dict(job))))
     assert isinstance(caught.value, APITimeoutError) and caught.value.job_id == "video_gen_1"
     assert "client.wait_video('video_gen_1')" in str(caught.value) and "download_video" in str(caught.value)
-    assert driver.slept == [1.0, 1.0, 1.0] and "DELETE /v1/videos/video_gen_1" not in driver.requests
-    assert seen[-1] == "left_running"  # the status line ends saying so
+    # The last sleep ends at the timeout (2.5 s), not at the next poll (3 s).
+    assert driver.slept == [1.0, 1.0, 0.5] and "DELETE /v1/videos/video_gen_1" not in driver.requests
+    assert seen[-1]["status"] == "left_running"  # the status line ends saying so, with the error's time
+    assert status_text(seen[-1], 3.1) == ("video_gen_1: still running after 2.5 s; resume with "
+                                          "client.wait_video('video_gen_1')")
     # Later (another call, another kernel): wait_video follows the same job to its end and downloads it.
     driver = PlanDriver(VideoServer("in_progress", "completed"), clock=core.clock)  # type: ignore[arg-type]
     video = driver.run(_video_plans.wait_video(core, "video_gen_1", poll_interval=0.5, on_progress=None))

@@ -86,7 +86,7 @@ def test_speak_batch_keeps_each_item_in_its_place(tts_server) -> None:  # type: 
     assert first.text == "Hello there." and first.model == TTS_MODEL and first.usage["total_tokens"] > 0
     assert parse_wav(first.audio).pcm == parse_wav(single.audio).pcm  # the same speech as one request
     assert isinstance(failed, BatchItemError) and failed.index == 1 and failed.input == "This one [[fail]]s."
-    assert "Item 1 of the batch failed" in str(failed) and "%omni_server logs" in str(failed)
+    assert "Item 2 of the batch failed" in str(failed) and "%omni_server logs" in str(failed)
 
     async def main() -> list[object]:
         async with AsyncOmniClient(tts_server.url) as client:

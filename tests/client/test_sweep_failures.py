@@ -42,7 +42,7 @@ def test_a_failed_request_stands_in_its_place_and_the_rest_survive() -> None:
     assert isinstance(failed, FailedImage) and isinstance(failed.error, InsufficientStorageError)
     assert failed.seed == 3 and failed.params["guidance_scale"] == 4.0 and failed.prompt == "a fox"
     assert len(batch.ok) == 2 and batch.failures == (failed,)
-    assert "1 failed" in repr(batch)
+    assert repr(batch).startswith("ImageBatch(2 images, 1 failed, seeds=[3, 3, 3]")  # made and failed apart
     data, metadata = batch._repr_mimebundle_()
     assert "✗ InsufficientStorageError" in data["text/html"]
     assert metadata["vomni_nb"]["items"][1]["error"].startswith("InsufficientStorageError")
@@ -77,6 +77,7 @@ def test_a_real_sweep_keeps_its_images_when_the_server_fails_some(start_sim: Any
     with OmniClient(flaky.url) as client:
         batch = client.images("a fox", seeds=list(range(1, 9)), size="32x32", concurrency=4)
     assert len(batch) == 8 and batch.failures and batch.ok
+    assert repr(batch).startswith(f"ImageBatch({len(batch.ok)} images, {len(batch.failures)} failed, ")
     assert [item.seed for item in batch] == list(range(1, 9))  # every place kept, in order
     assert all(isinstance(item, ImageResult) or isinstance(item.error, InsufficientStorageError) for item in batch)
 

@@ -107,6 +107,32 @@ def test_studio_and_the_server_panel_are_the_widgets(magic_shell: Any, image_ser
         panel.close()
 
 
+def test_the_studio_records_where_the_settings_say_and_nothing_with_history_off(magic_shell: Any, image_server: Any,
+                                                                                 tmp_path: Path) -> None:
+    import asyncio
+
+    default_manager().attach(image_server.url, name="img")
+
+    async def generated(line: str) -> tuple[Any, list[Any]]:  # Studio.generate runs on the running loop
+        studio = magic_shell.run_line_magic("omni_studio", line)
+        try:
+            return studio, await studio.generate()
+        finally:
+            studio.close()
+
+    magic_shell.run_line_magic("config", "VomniMagics.history = False")
+    studio, images = asyncio.run(generated("--size 64x64 --seed 4 --server img a kite with history off"))
+    assert studio.store is None and [image.history_id for image in images] == [None]
+    assert "history is off" in studio._note
+    magic_shell.run_line_magic("config", "VomniMagics.history = True")
+    mine = tmp_path / "mine"  # a new, empty store (falsy: it has no entries yet) is still where it records
+    magic_shell.run_line_magic("config", f"VomniMagics.history_path = {str(mine)!r}")
+    studio, images = asyncio.run(generated("--size 64x64 --seed 5 --server img a kite of my own"))
+    assert images[0].history_id is not None
+    assert [entry.prompt for entry in HistoryStore(mine).search(None, limit=None)] == ["a kite of my own"]
+    assert not HistoryStore(tmp_path / "history").search(None, limit=None)  # the default history: untouched
+
+
 @pytest.mark.parametrize(("magic", "line", "reason"), [
     ("omni_rerun", "no-such-file.png", "give a history id"),
     ("omni_rerun", "12 --server a,b", "--server takes one value"),

@@ -38,12 +38,12 @@ def test_ref_audio_travels_as_a_data_url_and_stays_out_of_the_record() -> None:
 @pytest.mark.parametrize(("items", "shared", "match"), [
     ([], {}, "non-empty list"),
     ("Hello", {}, "non-empty list"),
-    ([{"voice": "x"}], {}, "has no 'text'"),
-    ([{"text": "a", "vocie": "x"}], {}, r"takes no 'vocie'; valid names: text, voice"),
+    ([{"voice": "x"}], {}, "Batch item 1 has no 'text'"),  # counted from 1, as the displayed list is
+    ([{"text": "a", "vocie": "x"}], {}, r"Batch item 1 takes no 'vocie'; valid names: text, voice"),
     (["a", ""], {}, "text is empty"),
     (["a"], {"response_format": "aac"}, "speech format"),
     ([{"text": "a", "speed": 9}], {}, "speed must be from"),
-    ([3], {}, "must be a text or a dict"),
+    (["a", 3], {}, "Batch item 2 must be a text or a dict"),
 ])
 def test_bad_input_fails_before_sending(items: object, shared: dict[str, object], match: str) -> None:
     with pytest.raises(InvalidRequestError, match=match):
@@ -63,7 +63,7 @@ def test_each_result_in_its_place_a_failure_as_a_typed_error() -> None:
     assert isinstance(out[0], SpeechResult) and out[0].frames == 240 and out[0].usage["total_tokens"] == 5
     assert out[0].text == "one"
     assert isinstance(out[1], BatchItemError) and out[1].index == 1 and out[1].input == "two"
-    assert "Item 1 of the batch failed: Speech generation failed: boom." in str(out[1]) and "%omni_server logs" in str(out[1])
+    assert "Item 2 of the batch failed: Speech generation failed: boom." in str(out[1]) and "%omni_server logs" in str(out[1])
     assert isinstance(out[2], BatchItemError) and "no result" in out[2].reason
     assert isinstance(out[3], BatchItemError) and out[3].advice.startswith("Check this item's parameters")
     with pytest.raises(ResponseFormatError):

@@ -36,9 +36,9 @@ __all__ = ["SpeechMagics", "load_ipython_extension", "speak_call", "voice_call"]
 def speak_call(line: str, cell: str, namespace: Mapping[str, Any], settings: Settings) -> MagicCall:
     """The twin call ``%%omni_speak LINE`` + ``cell`` asks for (pure: no request, no display).
 
-    Every bad input is a UsageError here: an unknown flag, a bad format or speed, ``--stream`` with a
-    format or speed the server cannot stream, ``--batch`` with ``--stream``, an empty text, an unknown
-    ``{name}``.
+    Every bad input is a UsageError here: an unknown flag, a bad format, speed or seed, ``--stream`` with a
+    format or speed the server cannot stream, ``--batch`` with ``--stream`` or ``--seed``, an empty text, an
+    unknown ``{name}``.
     """
     line, quiet = split_quiet(line)
     args = parse_line(SpeechMagics.omni_speak, line)
@@ -55,6 +55,7 @@ def speak_call(line: str, cell: str, namespace: Mapping[str, Any], settings: Set
         "instructions": args.instructions,
         "language": args.language,
     }
+    seed = optional_number("--seed", one_value("--seed", args.seed), int)
     if args.ref_audio is not None:  # a voice cloned from a sample (Qwen3-TTS -Base checkpoints)
         options["ref_audio"] = parse_source("--ref-audio", args.ref_audio, namespace, kind="audio")
     if args.ref_text is not None:
@@ -64,16 +65,19 @@ def speak_call(line: str, cell: str, namespace: Mapping[str, Any], settings: Set
     if args.batch:
         if args.stream:
             raise UsageError("--batch and --stream do not go together: a batch comes back whole (drop one).")
+        if seed is not None:
+            raise UsageError("--batch takes no --seed: the server's batch route (/v1/audio/speech/batch) has no seed "
+                             "field; drop --batch to speak one seeded utterance, or drop --seed.")
         texts = [item.strip() for item in text.splitlines() if item.strip()]
         with usage_errors():
             check_speech_options(voice=options["voice"], format=options["format"], speed=options["speed"])
         return MagicCall("vomni_nb.speech:speak_batch", {"texts": texts, **options, **common}, out=args.out,
                          quiet=quiet)
     with usage_errors():
-        check_speech_options(voice=options["voice"], format=options["format"], speed=options["speed"],
+        check_speech_options(voice=options["voice"], format=options["format"], speed=options["speed"], seed=seed,
                              stream=args.stream)
-    return MagicCall("vomni_nb.speech:speak", {"text": text, **options, "stream": args.stream, **common},
-                     out=args.out, quiet=quiet)
+    return MagicCall("vomni_nb.speech:speak", {"text": text, **options, "seed": seed, "stream": args.stream,
+                                               **common}, out=args.out, quiet=quiet)
 
 
 _VOICE_USAGE = "%omni_voice list | upload NAME FILE --consent TEXT [--ref-text T] | delete NAME"
@@ -116,6 +120,9 @@ class SpeechMagics(VomniMagics):
     @argument("--speed", metavar="X", default=None, help="speaking speed, 0.25-4 (1.0 when streaming)")
     @argument("--instructions", metavar="TEXT", default=None, help="a speaking style, e.g. 'slow and warm'")
     @argument("--language", metavar="LANG", default=None, help="the language, e.g. English")
+    @argument("--seed", metavar="S", default=None,
+              help="seed of the speech model's sampling (the same seed and text speak the same; not with --batch, "
+                   "whose route takes none)")
     @argument("--ref-audio", metavar="SRC", default=None,
               help="clone the voice of this sample: a path, URL, result variable or history id (-Base checkpoints)")
     @argument("--ref-text", metavar="TEXT", default=None, help="what the --ref-audio sample says")
@@ -133,7 +140,9 @@ class SpeechMagics(VomniMagics):
         plays it while it is generated (a live player in JupyterLab and Notebook 7, a status line when run
         headless) and ends as the same static player. ``--batch`` speaks each line of the cell as its own
         utterance and shows a list of players (a line that fails shows its error in its place). A trailing
-        ``;`` shows nothing more. ``--ref-audio SRC --ref-text T`` clones the voice of a sample (on a
+        ``;`` shows nothing more. ``--seed S`` fixes the model's sampling, so the same text and settings
+        speak the same audio again (without it the model samples freely; the batch route takes no seed,
+        so not with ``--batch``). ``--ref-audio SRC --ref-text T`` clones the voice of a sample (on a
         Qwen3-TTS ``-Base`` checkpoint). Default voice: ``%config VomniMagics.default_voice = "vivian"`` (or
         VOMNI_DEFAULT_VOICE). The Python twins are ``vomni_nb.speak(text, voice=..., stream=...)`` and
         ``vomni_nb.speak_batch(texts, ...)``.

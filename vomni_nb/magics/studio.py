@@ -40,11 +40,15 @@ def studio_call(line: str, namespace: Mapping[str, Any], settings: Settings) -> 
               "server": one_value("--server", args.server) or settings.default_server,
               "save_dir": args.save_dir}
     kwargs.update({key: value for key, value in chosen.items() if value is not None})
-    if settings.history and settings.history_path:
+    if not settings.history:  # %config VomniMagics.history = False (or VOMNI_HISTORY=off): record nothing
+        kwargs["store"] = False
+    elif settings.history_path:
         from vomni_nb._twins import history_setting
 
-        store = history_setting(settings.history_path)  # opened (made when new): the Studio records into it
-        if store:
+        # Opened (made when new): the Studio records into it. Compared with False, not by truth: an empty
+        # store has no entries, so it is falsy, and the Studio would record into the default one instead.
+        store = history_setting(settings.history_path)
+        if store is not False:
             kwargs["store"] = store
     return kwargs
 
@@ -69,8 +73,9 @@ class StudioMagics(VomniMagics):
         Generate and Cancel, its results and a strip of past ones from the history; the twin is
         ``vomni_nb.Studio(prompt, size=..., ...)`` (from code: ``await studio.generate(prompt=...)``).
 
-        Its results are recorded in the history (``%config VomniMagics.history_path`` when set); Pin
-        shows one as a static output, which is what a saved notebook keeps. Defaults are the generating
+        Its results are recorded in the history (``%config VomniMagics.history_path`` when set), unless
+        ``%config VomniMagics.history = False``; Pin shows one as a static output, which is what a saved
+        notebook keeps. Defaults are the generating
         magics' settings (``%config VomniMagics.default_size`` ...).
 
         Examples::

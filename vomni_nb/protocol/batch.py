@@ -26,7 +26,7 @@ from vomni_nb.protocol.validate import check_names
 from vomni_nb.provenance import Provenance
 from vomni_nb.results import SpeechResult
 
-__all__ = ["BatchItem", "ITEM_ARGUMENTS", "build_speech_batch_request", "parse_speech_batch"]
+__all__ = ["BatchItem", "ITEM_ARGUMENTS", "build_speech_batch_request", "parse_speech_batch", "item_failed"]
 
 # What one item may set for itself (speak()'s names; ``text`` is its ``input``), as the route's items take.
 ITEM_ARGUMENTS = ("text", "voice", "instructions", "response_format", "sample_rate", "speed", "language", "ref_audio",
@@ -48,11 +48,11 @@ def _own(item: str | Mapping[str, Any], index: int) -> dict[str, Any]:
     if isinstance(item, str):
         return {"text": item}
     if not isinstance(item, Mapping):
-        raise InvalidRequestError(f"Batch item {index} must be a text or a dict with a 'text'; got {type(item).__name__}.")
+        raise InvalidRequestError(f"Batch item {index + 1} must be a text or a dict with a 'text'; got {type(item).__name__}.")
     own = {("text" if key == "input" else key): value for key, value in item.items() if value is not None}
-    check_names(f"Batch item {index}", own, ITEM_ARGUMENTS)
+    check_names(f"Batch item {index + 1}", own, ITEM_ARGUMENTS)
     if "text" not in own:
-        raise InvalidRequestError(f"Batch item {index} has no 'text'.")
+        raise InvalidRequestError(f"Batch item {index + 1} has no 'text'.")
     return own
 
 
@@ -88,8 +88,14 @@ _REFUSED = ("invalid", "requires", "must", "not supported", "only valid", "canno
 def _item_error(index: int, text: str, reason: str, url: str | None) -> BatchItemError:
     refused = any(word in reason.lower() for word in _REFUSED)
     advice = "Check this item's parameters against what the model supports." if refused else _advice.SEE_SERVER_LOG
-    return BatchItemError(f"Item {index} of the batch failed: {reason.rstrip('.')}. {advice}", url=url, index=index,
-                          input=text, reason=reason, advice=advice)
+    return BatchItemError(item_failed(index, reason, advice), url=url, index=index, input=text, reason=reason,
+                          advice=advice)
+
+
+def item_failed(index: int, reason: str, advice: str) -> str:
+    """The message of a failed item. It counts from 1, as the displayed list and the twin's checks do
+    ("2." is the second text); ``BatchItemError.index`` stays the Python index (``batch[1]``)."""
+    return f"Item {index + 1} of the batch failed: {reason.rstrip('.')}. {advice}"
 
 
 @reads_untrusted("a speech batch answer")

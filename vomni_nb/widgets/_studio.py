@@ -21,7 +21,7 @@ import itertools
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from vomni_nb.errors import HistoryError, InvalidRequestError, VomniError, redact
 from vomni_nb.widgets._live import LiveOutputs, close_widget, widget_bundle
@@ -77,7 +77,8 @@ class Studio:
     (a click restores their parameters).
 
     ``server``: a Server handle, a name the manager knows, or a URL (default: the manager's image servers).
-    ``store``: the history store (default: the kernel's; None with history off). ``save_dir``: where Save
+    ``store``: the history store (default: the kernel's, none with history off; ``False``: record nothing,
+    as ``%config VomniMagics.history = False`` asks of ``%omni_studio``). ``save_dir``: where Save
     writes. ``live``: True/False forces the widget or the static summary (None guesses from the front end).
     From code: ``await studio.generate(prompt=...)`` returns the images; ``studio.cancel()``; ``studio.pin()``.
     """
@@ -85,7 +86,8 @@ class Studio:
     def __init__(self, prompt: str = "", *, negative: str = "", size: str = "1024x1024", steps: int | None = None,
                  guidance: float | None = None, seed: int | None = None, count: int = 1,
                  server: Server | str | None = None, manager: ServerManager | None = None,
-                 store: HistoryStore | None = None, save_dir: str | Path = "outputs", live: bool | None = None) -> None:
+                 store: HistoryStore | Literal[False] | None = None, save_dir: str | Path = "outputs",
+                 live: bool | None = None) -> None:
         checked = check_params({"prompt": prompt or "-", "negative": negative, "size": size, "steps": steps,
                                 "guidance": guidance, "seed": seed, "count": count})
         if manager is None:
@@ -97,7 +99,7 @@ class Studio:
 
             store = default_store()
         self.manager = manager
-        self.store = store
+        self.store: HistoryStore | None = None if store is False else store
         self.save_dir = Path(save_dir)
         self._given = self._key_of(server) if server is not None else ""
         self._values: dict[str, Any] = {
@@ -113,7 +115,7 @@ class Studio:
         self._small: dict[str, bytes] = {}  # previews of the static summary, made once per image
         self._keys = itertools.count(1)
         self._status: dict[str, Any] = {"state": "idle", "text": "", "done": 0, "total": 0, "token": 0}
-        self._note = "" if store is not None else "history is off: Pin or Save an image to keep it"
+        self._note = "" if self.store is not None else "history is off: Pin or Save an image to keep it"
         self.closed = False
         self._values["server"] = self._values["server"] or self._default_server()
 
