@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import types
+from pathlib import Path
 
 import pytest
 from IPython.core.error import UsageError
 
-from vomni_nb.magics._common import Settings, VomniMagics, cause_and_advice, fill_prompt, split_quiet
+from vomni_nb.magics._common import Settings, VomniMagics, fill_prompt, split_quiet
 from vomni_nb.magics.image import image_call
 
 
@@ -92,13 +93,39 @@ def test_a_bad_configured_size_is_refused_when_set() -> None:
     assert magics.default_size == "64x64"
 
 
-def test_cause_and_advice_split_our_messages() -> None:
-    from vomni_nb.errors import OverloadedError, ServerStartError
+def test_settings_can_be_unset_again_and_each_kind_of_value_is_read() -> None:
+    from traitlets import TraitError
 
-    assert cause_and_advice(OverloadedError("503 from http://h: busy. Retry later, and check it.")) == (
-        "503 from http://h: busy.", "Retry later, and check it.")
-    assert cause_and_advice(ServerStartError("x", cause="OOM", advice="Use fewer GPUs.")) == ("OOM", "Use fewer GPUs.")
-    assert cause_and_advice(ValueError("just one line")) == ("just one line", "")
+    magics = VomniMagics()
+    magics.default_size, magics.default_format = "64X64", "JPEG"
+    assert (magics.default_size, magics.default_format) == ("64x64", "jpeg")
+    magics.default_size = magics.default_format = None  # back to the environment, then the built-in default
+    assert magics.settings({"VOMNI_DEFAULT_SIZE": "32x32"}).default_size == "32x32"
+    with pytest.raises((UsageError, TraitError), match="gif"):
+        magics.default_format = "gif"
+    assert magics.settings({"VOMNI_DEFAULT_GUIDANCE": "3.5"}).default_guidance == 3.5
+    with pytest.raises(UsageError, match=r"\$VOMNI_DEFAULT_GUIDANCE is 'strong': not a number"):
+        magics.settings({"VOMNI_DEFAULT_GUIDANCE": "strong"})
+
+
+def test_a_history_path_with_nothing_recorded_is_a_usage_error(tmp_path: Path) -> None:
+    from vomni_nb.magics._common import reading_store
+
+    assert reading_store(Settings()) is None  # unset: the default history
+    with pytest.raises(UsageError, match=r"There is no history at .*empty.* nothing has been recorded there yet"):
+        reading_store(Settings(history_path=str(tmp_path / "empty")))
+
+
+def test_a_plain_ctrl_c_becomes_interrupted_and_keeps_what_finished() -> None:
+    from vomni_nb.errors import Interrupted
+    from vomni_nb.magics._common import interrupted
+
+    plain = KeyboardInterrupt()
+    plain.partial = "two of three"  # type: ignore[attr-defined]
+    found = interrupted(plain, "the server aborted the request")
+    assert isinstance(found, Interrupted) and found.__cause__ is plain and found.partial == "two of three"
+    assert "the server aborted the request" in str(found)
+    assert interrupted(found, "other words") is found  # already ours: unchanged
 
 
 def test_the_routing_advice_can_be_typed_as_it_is() -> None:

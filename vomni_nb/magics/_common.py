@@ -34,7 +34,8 @@ Rules:
 2. Every bad input is a ``UsageError`` raised before any request: parsing, ``{name}`` filling and the
    checks all happen in the parse function, and the twin checks again for Python callers.
 3. Errors from the twin (a ``VomniError``) stay raised, so "Run All" stops, but render as one line of
-   cause and one of advice (:func:`short_error`), not a traceback through our internals.
+   cause and one of advice, not a traceback through our internals (:mod:`vomni_nb._tracebacks`; raised
+   ``from None``, so no chain of our own exceptions shows either).
 4. The result replaces the wait line in the same output (design §6: a static bundle with
    ``text/plain`` and ``vomni_nb`` metadata); ``--out VAR`` also stores it in the user namespace; a
    trailing ``;`` on the magic line shows nothing. The magic returns None (the output is already there).
@@ -51,7 +52,6 @@ import dataclasses
 import importlib
 import keyword
 import os
-import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -67,7 +67,7 @@ if TYPE_CHECKING:
     from vomni_nb.display import WaitLine
 
 __all__ = ["VomniMagics", "Settings", "ENVIRONMENT", "MagicCall", "generation_flags", "common_arguments", "parse_line",
-           "split_quiet", "keys_given", "number", "one_value", "fill_prompt", "usage_errors", "short_error", "cause_and_advice", "run_generation",
+           "split_quiet", "keys_given", "number", "one_value", "fill_prompt", "usage_errors", "run_generation",
            "interrupted", "log_setting", "reading_store"]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -274,41 +274,6 @@ def usage_errors(prefix: str = "") -> Iterator[None]:
         raise UsageError(prefix + str(exc)) from exc
 
 
-_SENTENCE = re.compile(r"(?<=[.!?)])\s+(?=[A-Z`(%])")
-
-
-def cause_and_advice(error: BaseException) -> tuple[str, str]:
-    """(one line of cause, one line of advice) of an error: its ``cause``/``advice`` when it has them,
-    else its message split after the first sentence (our messages say what happened, then what to do)."""
-    cause, advice = getattr(error, "cause", "") or "", getattr(error, "advice", "") or ""
-    message = " ".join(str(error).split())
-    if advice and not cause and message.endswith(advice):
-        return message[: -len(advice)].rstrip(), advice
-    if cause or advice:
-        return (cause or message), advice
-    parts = _SENTENCE.split(message, maxsplit=1)
-    return parts[0], (parts[1] if len(parts) > 1 else "")
-
-
-def _render(error: BaseException) -> list[str]:
-    cause, advice = cause_and_advice(error)
-    lines = [f"\x1b[31m{type(error).__name__}\x1b[0m: {cause}"]
-    if advice:
-        lines.append(f"→ {advice}")
-    return lines
-
-
-def short_error(error: BaseException) -> BaseException:
-    """``error``, rendered by IPython as its cause and advice rather than a traceback through our internals.
-
-    Our errors (``VomniError``, ``Interrupted``) already render so (:mod:`vomni_nb._tracebacks`); anything
-    else raised on purpose by a magic gets the same two lines. Still the same exception, so ``except`` and
-    "Run All" behave as without the magic."""
-    if not hasattr(type(error), "_render_traceback_"):
-        error._render_traceback_ = lambda: _render(error)  # type: ignore[attr-defined]
-    return error
-
-
 def interrupted(error: BaseException, what: str) -> BaseException:
     """A Ctrl-C as :class:`~vomni_nb.errors.Interrupted` (shown as one line), saying what became of the requests."""
     from vomni_nb.errors import Interrupted
@@ -349,7 +314,7 @@ def run_generation(shell: Any, call: MagicCall, *, line: WaitLine | None = None)
         raise interrupted(exc, _advice_interrupted()) from None
     except VomniError as exc:
         line.clear()
-        raise short_error(exc) from None
+        raise exc from None
     if call.out:
         shell.user_ns[call.out] = result
     if call.quiet:

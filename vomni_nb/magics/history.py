@@ -20,7 +20,6 @@ from vomni_nb.magics._common import (
     parse_line,
     reading_store,
     run_generation,
-    short_error,
     split_quiet,
 )
 
@@ -87,7 +86,7 @@ class HistoryMagics(VomniMagics):
         try:
             table = history(**kwargs)
         except VomniError as exc:
-            raise short_error(exc) from None
+            raise exc from None
         return None if quiet else table
 
     @no_var_expand

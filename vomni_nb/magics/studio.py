@@ -17,7 +17,6 @@ from vomni_nb.magics._common import (
     number,
     one_value,
     parse_line,
-    short_error,
     usage_errors,
 )
 
@@ -91,7 +90,7 @@ class StudioMagics(VomniMagics):
             with usage_errors():
                 return Studio(**kwargs)
         except VomniError as exc:
-            raise short_error(exc) from None
+            raise exc from None
 
 
 def load_ipython_extension(ipython: Any) -> None:
