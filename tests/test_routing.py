@@ -111,3 +111,40 @@ def test_addresses_are_told_from_names(manager: ServerManager) -> None:
         assert _looks_like_url(text), text
     for text in ("img", "Tongyi-MAI/Z-Image-Turbo", "my server", "Qwen/Qwen-Image@h"):
         assert not _looks_like_url(text), text
+
+
+def test_a_model_that_runs_nowhere_and_cannot_do_the_task_is_refused_as_such(manager: ServerManager,
+                                                                               image_server: Any) -> None:
+    manager.attach(image_server.url)
+    # Not "start it": starting a video model would not make it speak either.
+    with pytest.raises(WrongServerError, match="cannot speak") as caught:
+        resolve("speech", model=VIDEO_MODEL, manager=manager)
+    assert "%omni_server start" not in str(caught.value).split("cannot speak")[0]
+    assert main_task(None) is None and main_task("house-painter") is None  # unknown: no task to suggest
+
+
+def test_an_unknown_model_whose_server_refuses_the_request_is_the_wrong_server(
+        manager: ServerManager, start_sim: Any, omni_server: Any) -> None:
+    import vomni_nb
+    from vomni_nb.server import set_default_manager
+
+    # Only the server's answer can tell what an unknown id does: a 400 that names the endpoint's kind
+    # must read as the wrong server (naming the servers that could), not as a bad request.
+    alias = start_sim(TTS_MODEL, "--served-model-name", "house-voice")
+    manager.attach(omni_server.url)
+    with set_default_manager(manager), pytest.raises(WrongServerError) as caught:
+        vomni_nb.chat("hello", server=alias.url, status=False)
+    text = str(caught.value)
+    assert "cannot" in text and "does not support Chat Completions" in text, text
+    assert caught.value.servers == [OMNI_MODEL]
+
+
+def test_a_url_whose_model_the_client_knows_is_refused_before_sending(manager: ServerManager, tts_server: Any,
+                                                                      image_server: Any) -> None:
+    import vomni_nb
+    from vomni_nb.server import set_default_manager
+
+    manager.attach(image_server.url)
+    with set_default_manager(manager), pytest.raises(WrongServerError) as caught:
+        vomni_nb.image("a cat", server=tts_server.url, size="64x64", status=False)  # a URL the manager does not know
+    assert "cannot make images" in str(caught.value) and caught.value.servers == [IMAGE_MODEL]
