@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
@@ -136,6 +137,14 @@ def test_a_server_of_another_kernel_is_stopped_by_its_pid(manager: ServerManager
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert out.returncode == 0, out.stderr
     pid = int(out.stdout.split()[-1])
+    try:
+        _stop_it_from_the_panel(manager, pid)
+    finally:  # a kept server outlives its kernel: never leave one behind when the test fails
+        if psutil.pid_exists(pid):
+            psutil.Process(pid).kill()
+
+
+def _stop_it_from_the_panel(manager: ServerManager, pid: int) -> None:
     with set_default_manager(manager):
         panel = ServerPanel(interval=3600, live=True)  # no manager given: the kernel's default one
     assert panel.manager is manager

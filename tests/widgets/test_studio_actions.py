@@ -24,7 +24,7 @@ from vomni_nb import HistoryStore
 from vomni_nb.errors import InvalidRequestError, VomniError
 from vomni_nb.server import ServerManager, set_default_manager
 from vomni_nb.widgets import Studio
-from vomni_nb.widgets._studio_keep import load_strip
+from vomni_nb.widgets._studio_keep import jpeg_preview, load_strip
 from tests.support.sims import IMAGE_MODEL, SimHandle, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
@@ -179,3 +179,17 @@ def test_without_anywidget_the_studio_is_a_static_summary(manager: ServerManager
     (summary,) = shown.outputs
     assert WIDGET_MIME not in summary.data
     assert summary.data["text/plain"].startswith("Studio (no widget front end here) · no image server · 0 image(s)")
+
+
+def test_a_picture_the_preview_cannot_read_is_sent_as_it_came() -> None:
+    # A server may answer in a format Pillow cannot open: the page gets the bytes, and shows what it can.
+    assert jpeg_preview(b"<svg xmlns='http://www.w3.org/2000/svg'/>", 112) == b"<svg xmlns='http://www.w3.org/2000/svg'/>"
+    small = jpeg_preview(_png(300, 200), 112)
+    with Image.open(io.BytesIO(small)) as preview:
+        assert (preview.format, preview.size) == ("JPEG", (112, 75))
+
+
+def _png(width: int, height: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), "teal").save(out, "PNG")
+    return out.getvalue()
