@@ -26,6 +26,7 @@ from vomni_nb.widgets import LiveSpeechPlayer, aplay_stream, play_stream
 
 REPO = Path(__file__).resolve().parents[2]
 SECOND = b"\x01\x00" * 24000  # one second of 24 kHz mono PCM16
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 
 class RecordingSink:
@@ -246,3 +247,50 @@ def test_tiny_pieces_are_joined_before_they_are_sent() -> None:
     assert player.recorder.sent[-2:] == [("chunk", 480), ("end", 0)]
     assert player.recorder.closed
     assert len(sink.calls) == 2  # the widget output is never re-rendered while it plays
+
+
+def test_without_anywidget_the_widget_view_becomes_the_status_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A hand-made environment without anywidget (a missing module, which no installed part can stand for).
+    monkeypatch.setitem(sys.modules, "anywidget", None)
+    monkeypatch.delitem(sys.modules, "vomni_nb.widgets._widget", raising=False)
+    player, sink, _ = _player(mode="widget")
+    player.feed(SECOND, sample_rate=24000)
+    assert player.mode == "status"
+    assert [kind for kind, _, _ in sink.calls] == ["show"] and WIDGET_MIME not in sink.last
+    assert sink.last["text/plain"] == "♪ t: receiving speech… 0.0 s of audio after 0.0 s"
+
+
+def test_a_note_goes_to_the_widget_and_a_terminal_shows_none() -> None:
+    compressed = [AudioDelta(None, 24000, 1, b"ID3...")]
+    player = WidgetPlayer(title="t", mode="widget", sink=RecordingSink())
+    play_stream(Stream(compressed), player=player)
+    assert player.recorder.sent == [("note", 0), ("end", 0)]
+    sink = RecordingSink()
+    play_stream(Stream(compressed), player=LiveSpeechPlayer(title="t", mode="plain", sink=sink))
+    assert [data["text/plain"] for _, data, _ in sink.calls] == ["♪ t: streaming speech…", "Result()"]
+
+
+def test_an_ended_player_stays_ended() -> None:
+    player, sink, _ = _player()
+    player.finish("spoken text, no player")  # a result with no HTML of its own is shown as its text
+    assert sink.last == {"text/plain": "'spoken text, no player'"}
+    calls = list(sink.calls)
+    player.finish(Result())
+    player.fail(RuntimeError("late"))
+    assert sink.calls == calls
+
+
+class FailingAsyncStream(AsyncStream):
+    async def __aiter__(self) -> AsyncIterator[Any]:
+        async for event in super().__aiter__():
+            yield event
+        raise ConnectionError("the server went away")
+
+
+def test_aplay_stream_ends_the_output_and_reraises() -> None:
+    sink = RecordingSink()
+    player = LiveSpeechPlayer(title="t", mode="status", sink=sink)
+    with pytest.raises(ConnectionError, match="went away"):
+        asyncio.run(aplay_stream(FailingAsyncStream([AudioDelta(SECOND, 24000, 1, SECOND)]), player=player))
+    assert sink.last["text/plain"] == "✗ t: stopped after 1.0 s of audio (ConnectionError)"
+    assert '<audio controls src="data:audio/wav;base64,' in sink.last["text/html"] and player.finished

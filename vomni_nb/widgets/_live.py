@@ -31,11 +31,10 @@ def widget_bundle(model_id: str, static: Bundle) -> Bundle:
     return {**static, WIDGET_MIME: {"version_major": 2, "version_minor": 1, "model_id": model_id}}
 
 
-def _kernel() -> Any:
-    try:
-        from IPython import get_ipython
-    except ImportError:  # a stripped environment: nothing to display into
-        return None
+def _kernel() -> tuple[Any, Any]:
+    """The IPython shell and its kernel (None, None outside IPython; shell, None in a terminal)."""
+    from IPython import get_ipython
+
     shell = get_ipython()
     return shell, getattr(shell, "kernel", None)
 
@@ -70,7 +69,7 @@ class LiveOutputs:
         display_id = f"{self.prefix}-{os.getpid()}-{next(_ids)}-{os.urandom(3).hex()}"
         self.display_ids.append(display_id)
         found = _kernel()
-        if self.parent is None and found is not None and found[1] is not None:
+        if self.parent is None and found[1] is not None:
             try:
                 self.parent = found[1].get_parent()
             except Exception:  # an unusual kernel: pinned outputs go to the calling cell instead
@@ -92,7 +91,7 @@ class LiveOutputs:
         from IPython.display import display
 
         found = _kernel()
-        publisher = getattr(found[0], "display_pub", None) if found is not None else None
+        publisher = getattr(found[0], "display_pub", None)
         setter = getattr(publisher, "set_thread_parent", None)
         if self.parent is None or setter is None or _in_a_cell(found):
             display(data, metadata=metadata or {}, raw=True)
@@ -106,7 +105,6 @@ class LiveOutputs:
 
 def close_widget(widget: Any) -> None:
     """Close an anywidget's comm and the layout model every DOMWidget opens beside it."""
-    layout = getattr(widget, "layout", None)
+    layout = widget.layout  # every DOMWidget has one, and an AnyWidget is a DOMWidget
     widget.close()
-    if layout is not None:
-        layout.close()
+    layout.close()
