@@ -56,6 +56,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, Union
 
 from vomni_nb import _advice
 from vomni_nb.errors import APIStatusError, Interrupted, InvalidRequestError, WrongServerError
+from vomni_nb.protocol.validate import one_setting
 from vomni_nb.routing import Target, Task, is_wrong_server_answer, resolve, tasks_for, wrong_server
 
 if TYPE_CHECKING:
@@ -297,14 +298,10 @@ def call_stream(task: Task, target: Target, open_stream: Callable[[AsyncOmniClie
 
 
 def either_spelling(name: str, value: Any, client_name: str, client_value: Any) -> Any:
-    """One setting a twin takes under its own name and the client's (rule 7): whichever was given (None when
-    neither); the two with different values is an error, since neither can be guessed to win."""
-    if client_value is None:
-        return value
-    if value is not None and value != client_value:
-        raise InvalidRequestError(f"Give {name}= or {client_name}= (the same setting: {client_name} is the client's "
-                                  f"name for it, as in result.recipe), not both; got {value!r} and {client_value!r}.")
-    return client_value
+    """One setting a twin takes under its own name and the client's (rule 7); the check is
+    :func:`~vomni_nb.protocol.validate.one_setting`'s, the client's own for its wire spellings."""
+    return one_setting(name, value, client_name, client_value,
+                       why=f"the same setting: {client_name} is the client's name for it, as in result.recipe")
 
 
 def save_result(result: Any, save: Any) -> list[Path]:

@@ -17,6 +17,7 @@ __all__ = [
     "Modality",
     "WIRE_SPELLINGS",
     "fold_wire_spellings",
+    "one_setting",
     "check_names",
     "parse_size",
     "format_size",
@@ -62,13 +63,20 @@ def fold_wire_spellings(options: Mapping[str, Any]) -> dict[str, Any]:
     """
     folded = {key: value for key, value in options.items() if key not in WIRE_SPELLINGS}
     for wire, short in WIRE_SPELLINGS.items():
-        value = options.get(wire)
-        if value is None:
-            continue
-        if folded.get(short) is not None and folded[short] != value:
-            raise InvalidRequestError(f"Give {short}= or {wire}= (the same setting), not both.")
-        folded[short] = value
+        value = one_setting(short, folded.get(short), wire, options.get(wire))
+        if value is not None:
+            folded[short] = value
     return folded
+
+
+def one_setting(name: str, value: Any, other: str, other_value: Any, *, why: str = "the same setting") -> Any:
+    """The value of a setting that has two names, ``name`` and ``other``: whichever was given (None when
+    neither); both with different values is an error, since neither can be guessed to win."""
+    if other_value is None:
+        return value
+    if value is not None and value != other_value:
+        raise InvalidRequestError(f"Give {name}= or {other}= ({why}), not both; got {value!r} and {other_value!r}.")
+    return other_value
 
 
 def check_names(what: str, given: Mapping[str, Any], valid: tuple[str, ...]) -> None:
