@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -23,8 +25,10 @@ from tests.support.sims import (
     OMNI_MODEL,
     TTS_MODEL,
     VIDEO_MODEL,
+    STAND_IN,
     SimHandle,
     chromium_path,
+    free_port,
     launch_sim,
 )
 
@@ -158,3 +162,29 @@ def magic_shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[obj
                     for name in magics.trait_names(config=True):
                         setattr(magics, name, None)
             manager.shutdown(grace=2.0)
+
+
+@pytest.fixture
+def stand_in_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """`vllm` and `nvidia-smi` are the stand-ins (tests/support/stand_in); the registry is private to the
+    test (returned). Every failure knob is cleared, and the stand-in loads for 0.1 s."""
+    monkeypatch.setenv("PATH", f"{STAND_IN}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("VOMNI_REGISTRY_DIR", str(tmp_path / "registry"))
+    for knob in ("STANDIN_FAIL", "STANDIN_NO_GPU", "STANDIN_BIND_DELAY", "VLLM_API_KEY"):
+        monkeypatch.delenv(knob, raising=False)
+    monkeypatch.setenv("STANDIN_DELAY", "0.1")
+    return tmp_path / "registry"
+
+
+@pytest.fixture
+def stand_in_manager(stand_in_env: Path) -> Iterator[Any]:
+    """A ServerManager over the stand-ins, on a free default port; everything it started is ended after."""
+    from vomni_nb.server import ServerManager
+    from vomni_nb.server.launch import group_alive
+
+    manager = ServerManager(register_atexit=False, default_port=free_port())
+    yield manager
+    manager.shutdown(grace=2.0)
+    for entry in manager.registry.entries():  # kept servers too: a test must leave nothing behind
+        if group_alive(entry.pgid):
+            os.killpg(entry.pgid, signal.SIGKILL)

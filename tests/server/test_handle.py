@@ -3,14 +3,10 @@ handle's own stop/restart, on the stand-in `vllm` (real processes)."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.sims import STAND_IN, free_port
 from vomni_nb.server import ServerManager
 from vomni_nb.server.handle import ServerStatus
 from vomni_nb.server.launch import group_alive
@@ -37,18 +33,8 @@ def test_the_status_line_of_a_broken_or_attached_server() -> None:
     assert attached.line() == "img: ready — http://127.0.0.1:8091 — sim, attached"
 
 
-@pytest.fixture
-def manager(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[ServerManager]:
-    monkeypatch.setenv("PATH", f"{STAND_IN}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("STANDIN_DELAY", "0.1")
-    for knob in ("STANDIN_FAIL", "STANDIN_NO_GPU", "VLLM_API_KEY", "STANDIN_BIND_DELAY"):
-        monkeypatch.delenv(knob, raising=False)
-    found = ServerManager(registry_dir=tmp_path / "registry", register_atexit=False, default_port=free_port())
-    yield found
-    found.shutdown(grace=2.0)
-
-
-def test_the_handle_restarts_and_stops_its_server(manager: ServerManager) -> None:
+def test_the_handle_restarts_and_stops_its_server(stand_in_manager: ServerManager) -> None:
+    manager = stand_in_manager
     server = manager.start("Qwen/Qwen-Image")
     first_pid, first_start = server.pid, server.started_at
     assert server.restart() is server and server.pid not in (None, first_pid)
@@ -59,7 +45,8 @@ def test_the_handle_restarts_and_stops_its_server(manager: ServerManager) -> Non
     assert pid is not None and not group_alive(pid) and manager.servers == []
 
 
-def test_an_attached_handle_has_no_process_of_ours(manager: ServerManager, image_server: Any) -> None:
+def test_an_attached_handle_has_no_process_of_ours(stand_in_manager: ServerManager, image_server: Any) -> None:
+    manager = stand_in_manager
     server = manager.attach(image_server.url)
     assert server.returncode() is None and server.logs() == "" and server.started_at is None
     server.stop()  # forgotten, never stopped: the simulator still answers

@@ -34,28 +34,12 @@ from vomni_nb.server.launch import group_alive, group_members
 from vomni_nb.server.command import build_command, build_env, parse_gpus
 from vomni_nb.server.handle import LaunchSpec
 
-from tests.support.sims import STAND_IN  # noqa: E402
 MODEL = "Qwen/Qwen-Image"
 
 
 @pytest.fixture
-def stand_in_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """`vllm` and `nvidia-smi` are the stand-ins; the registry is private to the test."""
-    monkeypatch.setenv("PATH", f"{STAND_IN}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("VOMNI_REGISTRY_DIR", str(tmp_path / "registry"))
-    for knob in ("STANDIN_FAIL", "STANDIN_NO_GPU", "VLLM_API_KEY"):
-        monkeypatch.delenv(knob, raising=False)
-    monkeypatch.setenv("STANDIN_DELAY", "0.1")
-    return tmp_path / "registry"
-
-
-@pytest.fixture
-def manager(stand_in_env: Path) -> Iterator[ServerManager]:
-    mgr = ServerManager(register_atexit=False, default_port=free_port())
-    yield mgr
-    mgr.shutdown(grace=2.0)
-    for entry in mgr.registry.entries():  # kept servers too: a test must leave nothing behind
-        os.killpg(entry.pgid, signal.SIGKILL) if group_alive(entry.pgid) else None
+def manager(stand_in_manager: ServerManager) -> ServerManager:
+    return stand_in_manager
 
 
 def test_start_is_ready_and_stop_ends_the_whole_group(manager: ServerManager) -> None:
