@@ -256,10 +256,10 @@ class ServerManager:
     def _launch(self, server: Server, wanted_port: int | None, timeout: float | None,
                 reporter: StartReporter | None, notes: Sequence[str] = ()) -> None:
         started = time.monotonic()
+        limit = timeout or (SIM_TIMEOUT_S if server.kind == "sim" else VLLM_TIMEOUT_S)  # for all tries together
         lost: set[int] = set()  # auto-chosen ports another program bound before our server could
         while True:
             port = self._spawn(server, wanted_port, frozenset(lost), started, reporter)
-            limit = timeout or (SIM_TIMEOUT_S if server.kind == "sim" else VLLM_TIMEOUT_S)
             try:
                 wait_ready(server, started, limit, reporter)
                 break
