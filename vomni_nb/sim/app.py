@@ -21,7 +21,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from vomni_nb.sim import chat, faults, images, speech, speech_batch, storage, videos
+from vomni_nb.sim import chat, faults, images, speech, speech_batch, storage, video_jobs, videos
 from vomni_nb.sim.app_deps import random_hex
 from vomni_nb.sim.config import SimConfig
 from vomni_nb.sim.families import Family
@@ -222,7 +222,7 @@ def create_app(config: SimConfig) -> FastAPI:
         made_storage = config.storage_dir is None
         if config.storage_dir is None:
             config.storage_dir, _ = storage.prepare(None)
-        sweeper = asyncio.create_task(videos.expire_periodically(app))
+        sweeper = asyncio.create_task(video_jobs.expire_periodically(app))
         yield
         sweeper.cancel()
         if made_storage:
