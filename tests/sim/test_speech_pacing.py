@@ -16,7 +16,7 @@ import pytest
 
 from vomni_nb.sim import audio
 from vomni_nb.sim.cli import build_parser
-from vomni_nb.sim.speech import CHUNK_S, REALTIME_FACTOR, window_due, whole_file_due
+from vomni_nb.sim.speech_stream import CHUNK_S, REALTIME_FACTOR, window_due, whole_file_due
 from tests.support.sims import TTS_MODEL
 
 SPEECH = "/v1/audio/speech"

@@ -1,4 +1,5 @@
-"""``POST /v1/audio/speech`` in its three modes (reference §3.9), plus the voices routes.
+"""``POST /v1/audio/speech`` in its three modes (reference §3.9; the two streamed ones in speech_stream.py),
+plus the voices routes.
 
 Checks run in the order vLLM-Omni runs them, so the same bad request gets the same first error:
 pydantic (400 validation form) → "default" voice → sample rate → model name (404) → streaming limits →
@@ -13,7 +14,6 @@ import json
 import math
 import re
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
@@ -25,8 +25,9 @@ from vomni_nb.sim.app_deps import require_json
 from vomni_nb.sim.config import SimConfig
 from vomni_nb.sim.families import Family
 from vomni_nb.sim.media import FAIL_TOKEN
+from vomni_nb.sim.speech_stream import raw_stream, sse_stream, whole_file_due
 
-__all__ = ["router", "SpeechRequest", "usage_of", "window_due", "whole_file_due"]
+__all__ = ["router", "SpeechRequest", "usage_of"]
 
 router = APIRouter()
 router.include_router(voices.router)
@@ -35,8 +36,6 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 NATIVE_RATE = 24000
 SUPPORTED_RATES = (8000, 24000)  # Qwen3-TTS
 CODEC_FRAMES_PER_S = 12.5  # Qwen3-TTS-12Hz: one output token per codec frame
-CHUNK_S = 0.32  # one Code2Wav window
-REALTIME_FACTOR = 8.0  # streams run this much faster than playback, as on a GPU
 MAX_INSTRUCTIONS = 500
 LANGUAGES = ("Auto", "Chinese", "English", "Japanese", "Korean", "German", "French", "Russian", "Portuguese",
              "Spanish", "Italian")
@@ -284,85 +283,6 @@ def _engine_headers(speech: audio.Speech) -> dict[str, str]:
     return {ENGINE_HEADER: speech.engine}
 
 
-def _pieces(speech: audio.Speech, fmt: str) -> list[bytes]:
-    """What a stream sends: for wav the open-ended header first, then one PCM16 piece per Code2Wav window."""
-    size = max(2, int(speech.sample_rate * CHUNK_S) * 2)
-    chunks = [speech.pcm[i : i + size] for i in range(0, len(speech.pcm), size)] or [b""]
-    return ([audio.streaming_wav_header(speech.sample_rate)] if fmt == "wav" else []) + chunks
-
-
-def window_due(index: int, fmt: str, factor: float | None) -> float:
-    """Seconds after a stream began when its piece ``index`` goes out: the header and the first window at
-    once, then one window per ``CHUNK_S / factor`` (a GPU decoding at ``factor`` times real time; None: 8x)."""
-    first_audio = 1 if fmt == "wav" else 0
-    return max(0, index - first_audio) * CHUNK_S / (factor or REALTIME_FACTOR)
-
-
-def whole_file_due(speech: audio.Speech, factor: float | None) -> float:
-    """Seconds after the request began when a whole (non-streamed) file is answered: its length at
-    ``factor`` times real time, or at once when no factor was set (the simulator's old default)."""
-    return speech.duration_s / factor if factor else 0.0
-
-
-async def _pace(started: float, index: int, fmt: str, factor: float | None) -> None:
-    # Against a schedule, not one sleep per window, so a loaded machine does not slow the set rate.
-    loop = asyncio.get_running_loop()
-    await asyncio.sleep(max(0.0, started + window_due(index, fmt, factor) - loop.time()))
-
-
-class MidStreamFailure(RuntimeError):
-    """Raised inside a raw audio stream: uvicorn drops the connection without the last chunk."""
-
-
-async def _raw_stream(
-    request_id: str, speech: audio.Speech, fmt: str, fail_after: int | None, fail_message: str, factor: float | None
-) -> AsyncIterator[bytes]:
-    finished = False
-    started = asyncio.get_running_loop().time()
-    try:
-        for index, piece in enumerate(_pieces(speech, fmt)):
-            if fail_after is not None and index >= fail_after:
-                vlog.error(f"[SpeechE2E] request_id={request_id} stream=true status=error (simulated mid-stream failure)",
-                           where="serving_speech.py:1700")
-                finished = True  # a simulated engine failure, not an abort
-                raise MidStreamFailure(fail_message)
-            await _pace(started, index, fmt, factor)
-            yield piece
-        finished = True
-    finally:
-        # No awaits here: a cancelled stream would be cancelled again at once.
-        if not finished:
-            faults.log_abort(request_id)
-
-
-async def _sse_stream(
-    request_id: str, body: SpeechRequest, speech: audio.Speech, fmt: str, fail_after: int | None, fail_message: str,
-    factor: float | None,
-) -> AsyncIterator[str]:
-    finished = False
-    started = asyncio.get_running_loop().time()
-    try:
-        for index, piece in enumerate(_pieces(speech, fmt)):
-            if fail_after is not None and index >= fail_after:
-                error: dict[str, Any] = {"message": fail_message, "type": "server_error", "param": None, "code": 500}
-                if index > 0:
-                    error.update(partial_audio=True, action="discard")
-                data = json.dumps({"type": "speech.audio.error", "error": error}, separators=(",", ":"))
-                finished = True
-                yield f"event: speech.audio.error\ndata: {data}\n\n"
-                return
-            await _pace(started, index, fmt, factor)
-            payload = {"type": "speech.audio.delta", "audio": base64.b64encode(piece).decode("ascii"),
-                       "response_format": fmt}
-            yield f"event: speech.audio.delta\ndata: {json.dumps(payload, separators=(',', ':'))}\n\n"
-        done = {"type": "speech.audio.done", "usage": usage_of(body, speech)}
-        finished = True
-        yield f"event: speech.audio.done\ndata: {json.dumps(done, separators=(',', ':'))}\n\n"
-    finally:
-        if not finished:
-            faults.log_abort(request_id)
-
-
 @router.post("/v1/audio/speech", dependencies=[Depends(require_json)])
 async def create_speech(body: SpeechRequest, request: Request) -> Response:
     config: SimConfig = request.app.state.sim
@@ -432,10 +352,10 @@ async def create_speech(body: SpeechRequest, request: Request) -> Response:
             return error_response(f"Speech generation failed: {FAIL_MESSAGE}", 500, "InternalServerError")
     if body.is_raw_audio_stream():
         media_type = "audio/wav" if fmt == "wav" else "audio/pcm"
-        stream = _raw_stream(request_id, speech, fmt, fail_after, fail_message, factor)
+        stream = raw_stream(request_id, speech, fmt, fail_after, fail_message, factor)
         return StreamingResponse(stream, media_type=media_type, headers=headers)
     if body.is_sse_stream():
-        events = _sse_stream(request_id, body, speech, fmt, fail_after, fail_message, factor)
+        events = sse_stream(request_id, usage_of(body, speech), speech, fmt, fail_after, fail_message, factor)
         return StreamingResponse(events, media_type="text/event-stream", headers=headers)
     data = await asyncio.to_thread(audio.encode_audio, speech.pcm, speech.sample_rate, fmt)
     wait = began + whole_file_due(speech, factor) - asyncio.get_running_loop().time()
