@@ -35,6 +35,19 @@ def _gone_within(pgid: int, seconds: float) -> bool:
     return not group_alive(pgid)
 
 
+def _what_is_left(pgid: int, watchdog: int) -> str:
+    """The group's live members and the watchdog's state, from /proc: what a failure needs to be understood."""
+    def state(pid: int) -> str:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            return f"{pid}: gone"
+        return f"{pid}: state {stat[stat.rfind(')') + 2:].split()[0]}, {cmdline[:120]}"
+    members = "; ".join(state(pid) for pid in group_members(pgid)) or "none"
+    return f"group {pgid} members: {members}. watchdog {state(watchdog)}"
+
+
 class Kernel:
     def __init__(self, registry: Path) -> None:
         env = {**os.environ, "PATH": f"{STAND_IN}{os.pathsep}{os.environ['PATH']}", "VOMNI_REGISTRY_DIR": str(registry),
@@ -149,5 +162,6 @@ def test_kernel_restart_and_sigkill_leave_no_server_process(kernel: Kernel) -> N
     _, pgid, _ = _server_ids(kernel)
     assert len(group_members(pgid)) >= 2
     kernel_pid = int(kernel.value("__import__('os').getpid()"))
+    watchdog = int(kernel.value("__import__('vomni_nb').default_manager().get().run.watchdog.pid"))
     os.kill(kernel_pid, signal.SIGKILL)
-    assert _gone_within(pgid, 5.0)
+    assert _gone_within(pgid, 5.0), _what_is_left(pgid, watchdog)

@@ -140,3 +140,49 @@ def test_watchdog_ends_the_group_when_its_owner_dies(tmp_path: Path) -> None:
     while launch.group_alive(pgid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not launch.group_alive(pgid)
+
+
+def _catches_or_blocks(pid: int, signum: int) -> bool:
+    """Whether process ``pid`` has armed itself for ``signum`` (caught or blocked), from /proc."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    bit = 1 << (signum - 1)
+    return any(int(fields[name].strip(), 16) & bit for name in ("SigBlk", "SigCgt"))
+
+
+def test_a_storm_of_wake_up_signals_does_not_hang_the_watchdog(tmp_path: Path) -> None:
+    # The wake-up signal (the kernel's death, by PR_SET_PDEATHSIG) used to be taken by a Python handler
+    # that set a threading.Event: landing while the loop held the Event's lock, it deadlocked the
+    # watchdog, and the server then outlived its kernel. Any number of wake-ups must leave it working.
+    code = (
+        "import os, sys, time\n"
+        "from pathlib import Path\n"
+        "from vomni_nb.server import launch\n"
+        f"p = launch.spawn_server([sys.executable, '-c', 'import time; time.sleep(60)'], env={{}}, "
+        f"log_path=Path({str(tmp_path / 'srv.log')!r}))\n"
+        "w = launch.spawn_watchdog(os.getpid(), p.pid)\n"
+        "print(p.pid, w.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    kernel = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert kernel.stdout is not None
+    pgid, watchdog = map(int, kernel.stdout.readline().split())
+    try:
+        deadline = time.monotonic() + 30
+        while not _catches_or_blocks(watchdog, signal.SIGUSR1):
+            assert time.monotonic() < deadline, "the watchdog never armed its wake-up"
+            time.sleep(0.02)
+        storm_ends = time.monotonic() + 1.0
+        while time.monotonic() < storm_ends:
+            os.kill(watchdog, signal.SIGUSR1)
+        assert launch.group_alive(pgid), "a wake-up alone (the kernel alive) must not end the server"
+    finally:
+        kernel.kill()
+        kernel.wait()
+        kernel.stdout.close()
+    deadline = time.monotonic() + 10
+    while launch.group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    alive = launch.group_alive(pgid)
+    if alive:
+        launch.terminate_group(pgid, grace=1)
+    assert not alive, "the watchdog stopped working after the wake-up signals: the server outlived its kernel"

@@ -10,6 +10,11 @@ SIGKILL) it is re-parented at once, so ``getppid() != owner`` is an exact, cheap
 fooled by pid reuse or by the dead kernel lingering as an unreaped zombie. PR_SET_PDEATHSIG is
 still set, but only as a wake-up: the signal makes us look at once; a spurious one (the forking
 thread ended, the kernel lives) changes nothing. Then it SIGTERMs the group, waits, SIGKILLs.
+
+The wake-up signal is blocked and taken with ``sigtimedwait``, never by a Python handler: a handler
+runs in the loop's own thread between any two bytecodes, so one that woke the loop through a
+``threading.Event`` deadlocked whenever it landed while that thread held the Event's lock, and the
+group then outlived its kernel.
 """
 
 from __future__ import annotations
@@ -19,9 +24,8 @@ import ctypes
 import os
 import signal
 import sys
-import threading
+import time
 from collections.abc import Sequence
-from types import FrameType
 
 if __package__:
     from vomni_nb.server.launch import group_alive, terminate_group
@@ -34,22 +38,29 @@ __all__ = ["main"]
 
 _PR_SET_PDEATHSIG = 1
 _POLL_S = 0.1
-_wake = threading.Event()
+_WAKE_SIGNAL = signal.SIGUSR1
 
 
-def _on_wake(signum: int, frame: FrameType | None) -> None:
-    _wake.set()
-
-
-def _arm_parent_death_wakeup() -> None:
-    if not sys.platform.startswith("linux"):
-        return
-    signal.signal(signal.SIGUSR1, _on_wake)
+def _arm_parent_death_wakeup() -> bool:
+    """Have Linux send the (blocked) wake-up signal when the kernel dies; True when it can be waited for."""
+    if not sys.platform.startswith("linux") or not hasattr(signal, "sigtimedwait"):
+        return False
+    # Blocked before it is asked for, so it is never delivered to a default action (which would end us).
+    signal.pthread_sigmask(signal.SIG_BLOCK, {_WAKE_SIGNAL})
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGUSR1, 0, 0, 0)
+        libc.prctl(_PR_SET_PDEATHSIG, _WAKE_SIGNAL, 0, 0, 0)
     except (OSError, AttributeError):
-        pass  # polling alone still works
+        pass  # sigtimedwait still paces the polling
+    return True
+
+
+def _pause(wakeable: bool) -> None:
+    """One poll interval, cut short by the wake-up signal when it can be waited for."""
+    if wakeable:
+        signal.sigtimedwait({_WAKE_SIGNAL}, _POLL_S)
+    else:
+        time.sleep(_POLL_S)
 
 
 def owner_gone(owner_pid: int) -> bool:
@@ -62,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--pgid", type=int, required=True)
     args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _arm_parent_death_wakeup()
+    wakeable = _arm_parent_death_wakeup()
     if owner_gone(args.owner):
         # The kernel died between spawning us and now (or we were started by someone else).
         terminate_group(args.pgid, grace=3.0)
@@ -71,8 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if owner_gone(args.owner):
             terminate_group(args.pgid, grace=3.0)
             return 0
-        _wake.wait(_POLL_S)
-        _wake.clear()
+        _pause(wakeable)
     return 0
 
 
