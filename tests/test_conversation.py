@@ -79,7 +79,8 @@ def test_media_become_data_url_parts_of_the_turn(omni_server: Any, tmp_path: Any
     ({"modalities": []}, "modalities must be some of"),
     ({"voice": "ethan", "modalities": ["text"]}, "A voice is for spoken answers"),
     ({"audio_format": "mp3"}, "audio_format is for spoken answers"),
-    ({"modalities": "text,audio", "audio_format": "mp3", "stream": True}, "streamed speech must be wav or pcm"),
+    ({"modalities": "text,audio", "audio_format": "mp3", "stream": True},
+     r"A streamed spoken answer plays as it arrives, which takes wav or pcm; got .mp3.\. For mp3, pass stream=False"),
     ({"temperature": 5}, "temperature must be from 0"),
     ({"max_tokens": 0}, "max_tokens must be from 1"),
 ])

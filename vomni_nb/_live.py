@@ -31,15 +31,6 @@ __all__ = ["SpeechView", "ChatView", "TEXT_INTERVAL", "spoken_part"]
 TEXT_INTERVAL = 0.08  # s between two updates of streamed text: at most ~12 a second, however fast tokens come
 
 
-def _feed(player: LiveSpeechPlayer, event: Any) -> None:
-    """One stream event into the player: decoded PCM plays; compressed audio waits for the end."""
-    pcm = getattr(event, "pcm", None)
-    if pcm:
-        player.feed(pcm, sample_rate=getattr(event, "sample_rate", None), channels=getattr(event, "channels", None))
-    elif getattr(event, "raw", b"") and not player.noted:
-        player.note("compressed audio: it plays when the stream ends")
-
-
 def _player(title: str) -> LiveSpeechPlayer:
     from vomni_nb.widgets import LiveSpeechPlayer
 
@@ -62,7 +53,7 @@ class SpeechView:
 
     def event(self, event: Any, text: str) -> None:
         if self.player is not None:
-            _feed(self.player, event)
+            self.player.take(event)
 
     def finish(self, result: Any) -> None:
         """The result's static player in place of the live one."""
@@ -116,7 +107,7 @@ class ChatView:
         if isinstance(event, AudioDelta):
             if self.player is None:
                 self.player = _player("spoken answer")
-            _feed(self.player, event)
+            self.player.take(event)
         elif text != self.text:
             self.text = text
             if self.live.due():  # the text is escaped only for the updates that are shown

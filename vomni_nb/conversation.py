@@ -27,7 +27,14 @@ from typing import TYPE_CHECKING, Any
 from vomni_nb._sources import check_sources, fetch_sources
 from vomni_nb._twins import Log, Status, call, call_stream, resolve_target, save_result, wait_line
 from vomni_nb.errors import InvalidRequestError
-from vomni_nb.protocol.validate import check_float, check_int, check_prompt, check_seed, speech_format
+from vomni_nb.protocol.validate import (
+    STREAMING_SPEECH_FORMATS,
+    check_float,
+    check_int,
+    check_prompt,
+    check_seed,
+    speech_format,
+)
 
 if TYPE_CHECKING:
     from vomni_nb._files import PathLike
@@ -56,7 +63,12 @@ def check_chat_options(*, modalities: Any = None, voice: Any = None, audio_forma
             raise InvalidRequestError("A voice is for spoken answers: add audio to the modalities (text,audio).")
     options: dict[str, Any] = {"modalities": wanted, "voice": voice}
     if "audio" in wanted:
-        options["audio_format"] = speech_format(audio_format or ("wav" if stream else "mp3"), streaming=stream)
+        fmt = speech_format(audio_format or ("wav" if stream else "mp3"), streaming=False)
+        if stream and fmt not in STREAMING_SPEECH_FORMATS:
+            # The chat route would send it, each chunk a file of its own: nothing to play until the end.
+            raise InvalidRequestError(f"A streamed spoken answer plays as it arrives, which takes wav or pcm; got "
+                                      f"{audio_format!r}. For {fmt}, pass stream=False (the answer comes whole).")
+        options["audio_format"] = fmt
     elif audio_format is not None:
         raise InvalidRequestError("audio_format is for spoken answers: add audio to the modalities.")
     if max_tokens is not None:

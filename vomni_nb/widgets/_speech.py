@@ -175,6 +175,15 @@ class LiveSpeechPlayer:
             self._widget.send_chunk(bytes(self._pending), sample_rate=self._sample_rate, channels=self._channels)
         self._pending.clear()
 
+    def take(self, event: Any) -> None:
+        """One stream event (an ``AudioDelta``): decoded PCM plays now; compressed audio is noted once and
+        plays when the stream ends."""
+        pcm = getattr(event, "pcm", None)
+        if pcm:
+            self.feed(pcm, sample_rate=getattr(event, "sample_rate", None), channels=getattr(event, "channels", None))
+        elif getattr(event, "raw", b"") and not self.noted:
+            self.note("compressed audio: it plays when the stream ends (ask for pcm or wav to hear it live)")
+
     @property
     def noted(self) -> bool:
         return bool(self._note)
@@ -239,14 +248,6 @@ def _player_for(title: str, live: bool | None, autoplay: bool, player: LiveSpeec
     return LiveSpeechPlayer(title=title, mode=mode, autoplay=autoplay)
 
 
-def _take(player: LiveSpeechPlayer, event: Any) -> None:
-    pcm = getattr(event, "pcm", None)
-    if pcm:
-        player.feed(pcm, sample_rate=getattr(event, "sample_rate", None), channels=getattr(event, "channels", None))
-    elif getattr(event, "raw", b"") and not player.noted:
-        player.note("compressed audio: it plays when the stream ends (ask for pcm or wav to hear it live)")
-
-
 def play_stream(
     stream: AudioEventStream[R],
     *,
@@ -268,7 +269,7 @@ def play_stream(
     player.start()
     try:
         for event in stream:
-            _take(player, event)
+            player.take(event)
         result = stream.finish()
     except BaseException as exc:
         player.fail(exc)
@@ -291,7 +292,7 @@ async def aplay_stream(
     player.start()
     try:
         async for event in stream:
-            _take(player, event)
+            player.take(event)
         result = await stream.finish()
     except BaseException as exc:
         player.fail(exc)
