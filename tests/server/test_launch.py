@@ -115,44 +115,9 @@ def test_server_runs_in_its_own_session(tmp_path: Path) -> None:
         launch.terminate_group(proc.pid, proc, grace=2)
 
 
-def test_watchdog_ends_the_group_when_its_owner_dies(tmp_path: Path) -> None:
-    # The "kernel" is a python process that starts a server group and a watchdog, then is SIGKILLed.
-    code = (
-        "import sys, time\n"
-        "from pathlib import Path\n"
-        "from vomni_nb.server import launch\n"
-        f"p = launch.spawn_server([sys.executable, '-c', 'import time; time.sleep(60)'], env={{}}, "
-        f"log_path=Path({str(tmp_path / 'srv.log')!r}))\n"
-        "import os\n"
-        "launch.spawn_watchdog(os.getpid(), p.pid)\n"
-        "print(p.pid, flush=True)\n"
-        "time.sleep(60)\n"
-    )
-    kernel = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    assert kernel.stdout is not None
-    pgid = int(kernel.stdout.readline())
-    # No need to wait for the watchdog to start: one that finds its owner gone already ends the group at once.
-    assert launch.group_alive(pgid)
-    kernel.kill()
-    kernel.wait()
-    kernel.stdout.close()
-    deadline = time.monotonic() + 5
-    while launch.group_alive(pgid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not launch.group_alive(pgid)
-
-
-def _catches_or_blocks(pid: int, signum: int) -> bool:
-    """Whether process ``pid`` has armed itself for ``signum`` (caught or blocked), from /proc."""
-    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
-    bit = 1 << (signum - 1)
-    return any(int(fields[name].strip(), 16) & bit for name in ("SigBlk", "SigCgt"))
-
-
-def test_a_storm_of_wake_up_signals_does_not_hang_the_watchdog(tmp_path: Path) -> None:
-    # The wake-up signal (the kernel's death, by PR_SET_PDEATHSIG) used to be taken by a Python handler
-    # that set a threading.Event: landing while the loop held the Event's lock, it deadlocked the
-    # watchdog, and the server then outlived its kernel. Any number of wake-ups must leave it working.
+def _kernel_with_a_server(tmp_path: Path) -> tuple[subprocess.Popen[str], int, int]:
+    """A stand-in "kernel": a python process that starts a server group and its watchdog, then sleeps.
+    Returns the process, the group and the watchdog's pid."""
     code = (
         "import os, sys, time\n"
         "from pathlib import Path\n"
@@ -166,6 +131,43 @@ def test_a_storm_of_wake_up_signals_does_not_hang_the_watchdog(tmp_path: Path) -
     kernel = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert kernel.stdout is not None
     pgid, watchdog = map(int, kernel.stdout.readline().split())
+    return kernel, pgid, watchdog
+
+
+def _kill(kernel: subprocess.Popen[str]) -> None:
+    kernel.kill()
+    kernel.wait()
+    if kernel.stdout is not None:
+        kernel.stdout.close()
+
+
+def _gone_within(pgid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while launch.group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not launch.group_alive(pgid)
+
+
+def test_watchdog_ends_the_group_when_its_owner_dies(tmp_path: Path) -> None:
+    kernel, pgid, _ = _kernel_with_a_server(tmp_path)
+    # No need to wait for the watchdog to start: one that finds its owner gone already ends the group at once.
+    assert launch.group_alive(pgid)
+    _kill(kernel)
+    assert _gone_within(pgid, 5)
+
+
+def _catches_or_blocks(pid: int, signum: int) -> bool:
+    """Whether process ``pid`` has armed itself for ``signum`` (caught or blocked), from /proc."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    bit = 1 << (signum - 1)
+    return any(int(fields[name].strip(), 16) & bit for name in ("SigBlk", "SigCgt"))
+
+
+def test_a_storm_of_wake_up_signals_does_not_hang_the_watchdog(tmp_path: Path) -> None:
+    # The wake-up signal (the kernel's death, by PR_SET_PDEATHSIG) used to be taken by a Python handler
+    # that set a threading.Event: landing while the loop held the Event's lock, it deadlocked the
+    # watchdog, and the server then outlived its kernel. Any number of wake-ups must leave it working.
+    kernel, pgid, watchdog = _kernel_with_a_server(tmp_path)
     try:
         deadline = time.monotonic() + 30
         while not _catches_or_blocks(watchdog, signal.SIGUSR1):
@@ -176,13 +178,8 @@ def test_a_storm_of_wake_up_signals_does_not_hang_the_watchdog(tmp_path: Path) -
             os.kill(watchdog, signal.SIGUSR1)
         assert launch.group_alive(pgid), "a wake-up alone (the kernel alive) must not end the server"
     finally:
-        kernel.kill()
-        kernel.wait()
-        kernel.stdout.close()
-    deadline = time.monotonic() + 10
-    while launch.group_alive(pgid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    alive = launch.group_alive(pgid)
-    if alive:
+        _kill(kernel)
+    gone = _gone_within(pgid, 10)
+    if not gone:
         launch.terminate_group(pgid, grace=1)
-    assert not alive, "the watchdog stopped working after the wake-up signals: the server outlived its kernel"
+    assert gone, "the watchdog stopped working after the wake-up signals: the server outlived its kernel"
